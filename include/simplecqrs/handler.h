@@ -1,0 +1,42 @@
+/* handler.h — the account handler: the write side.
+ *
+ * For each command it loads the aggregate (its cached state plus the events
+ * the store has after that version), asks the rules, and appends the new
+ * events with the version it read. When another writer got there first the
+ * append conflicts, and the handler re-reads and decides again, at most
+ * HANDLER_RETRIES times before answering ERR_CONFLICT. */
+#ifndef SIMPLECQRS_HANDLER_H
+#define SIMPLECQRS_HANDLER_H
+
+#include <stdint.h>
+#include "simplecqrs/error.h"
+#include "simplecqrs/store.h"
+
+#define HANDLER_RETRIES 5
+
+typedef struct handler handler;
+
+typedef struct handler_result {
+	uint64_t version;	/* the account's new version (deposit, withdraw) */
+	uint64_t position;	/* position of the last event appended */
+	int64_t balance;	/* on insufficient_funds or overflow: the balance
+				   the rule saw */
+	unsigned conflicts;	/* appends lost to another writer */
+} handler_result;
+
+/* The store is borrowed: it must outlive the handler. */
+handler *handler_new(store *s);
+void handler_free(handler *h);
+
+error_code handler_deposit(handler *h, const char *account, int64_t amount,
+			   handler_result *res);
+error_code handler_withdraw(handler *h, const char *account, int64_t amount,
+			    handler_result *res);
+/* Debits from and credits to in one append: both events or neither. */
+error_code handler_transfer(handler *h, const char *from, const char *to,
+			    int64_t amount, handler_result *res);
+
+/* The clock the handler stamps events with; tests may replace it. */
+extern int64_t (*handler_clock)(void);
+
+#endif

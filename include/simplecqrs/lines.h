@@ -1,0 +1,29 @@
+/* lines.h — reading lines from a file descriptor in large blocks.
+ *
+ * Memory stays bounded whatever the input: a line longer than
+ * PARSE_MAX_LINE is skipped to its newline without being kept, and reported
+ * as too long. The LF is not part of the line (a CR before it is, for the
+ * parser to drop, and does not count toward the limit); the last line may
+ * lack its newline. */
+#ifndef SIMPLECQRS_LINES_H
+#define SIMPLECQRS_LINES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct lines lines;
+
+typedef struct lines_line {
+	char *text;		/* inside the reader's buffer; valid until the
+				   next call; may be modified, text[len] too */
+	size_t len;
+	bool too_long;		/* text is empty: the line was skipped */
+} lines_line;
+
+/* The fd is borrowed, not closed. */
+lines *lines_new(int fd);
+void lines_free(lines *r);
+/* 1 and *line set, 0 at end of input, -1 on a read error (errno set). */
+int lines_next(lines *r, lines_line *line);
+
+#endif

@@ -1,0 +1,70 @@
+/* out.h — how results look: text for people, or one JSON object per line.
+ *
+ * Results are built in a buffer and written to stdout in large blocks;
+ * errors go to stderr (text) or stdout (JSON). Before anything is written to
+ * stderr, stdout is flushed, so the two keep their relative order. Escape
+ * codes and bars appear only when the options say the output is a terminal;
+ * control characters from the input are never echoed raw in text mode. */
+#ifndef SIMPLECQRS_OUT_H
+#define SIMPLECQRS_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "simplecqrs/error.h"
+#include "simplecqrs/handler.h"
+#include "simplecqrs/sheet.h"
+#include "simplecqrs/store.h"
+
+typedef struct out_opts {
+	bool json;		/* one JSON object per command on stdout */
+	bool echo;		/* text: print each command before its result */
+	bool quiet;		/* text: successful writes print nothing */
+	bool interactive;	/* errors carry no line number */
+	bool color_out;		/* escape codes allowed on stdout */
+	bool color_err;		/* … and on stderr */
+	bool utf8;		/* the terminal takes UTF-8 */
+	int width;		/* terminal columns; 0 when not a terminal */
+	int out_fd;
+	int err_fd;
+} out_opts;
+
+typedef struct out out;
+
+out *out_new(const out_opts *opts);
+/* Flushes, then frees. */
+void out_free(out *o);
+/* Writes what is buffered; false if stdout failed (errno says why). */
+bool out_flush(out *o);
+/* true once a write to stdout or stderr has failed. */
+bool out_failed(const out *o);
+
+void out_echo(out *o, const char *line, size_t len);
+/* One failed command. line 0 means none (interactive); cmd is the command's
+ * name as typed, lower-cased. */
+void out_error(out *o, unsigned long line, const char *cmd, error_code code,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+void out_deposit(out *o, const char *account, int64_t amount,
+		 const handler_result *res);
+void out_withdraw(out *o, const char *account, int64_t amount,
+		  const handler_result *res);
+void out_transfer(out *o, const char *from, const char *to, int64_t amount,
+		  const handler_result *res);
+/* cmd is "refresh" or "rebuild". */
+void out_refresh(out *o, const char *cmd, uint64_t applied, uint64_t position);
+void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
+		  uint64_t behind);
+void out_balance(out *o, const char *account, int64_t balance,
+		 uint64_t checkpoint, uint64_t behind);
+/* evs[i].stream is not read. */
+void out_history(out *o, const char *account, const store_event *evs, size_t n);
+void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
+		uint64_t checkpoint, uint64_t behind);
+void out_help(out *o, const char *text);
+
+/* Appends s to b for a terminal: printable text as is, anything else as \xNN. */
+struct buf;
+void out_put_safe(struct buf *b, const char *s, size_t n);
+
+#endif

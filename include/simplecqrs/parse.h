@@ -1,0 +1,45 @@
+/* parse.h — the line parser: one line of input in, a checked command or an
+ * error code out. Pure: it touches no store and prints nothing.
+ *
+ * It applies SPEC's input rules (tokens split on spaces and tabs, a trailing
+ * CR dropped, `#` at the start of a token comments out the rest, keywords
+ * case-insensitive) and checks a command in SPEC's order: argument count,
+ * each account id left to right, the amount, then same_account. The domain
+ * rules come later, in the handler. */
+#ifndef SIMPLECQRS_PARSE_H
+#define SIMPLECQRS_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "simplecqrs/error.h"
+
+#define PARSE_MAX_LINE 4096	/* bytes, not counting the line ending */
+#define PARSE_MAX_ID 64
+#define PARSE_MAX_ARGS 3
+
+struct cmd_entry;
+
+typedef struct parse_result {
+	const struct cmd_entry *cmd;	/* set once the name is known, even if an
+					   argument is then wrong; NULL for a
+					   blank line or an unknown command */
+	const char *name;	/* the first token lower-cased; "" if none */
+	int argc;		/* arguments after the name, all counted */
+	const char *argv[PARSE_MAX_ARGS];	/* the first ones, in the line */
+	const char *account[2];	/* the checked account ids, in order */
+	int64_t amount;		/* the checked amount, if the command has one */
+	int bad;		/* on an error: the argument at fault, or -1 */
+} parse_result;
+
+/* Parses line[0..len) in place: tokens are NUL-terminated inside the line
+ * and the first is lower-cased, so res points into it; line[len] must be
+ * writable. Returns ERR_OK with res->cmd NULL for a blank or comment line. */
+error_code parse_line(char *line, size_t len, parse_result *res);
+
+/* 1 to 64 characters from A-Z a-z 0-9 _ - . */
+bool parse_account(const char *s);
+/* [1-9][0-9]* up to INT64_MAX. */
+bool parse_amount(const char *s, int64_t *amount);
+
+#endif

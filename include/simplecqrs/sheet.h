@@ -1,0 +1,42 @@
+/* sheet.h — the balance sheet: the read side's projection.
+ *
+ * It holds a balance per account as of its checkpoint, a store position. It
+ * changes only by sheet_refresh (apply exactly the events after the
+ * checkpoint) or sheet_rebuild (start from nothing and replay the store),
+ * never by a command, so it lags the store until asked to catch up. */
+#ifndef SIMPLECQRS_SHEET_H
+#define SIMPLECQRS_SHEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "simplecqrs/error.h"
+#include "simplecqrs/store.h"
+
+typedef struct sheet sheet;
+
+typedef struct sheet_row {
+	const char *account;	/* owned by the sheet */
+	int64_t balance;
+} sheet_row;
+
+sheet *sheet_new(void);
+void sheet_free(sheet *sh);
+
+/* Applies the events after the checkpoint, moving it past each; *applied
+ * counts them. On failure the sheet stays consistent at the last event it
+ * applied. */
+error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied);
+/* Forgets everything and replays the whole store. On failure the sheet is
+ * as it was before. */
+error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied);
+
+uint64_t sheet_checkpoint(const sheet *sh);
+size_t sheet_count(const sheet *sh);
+/* false when the sheet has not seen the account. */
+bool sheet_balance(const sheet *sh, const char *account, int64_t *balance);
+/* All rows sorted by account id, bytewise. The caller frees the array (not
+ * the strings, which the sheet owns until it changes or is freed). */
+sheet_row *sheet_sorted(const sheet *sh, size_t *n);
+
+#endif

@@ -1,0 +1,76 @@
+/* store.h — the event store: an append-only log of account events.
+ *
+ * Every event has a global position (unique, increasing in commit order) and
+ * a version within its stream (1, 2, 3, … per account, no gaps). An append
+ * names the version it expects each stream to be at and is all-or-nothing:
+ * if any stream moved, nothing is written and ERR_CONFLICT comes back. The
+ * backends (memory, sqlite, postgresql) sit behind this one interface; the
+ * handler and the balance sheet never know which one they talk to. */
+#ifndef SIMPLECQRS_STORE_H
+#define SIMPLECQRS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "simplecqrs/error.h"
+
+typedef enum event_type {
+	EVENT_CREDITED = 1,	/* AccountCredited: money in */
+	EVENT_DEBITED = 2,	/* AccountDebited: money out */
+} event_type;
+
+/* The name JSON and history print, e.g. "AccountCredited". */
+const char *event_type_name(event_type type);
+
+typedef struct store_event {
+	uint64_t position;
+	uint64_t version;
+	const char *stream;	/* valid during the callback only */
+	event_type type;
+	int64_t amount;		/* always > 0; type says which way */
+	int64_t time_ms;	/* milliseconds since the Unix epoch, UTC */
+} store_event;
+
+/* One event to append, with the version its stream must be at now (0: the
+ * stream must not exist yet). */
+typedef struct store_new_event {
+	const char *stream;
+	uint64_t expected_version;
+	event_type type;
+	int64_t amount;
+} store_new_event;
+
+/* Called once per event read; a non-zero return stops the read and is
+ * returned by it. */
+typedef int (*store_event_fn)(void *ctx, const store_event *ev);
+
+typedef struct store store;
+
+/* Opens the store a URI names: "memory", "sqlite:PATH", "postgresql://…".
+ * On failure returns non-zero and writes one line for people into why. */
+int store_open(const char *uri, store **out, char *why, size_t why_len);
+void store_free(store *s);
+
+/* "memory", "sqlite" or "postgresql". */
+const char *store_kind(const store *s);
+/* The last failure's message, for ERR_STORAGE; owned by the store. */
+const char *store_errmsg(const store *s);
+
+/* Appends n events atomically, all stamped time_ms. On success *last_position
+ * is the position of the last one (the first is last - n + 1). */
+error_code store_append(store *s, const store_new_event *evs, size_t n,
+			int64_t time_ms, uint64_t *last_position);
+/* Calls fn for each event of a stream with version > after_version, in
+ * version order. A stream that does not exist has no events. */
+int store_read_stream(store *s, const char *stream, uint64_t after_version,
+		      store_event_fn fn, void *ctx);
+/* Calls fn for at most limit events with position > after, in position
+ * order. Callers loop until a call delivers fewer than limit. */
+int store_read_all(store *s, uint64_t after, size_t limit,
+		   store_event_fn fn, void *ctx);
+/* The last position (0 when empty). */
+error_code store_head(store *s, uint64_t *head);
+/* How many events have a position > after. */
+error_code store_count_after(store *s, uint64_t after, uint64_t *count);
+error_code store_stream_count(store *s, uint64_t *count);
+
+#endif

@@ -1,0 +1,107 @@
+/* buf.c — a growable byte buffer; grows by doubling, never shrinks. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/buf.h"
+#include "simplecqrs/xmalloc.h"
+
+void buf_free(buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void buf_reserve(buf *b, size_t extra)
+{
+	if (b->cap - b->len > extra)	/* keep one byte for buf_cstr */
+		return;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap - b->len <= extra) {
+		if (cap > SIZE_MAX / 2)
+			cap = SIZE_MAX;	/* xrealloc will fail cleanly */
+		else
+			cap *= 2;
+	}
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
+void buf_put(buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void buf_putc(buf *b, char c)
+{
+	buf_reserve(b, 1);
+	b->data[b->len++] = c;
+}
+
+void buf_puts(buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
+void buf_fill(buf *b, char c, size_t n)
+{
+	buf_reserve(b, n);
+	memset(b->data + b->len, c, n);
+	b->len += n;
+}
+
+size_t buf_fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+void buf_put_u64(buf *b, uint64_t v)
+{
+	buf_reserve(b, 20);
+	b->len += buf_fmt_u64(b->data + b->len, v);
+}
+
+void buf_put_i64(buf *b, int64_t v)
+{
+	if (v < 0) {
+		buf_putc(b, '-');
+		buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		buf_put_u64(b, (uint64_t)v);
+	}
+}
+
+void buf_printf(buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	buf_reserve(b, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+const char *buf_cstr(buf *b)
+{
+	buf_reserve(b, 1);
+	b->data[b->len] = '\0';
+	return b->data;
+}

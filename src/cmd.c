@@ -1,0 +1,383 @@
+/* cmd.c — the command table and each command's exec.
+ *
+ * cmd_run parses a line, reports a parse error, or calls the row's exec.
+ * Each exec is the picture in a few lines: the handler decides and the store
+ * keeps (writes), or the balance sheet answers (queries), then out shows. */
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/buf.h"
+#include "simplecqrs/cmd.h"
+#include "simplecqrs/xmalloc.h"
+
+/* ---- helpers every exec shares ---- */
+
+/* Events after the checkpoint; the storage error is reported by caller. */
+static error_code lag(cmd_ctx *ctx, uint64_t *behind)
+{
+	return store_count_after(ctx->store, sheet_checkpoint(ctx->sheet), behind);
+}
+
+static cmd_status storage_failed(cmd_ctx *ctx, const char *cmd)
+{
+	out_error(ctx->out, ctx->line, cmd, ERR_STORAGE, "storage failed: %s",
+		  store_errmsg(ctx->store));
+	return CMD_FATAL;
+}
+
+/* Reports a handler's refusal; the message says why in the account's terms. */
+static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
+			  const char *account, const char *to, int64_t amount,
+			  const handler_result *res)
+{
+	switch (rc) {
+	case ERR_UNKNOWN_ACCOUNT:
+		out_error(ctx->out, ctx->line, cmd, rc, "no account %s", account);
+		break;
+	case ERR_INSUFFICIENT_FUNDS:
+		out_error(ctx->out, ctx->line, cmd, rc,
+			  "%s has %lld, cannot withdraw %lld", account,
+			  (long long)res->balance, (long long)amount);
+		break;
+	case ERR_OVERFLOW:
+		out_error(ctx->out, ctx->line, cmd, rc,
+			  "%s has %lld; %lld more would pass 9223372036854775807",
+			  to, (long long)res->balance, (long long)amount);
+		break;
+	case ERR_SAME_ACCOUNT:
+		out_error(ctx->out, ctx->line, cmd, rc,
+			  "cannot transfer from %s to itself", account);
+		break;
+	case ERR_CONFLICT:
+		out_error(ctx->out, ctx->line, cmd, rc,
+			  "another writer changed %s %u times; nothing was done",
+			  account, res->conflicts);
+		break;
+	default:
+		return storage_failed(ctx, cmd);
+	}
+	return CMD_FAILED;
+}
+
+/* ---- writes: command → handler → store ---- */
+
+static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
+{
+	handler_result res;
+	error_code rc = handler_deposit(ctx->handler, p->account[0], p->amount, &res);
+	if (rc != ERR_OK)
+		return refused(ctx, "deposit", rc, p->account[0], p->account[0],
+			       p->amount, &res);
+	out_deposit(ctx->out, p->account[0], p->amount, &res);
+	return CMD_OK;
+}
+
+static cmd_status exec_withdraw(cmd_ctx *ctx, const parse_result *p)
+{
+	handler_result res;
+	error_code rc = handler_withdraw(ctx->handler, p->account[0], p->amount, &res);
+	if (rc != ERR_OK)
+		return refused(ctx, "withdraw", rc, p->account[0], NULL,
+			       p->amount, &res);
+	out_withdraw(ctx->out, p->account[0], p->amount, &res);
+	return CMD_OK;
+}
+
+static cmd_status exec_transfer(cmd_ctx *ctx, const parse_result *p)
+{
+	handler_result res;
+	error_code rc = handler_transfer(ctx->handler, p->account[0],
+					 p->account[1], p->amount, &res);
+	if (rc != ERR_OK)
+		return refused(ctx, "transfer", rc, p->account[0], p->account[1],
+			       p->amount, &res);
+	out_transfer(ctx->out, p->account[0], p->account[1], p->amount, &res);
+	return CMD_OK;
+}
+
+/* ---- the read side: command → balance sheet → output ---- */
+
+static cmd_status exec_refresh(cmd_ctx *ctx, const parse_result *p)
+{
+	uint64_t applied;
+	if (sheet_refresh(ctx->sheet, ctx->store, &applied) != ERR_OK)
+		return storage_failed(ctx, p->name);
+	out_refresh(ctx->out, "refresh", applied, sheet_checkpoint(ctx->sheet));
+	return CMD_OK;
+}
+
+static cmd_status exec_rebuild(cmd_ctx *ctx, const parse_result *p)
+{
+	uint64_t applied;
+	if (sheet_rebuild(ctx->sheet, ctx->store, &applied) != ERR_OK)
+		return storage_failed(ctx, p->name);
+	out_refresh(ctx->out, "rebuild", applied, sheet_checkpoint(ctx->sheet));
+	return CMD_OK;
+}
+
+static cmd_status exec_balances(cmd_ctx *ctx, const parse_result *p)
+{
+	uint64_t behind;
+	if (lag(ctx, &behind) != ERR_OK)
+		return storage_failed(ctx, p->name);
+	size_t n;
+	sheet_row *rows = sheet_sorted(ctx->sheet, &n);
+	out_balances(ctx->out, rows, n, sheet_checkpoint(ctx->sheet), behind);
+	free(rows);
+	return CMD_OK;
+}
+
+static cmd_status exec_balance(cmd_ctx *ctx, const parse_result *p)
+{
+	int64_t balance;
+	uint64_t behind;
+	if (!sheet_balance(ctx->sheet, p->account[0], &balance)) {
+		out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_ACCOUNT,
+			  "the balance sheet has no account %s%s", p->account[0],
+			  sheet_checkpoint(ctx->sheet) == 0 ? " (run 'refresh'?)" : "");
+		return CMD_FAILED;
+	}
+	if (lag(ctx, &behind) != ERR_OK)
+		return storage_failed(ctx, p->name);
+	out_balance(ctx->out, p->account[0], balance, sheet_checkpoint(ctx->sheet),
+		    behind);
+	return CMD_OK;
+}
+
+typedef struct event_list {
+	store_event *evs;
+	size_t n, cap;
+} event_list;
+
+static int collect(void *vctx, const store_event *ev)
+{
+	event_list *l = vctx;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->evs = xreallocarray(l->evs, l->cap, sizeof *l->evs);
+	}
+	l->evs[l->n] = *ev;
+	l->evs[l->n++].stream = NULL;	/* only valid in the callback */
+	return 0;
+}
+
+static cmd_status exec_history(cmd_ctx *ctx, const parse_result *p)
+{
+	event_list l = { 0 };
+	if (store_read_stream(ctx->store, p->account[0], 0, collect, &l)) {
+		free(l.evs);
+		return storage_failed(ctx, p->name);
+	}
+	if (l.n == 0) {
+		out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_ACCOUNT,
+			  "no account %s", p->account[0]);
+		return CMD_FAILED;
+	}
+	out_history(ctx->out, p->account[0], l.evs, l.n);
+	free(l.evs);
+	return CMD_OK;
+}
+
+static cmd_status exec_status(cmd_ctx *ctx, const parse_result *p)
+{
+	uint64_t head, streams, behind;
+	if (store_head(ctx->store, &head) || store_stream_count(ctx->store, &streams) ||
+	    lag(ctx, &behind))
+		return storage_failed(ctx, p->name);
+	out_status(ctx->out, store_kind(ctx->store), head, streams,
+		   sheet_checkpoint(ctx->sheet), behind);
+	return CMD_OK;
+}
+
+/* ---- the shell's own commands ---- */
+
+static cmd_status exec_help(cmd_ctx *ctx, const parse_result *p)
+{
+	buf text = { 0 };
+	if (p->argc == 0) {
+		for (size_t i = 0; i < cmd_table_len; i++)
+			buf_printf(&text, "%s%-28s %s", i ? "\n" : "",
+				   cmd_table[i].usage, cmd_table[i].summary);
+	} else {
+		char name[32];
+		size_t i = 0;
+		for (; p->argv[0][i] && i < sizeof name - 1; i++)
+			name[i] = (char)(p->argv[0][i] >= 'A' && p->argv[0][i] <= 'Z'
+					 ? p->argv[0][i] - 'A' + 'a' : p->argv[0][i]);
+		name[i] = '\0';
+		const cmd_entry *c = p->argv[0][i] ? NULL : cmd_find(name);
+		if (c == NULL) {
+			out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_COMMAND,
+				  "no command '%.80s' (type 'help' for the list)",
+				  p->argv[0]);
+			return CMD_FAILED;
+		}
+		buf_printf(&text, "usage: %s\n%s\nexample: %s", c->usage,
+			   c->summary, c->example);
+	}
+	out_help(ctx->out, buf_cstr(&text));
+	buf_free(&text);
+	return CMD_OK;
+}
+
+static cmd_status exec_quit(cmd_ctx *ctx, const parse_result *p)
+{
+	(void)ctx;
+	(void)p;
+	return CMD_QUIT;
+}
+
+const cmd_entry cmd_table[] = {
+	{ "deposit", 2, 2, "an", "deposit ACCOUNT AMOUNT",
+	  "credit AMOUNT to ACCOUNT; the first deposit opens it",
+	  "deposit XX1 1000", exec_deposit },
+	{ "withdraw", 2, 2, "an", "withdraw ACCOUNT AMOUNT",
+	  "debit AMOUNT from ACCOUNT, if it holds that much",
+	  "withdraw XX1 300", exec_withdraw },
+	{ "transfer", 3, 3, "aan", "transfer FROM TO AMOUNT",
+	  "move AMOUNT from FROM to TO: both events or neither",
+	  "transfer XX1 XX2 50", exec_transfer },
+	{ "refresh", 0, 0, "", "refresh",
+	  "bring the balance sheet up to date with the store",
+	  "refresh", exec_refresh },
+	{ "balances", 0, 0, "", "balances",
+	  "show the balance sheet as of its checkpoint, and its lag",
+	  "balances", exec_balances },
+	{ "balance", 1, 1, "a", "balance ACCOUNT",
+	  "show one account's balance from the balance sheet",
+	  "balance XX1", exec_balance },
+	{ "history", 1, 1, "a", "history ACCOUNT",
+	  "show ACCOUNT's events from the store, with the running balance",
+	  "history XX1", exec_history },
+	{ "status", 0, 0, "", "status",
+	  "show the store, its head, its streams and the sheet's lag",
+	  "status", exec_status },
+	{ "rebuild", 0, 0, "", "rebuild",
+	  "empty the balance sheet and replay every event into it",
+	  "rebuild", exec_rebuild },
+	{ "help", 0, 1, "c", "help [COMMAND]",
+	  "list the commands, or explain one",
+	  "help transfer", exec_help },
+	{ "quit", 0, 0, "", "quit",
+	  "leave the shell (so does exit, or Ctrl-D)",
+	  "quit", exec_quit },
+	{ "exit", 0, 0, "", "exit",
+	  "leave the shell (so does quit, or Ctrl-D)",
+	  "exit", exec_quit },
+};
+
+const size_t cmd_table_len = sizeof cmd_table / sizeof cmd_table[0];
+
+const cmd_entry *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < cmd_table_len; i++)
+		if (strcmp(cmd_table[i].name, name) == 0)
+			return &cmd_table[i];
+	return NULL;
+}
+
+/* Edit distance (insert, delete, substitute, swap neighbours), capped. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 32 || lb > 32)
+		return SIZE_MAX;
+	size_t d[33][33];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+const cmd_entry *cmd_suggest(const char *name)
+{
+	const cmd_entry *best = NULL;
+	size_t best_d = SIZE_MAX;
+	for (size_t i = 0; i < cmd_table_len; i++) {
+		size_t d = distance(name, cmd_table[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = &cmd_table[i];
+		}
+	}
+	/* near means at most a third of the word wrong, and at least 1 edit */
+	size_t len = strlen(name);
+	return best && best_d <= (len < 6 ? 1 : 2) ? best : NULL;
+}
+
+/* ---- running a line ---- */
+
+static cmd_status bad_input(cmd_ctx *ctx, error_code rc, const parse_result *p)
+{
+	const char *arg = p->bad >= 0 ? p->argv[p->bad] : "";
+	const cmd_entry *s;
+	switch (rc) {
+	case ERR_UNKNOWN_COMMAND:
+		if ((s = cmd_suggest(p->name)) != NULL)
+			out_error(ctx->out, ctx->line, p->name, rc,
+				  "unknown command '%.80s'; did you mean '%s'?",
+				  p->name, s->name);
+		else
+			out_error(ctx->out, ctx->line, p->name, rc,
+				  "unknown command '%.80s' (type 'help' for the list)",
+				  p->name);
+		break;
+	case ERR_USAGE:
+		out_error(ctx->out, ctx->line, p->name, rc, "usage: %s",
+			  p->cmd->usage);
+		break;
+	case ERR_INVALID_ACCOUNT:
+		out_error(ctx->out, ctx->line, p->name, rc,
+			  "invalid account id '%.80s%s': 1 to 64 of A-Z a-z 0-9 _ - .",
+			  arg, strlen(arg) > 80 ? "..." : "");
+		break;
+	case ERR_INVALID_AMOUNT:
+		out_error(ctx->out, ctx->line, p->name, rc,
+			  "invalid amount '%.80s%s': a whole number of minor units "
+			  "from 1 to 9223372036854775807, digits only",
+			  arg, strlen(arg) > 80 ? "..." : "");
+		break;
+	case ERR_SAME_ACCOUNT:
+		out_error(ctx->out, ctx->line, p->name, rc,
+			  "cannot transfer from %s to itself", p->account[0]);
+		break;
+	default:
+		return cmd_reject(ctx, rc);
+	}
+	return CMD_FAILED;
+}
+
+cmd_status cmd_reject(cmd_ctx *ctx, error_code code)
+{
+	if (code == ERR_LINE_TOO_LONG)
+		out_error(ctx->out, ctx->line, "", code,
+			  "line longer than %d bytes; ignored", PARSE_MAX_LINE);
+	else
+		out_error(ctx->out, ctx->line, "", code,
+			  "line holds a NUL byte; ignored");
+	return CMD_FAILED;
+}
+
+cmd_status cmd_run(cmd_ctx *ctx, char *line, size_t len)
+{
+	parse_result p;
+	error_code rc = parse_line(line, len, &p);
+	if (rc != ERR_OK)
+		return bad_input(ctx, rc, &p);
+	if (p.cmd == NULL)
+		return CMD_OK;	/* blank or comment */
+	return p.cmd->exec(ctx, &p);
+}

@@ -1,0 +1,165 @@
+/* handler.c — the account handler: load, decide, append, retry on conflict.
+ *
+ * It keeps each account's last known state with its version, so loading one
+ * reads only the events the store has after that version: a command costs
+ * the same whatever the length of the account's history. The cache is only
+ * ever a prefix of the stream, so it can be behind but never wrong. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "simplecqrs/account.h"
+#include "simplecqrs/handler.h"
+#include "simplecqrs/idmap.h"
+#include "simplecqrs/xmalloc.h"
+
+struct handler {
+	store *store;
+	idmap *ids;
+	account_state *states;	/* by interned id */
+	uint32_t cap;
+};
+
+static int64_t wall_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t (*handler_clock)(void) = wall_clock;
+
+handler *handler_new(store *s)
+{
+	handler *h = xcalloc(1, sizeof *h);
+	h->store = s;
+	h->ids = idmap_new();
+	return h;
+}
+
+void handler_free(handler *h)
+{
+	if (h == NULL)
+		return;
+	idmap_free(h->ids);
+	free(h->states);
+	free(h);
+}
+
+typedef struct fold {
+	account_state st;
+	error_code err;
+} fold;
+
+static int fold_event(void *ctx, const store_event *ev)
+{
+	fold *f = ctx;
+	if (ev->version != f->st.version + 1) {
+		f->err = ERR_STORAGE;	/* a gap in the stream */
+		return 1;
+	}
+	f->err = account_apply(&f->st, ev->type, ev->amount);
+	return f->err != ERR_OK;
+}
+
+/* Caches st as the account's latest known state. */
+static void remember(handler *h, const char *account, const account_state *st)
+{
+	uint32_t idx = idmap_intern(h->ids, account, strlen(account), NULL);
+	if (idx >= h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 64;
+		h->states = xreallocarray(h->states, h->cap, sizeof *h->states);
+	}
+	h->states[idx] = *st;
+}
+
+/* The account's state now: the cached one plus the events after it. */
+static error_code load(handler *h, const char *account, account_state *st)
+{
+	uint32_t idx = idmap_find(h->ids, account, strlen(account));
+	fold f = { .st = { 0, 0 }, .err = ERR_OK };
+	if (idx != IDMAP_NONE)
+		f.st = h->states[idx];
+	uint64_t cached = f.st.version;
+	if (store_read_stream(h->store, account, cached, fold_event, &f))
+		return f.err != ERR_OK ? f.err : ERR_STORAGE;
+	if (f.st.version != cached)	/* an account with no stream is not kept */
+		remember(h, account, &f.st);
+	*st = f.st;
+	return ERR_OK;
+}
+
+/* Appends evs; on success folds them into the cache too. */
+static error_code append(handler *h, const store_new_event *evs,
+			 account_state *states, size_t n, handler_result *res)
+{
+	error_code rc = store_append(h->store, evs, n, handler_clock(),
+				     &res->position);
+	if (rc != ERR_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (account_apply(&states[i], evs[i].type, evs[i].amount))
+			return ERR_STORAGE;
+		remember(h, evs[i].stream, &states[i]);
+	}
+	res->version = states[n - 1].version;
+	return ERR_OK;
+}
+
+/* The load-decide-append loop every command shares: one debit and/or one
+ * credit, retried while another writer wins the append. */
+static error_code execute(handler *h, const char *from, const char *to,
+			  int64_t amount, handler_result *res)
+{
+	memset(res, 0, sizeof *res);
+	for (unsigned attempt = 0;; attempt++) {
+		store_new_event evs[2];
+		account_state states[2];
+		size_t n = 0;
+		error_code rc;
+		if (from) {
+			if ((rc = load(h, from, &states[n])))
+				return rc;
+			res->balance = states[n].balance;
+			if ((rc = account_can_withdraw(&states[n], amount)))
+				return rc;
+			evs[n++] = (store_new_event){ from, states[0].version,
+						      EVENT_DEBITED, amount };
+		}
+		if (to) {
+			if ((rc = load(h, to, &states[n])))
+				return rc;
+			res->balance = states[n].balance;
+			if ((rc = account_can_deposit(&states[n], amount)))
+				return rc;
+			evs[n] = (store_new_event){ to, states[n].version,
+						    EVENT_CREDITED, amount };
+			n++;
+		}
+		rc = append(h, evs, states, n, res);
+		if (rc != ERR_CONFLICT)
+			return rc;
+		res->conflicts++;
+		if (attempt == HANDLER_RETRIES)
+			return ERR_CONFLICT;
+	}
+}
+
+error_code handler_deposit(handler *h, const char *account, int64_t amount,
+			   handler_result *res)
+{
+	return execute(h, NULL, account, amount, res);
+}
+
+error_code handler_withdraw(handler *h, const char *account, int64_t amount,
+			    handler_result *res)
+{
+	return execute(h, account, NULL, amount, res);
+}
+
+error_code handler_transfer(handler *h, const char *from, const char *to,
+			    int64_t amount, handler_result *res)
+{
+	if (strcmp(from, to) == 0)
+		return ERR_SAME_ACCOUNT;
+	return execute(h, from, to, amount, res);
+}

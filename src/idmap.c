@@ -1,0 +1,159 @@
+/* idmap.c — interning of ids to dense indexes.
+ *
+ * slots[] holds index + 1 (0 = empty) and is at most 3/4 full; hashes[] keeps
+ * each key's hash so growing never rehashes a string. Keys live in arena
+ * chunks that are never reallocated, so their addresses are stable. */
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/idmap.h"
+#include "simplecqrs/xmalloc.h"
+
+#define CHUNK_SIZE (64 * 1024)
+
+typedef struct chunk {
+	struct chunk *next;
+	size_t used;
+	char data[];
+} chunk;
+
+struct idmap {
+	uint32_t *slots;
+	size_t mask;		/* table size - 1 */
+	char **keys;		/* by index */
+	uint64_t *hashes;	/* by index */
+	uint32_t count;
+	uint32_t cap;		/* of keys and hashes */
+	chunk *arena;
+	size_t arena_bytes;
+};
+
+static uint64_t hash(const char *key, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, then a final mix */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)key[i];
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+idmap *idmap_new(void)
+{
+	idmap *m = xcalloc(1, sizeof *m);
+	m->mask = 15;
+	m->slots = xcalloc(m->mask + 1, sizeof *m->slots);
+	return m;
+}
+
+void idmap_free(idmap *m)
+{
+	if (m == NULL)
+		return;
+	for (chunk *c = m->arena, *next; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(m->slots);
+	free(m->keys);
+	free(m->hashes);
+	free(m);
+}
+
+static char *arena_copy(idmap *m, const char *key, size_t len)
+{
+	size_t need = len + 1;
+	if (m->arena == NULL || CHUNK_SIZE - m->arena->used < need) {
+		size_t size = need > CHUNK_SIZE ? need : CHUNK_SIZE;
+		chunk *c = xmalloc(sizeof *c + size);
+		c->next = m->arena;
+		c->used = 0;
+		m->arena = c;
+		m->arena_bytes += sizeof *c + size;
+	}
+	char *p = m->arena->data + m->arena->used;
+	memcpy(p, key, len);
+	p[len] = '\0';
+	m->arena->used += need;
+	return p;
+}
+
+static size_t probe(const idmap *m, uint64_t h, const char *key, size_t len)
+{
+	size_t i = (size_t)h & m->mask;
+	for (;;) {
+		uint32_t s = m->slots[i];
+		if (s == 0)
+			return i;
+		const char *k = m->keys[s - 1];
+		if (m->hashes[s - 1] == h && memcmp(k, key, len) == 0 &&
+		    k[len] == '\0')
+			return i;
+		i = (i + 1) & m->mask;
+	}
+}
+
+static void grow(idmap *m)
+{
+	size_t size = (m->mask + 1) * 2;
+	uint32_t *slots = xcalloc(size, sizeof *slots);
+	for (uint32_t idx = 0; idx < m->count; idx++) {
+		size_t i = (size_t)m->hashes[idx] & (size - 1);
+		while (slots[i])
+			i = (i + 1) & (size - 1);
+		slots[i] = idx + 1;
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->mask = size - 1;
+}
+
+uint32_t idmap_find(const idmap *m, const char *key, size_t len)
+{
+	uint32_t s = m->slots[probe(m, hash(key, len), key, len)];
+	return s ? s - 1 : IDMAP_NONE;
+}
+
+uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added)
+{
+	uint64_t h = hash(key, len);
+	size_t i = probe(m, h, key, len);
+	if (m->slots[i]) {
+		if (added)
+			*added = false;
+		return m->slots[i] - 1;
+	}
+	if (m->count == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->keys = xreallocarray(m->keys, m->cap, sizeof *m->keys);
+		m->hashes = xreallocarray(m->hashes, m->cap, sizeof *m->hashes);
+	}
+	uint32_t idx = m->count++;
+	m->keys[idx] = arena_copy(m, key, len);
+	m->hashes[idx] = h;
+	m->slots[i] = idx + 1;
+	if ((size_t)m->count * 4 > (m->mask + 1) * 3)
+		grow(m);
+	if (added)
+		*added = true;
+	return idx;
+}
+
+const char *idmap_key(const idmap *m, uint32_t index)
+{
+	return index < m->count ? m->keys[index] : NULL;
+}
+
+uint32_t idmap_count(const idmap *m)
+{
+	return m->count;
+}
+
+size_t idmap_bytes(const idmap *m)
+{
+	return sizeof *m + (m->mask + 1) * sizeof *m->slots +
+	       (size_t)m->cap * (sizeof *m->keys + sizeof *m->hashes) +
+	       m->arena_bytes;
+}

@@ -1,0 +1,533 @@
+/* out.c — rendering results as text for people or as JSON lines.
+ *
+ * stdout is a buffer written in 64 KiB blocks and at out_flush(); stderr is
+ * written a line at a time, after flushing stdout, so results and errors
+ * keep their order when both go to one place. Text mode never echoes a
+ * control character from the input raw. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "simplecqrs/buf.h"
+#include "simplecqrs/json.h"
+#include "simplecqrs/out.h"
+#include "simplecqrs/xmalloc.h"
+
+#define FLUSH_AT (64 * 1024)
+
+#define RED "\033[31m"
+#define YELLOW "\033[33m"
+#define BOLD "\033[1m"
+#define RESET "\033[0m"
+
+struct out {
+	out_opts opts;
+	buf b;			/* pending stdout */
+	bool failed;
+};
+
+out *out_new(const out_opts *opts)
+{
+	out *o = xcalloc(1, sizeof *o);
+	o->opts = *opts;
+	return o;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+bool out_flush(out *o)
+{
+	if (o->b.len == 0)
+		return !o->failed;
+	if (!o->failed && !write_all(o->opts.out_fd, o->b.data, o->b.len))
+		o->failed = true;
+	o->b.len = 0;
+	return !o->failed;
+}
+
+bool out_failed(const out *o)
+{
+	return o->failed;
+}
+
+void out_free(out *o)
+{
+	if (o == NULL)
+		return;
+	out_flush(o);
+	buf_free(&o->b);
+	free(o);
+}
+
+/* Ends a result line: the buffer goes out when it is large. */
+static void end_line(out *o)
+{
+	buf_putc(&o->b, '\n');
+	if (o->b.len >= FLUSH_AT)
+		out_flush(o);
+}
+
+void out_put_safe(buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') {
+			buf_putc(b, (char)u[i++]);
+			continue;
+		}
+		size_t len = u[i] >= 0x80 ? json_utf8_len(u + i, n - i) : 0;
+		if (len > 0) {
+			buf_put(b, u + i, len);
+			i += len;
+		} else if (u[i] == '\\') {
+			buf_puts(b, "\\\\");
+			i++;
+		} else {
+			char esc[4] = { '\\', 'x', hex[u[i] >> 4], hex[u[i] & 15] };
+			buf_put(b, esc, 4);
+			i++;
+		}
+	}
+}
+
+static void color(out *o, bool on, const char *code)
+{
+	if (on)
+		buf_puts(&o->b, code);
+}
+
+/* ---- JSON pieces ---- */
+
+static void json_begin(out *o, bool ok, const char *cmd)
+{
+	buf_puts(&o->b, ok ? "{\"ok\":true,\"cmd\":" : "{\"ok\":false,\"cmd\":");
+	json_put_cstring(&o->b, cmd);
+}
+
+static void json_key(out *o, const char *key)
+{
+	buf_putc(&o->b, ',');
+	buf_putc(&o->b, '"');
+	buf_puts(&o->b, key);
+	buf_puts(&o->b, "\":");
+}
+
+static void json_u64(out *o, const char *key, uint64_t v)
+{
+	json_key(o, key);
+	buf_put_u64(&o->b, v);
+}
+
+static void json_i64(out *o, const char *key, int64_t v)
+{
+	json_key(o, key);
+	buf_put_i64(&o->b, v);
+}
+
+static void json_str(out *o, const char *key, const char *v)
+{
+	json_key(o, key);
+	json_put_cstring(&o->b, v);
+}
+
+static void json_end(out *o)
+{
+	buf_putc(&o->b, '}');
+	end_line(o);
+}
+
+/* ---- errors and echo ---- */
+
+void out_echo(out *o, const char *line, size_t len)
+{
+	if (o->opts.json)
+		return;
+	out_put_safe(&o->b, line, len);
+	end_line(o);
+}
+
+void out_error(out *o, unsigned long line, const char *cmd, error_code code,
+	       const char *fmt, ...)
+{
+	buf msg = { 0 };
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > 0) {
+		buf_reserve(&msg, (size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(msg.data, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		msg.len = (size_t)n;
+	}
+	if (o->opts.json) {
+		json_begin(o, false, cmd);
+		if (line > 0)
+			json_u64(o, "line", line);
+		json_str(o, "error", error_name(code));
+		json_key(o, "message");
+		json_put_string(&o->b, msg.data ? msg.data : "", msg.len);
+		json_end(o);
+	} else {
+		out_flush(o);
+		buf e = { 0 };
+		bool c = o->opts.color_err;
+		if (c)
+			buf_puts(&e, BOLD RED);
+		buf_puts(&e, "error:");
+		if (c)
+			buf_puts(&e, RESET);
+		if (line > 0 && !o->opts.interactive) {
+			buf_putc(&e, ' ');
+			buf_put_u64(&e, line);
+			buf_putc(&e, ':');
+		}
+		buf_putc(&e, ' ');
+		out_put_safe(&e, msg.data ? msg.data : "", msg.len);
+		buf_putc(&e, '\n');
+		if (!write_all(o->opts.err_fd, e.data, e.len))
+			o->failed = true;
+		buf_free(&e);
+	}
+	buf_free(&msg);
+}
+
+/* ---- writes ---- */
+
+void out_deposit(out *o, const char *account, int64_t amount,
+		 const handler_result *res)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "deposit");
+		json_str(o, "account", account);
+		json_i64(o, "amount", amount);
+		json_u64(o, "version", res->version);
+		json_u64(o, "position", res->position);
+		json_end(o);
+	} else if (!o->opts.quiet) {
+		buf_puts(&o->b, "deposited ");
+		buf_put_i64(&o->b, amount);
+		buf_puts(&o->b, " into ");
+		buf_puts(&o->b, account);
+		buf_puts(&o->b, " (version ");
+		buf_put_u64(&o->b, res->version);
+		buf_puts(&o->b, ", position ");
+		buf_put_u64(&o->b, res->position);
+		buf_putc(&o->b, ')');
+		end_line(o);
+	}
+}
+
+void out_withdraw(out *o, const char *account, int64_t amount,
+		  const handler_result *res)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "withdraw");
+		json_str(o, "account", account);
+		json_i64(o, "amount", amount);
+		json_u64(o, "version", res->version);
+		json_u64(o, "position", res->position);
+		json_end(o);
+	} else if (!o->opts.quiet) {
+		buf_puts(&o->b, "withdrew ");
+		buf_put_i64(&o->b, amount);
+		buf_puts(&o->b, " from ");
+		buf_puts(&o->b, account);
+		buf_puts(&o->b, " (version ");
+		buf_put_u64(&o->b, res->version);
+		buf_puts(&o->b, ", position ");
+		buf_put_u64(&o->b, res->position);
+		buf_putc(&o->b, ')');
+		end_line(o);
+	}
+}
+
+void out_transfer(out *o, const char *from, const char *to, int64_t amount,
+		  const handler_result *res)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "transfer");
+		json_str(o, "from", from);
+		json_str(o, "to", to);
+		json_i64(o, "amount", amount);
+		json_u64(o, "position", res->position);
+		json_end(o);
+	} else if (!o->opts.quiet) {
+		buf_puts(&o->b, "transferred ");
+		buf_put_i64(&o->b, amount);
+		buf_puts(&o->b, " from ");
+		buf_puts(&o->b, from);
+		buf_puts(&o->b, " to ");
+		buf_puts(&o->b, to);
+		buf_puts(&o->b, " (positions ");
+		buf_put_u64(&o->b, res->position - 1);
+		buf_puts(&o->b, "-");
+		buf_put_u64(&o->b, res->position);
+		buf_putc(&o->b, ')');
+		end_line(o);
+	}
+}
+
+/* ---- queries ---- */
+
+void out_refresh(out *o, const char *cmd, uint64_t applied, uint64_t position)
+{
+	if (o->opts.json) {
+		json_begin(o, true, cmd);
+		json_u64(o, "applied", applied);
+		json_u64(o, "position", position);
+		json_end(o);
+		return;
+	}
+	buf_puts(&o->b, strcmp(cmd, "rebuild") == 0 ? "rebuilt: " : "refreshed: ");
+	buf_put_u64(&o->b, applied);
+	buf_puts(&o->b, applied == 1 ? " event applied" : " events applied");
+	buf_puts(&o->b, ", checkpoint ");
+	buf_put_u64(&o->b, position);
+	end_line(o);
+}
+
+/* "checkpoint 3, up to date" or "checkpoint 3, 2 events behind: …" */
+static void put_lag(out *o, uint64_t checkpoint, uint64_t behind, bool hint)
+{
+	buf_puts(&o->b, "checkpoint ");
+	buf_put_u64(&o->b, checkpoint);
+	if (behind == 0) {
+		buf_puts(&o->b, ", up to date");
+		return;
+	}
+	buf_puts(&o->b, ", ");
+	color(o, o->opts.color_out, YELLOW);
+	buf_put_u64(&o->b, behind);
+	buf_puts(&o->b, behind == 1 ? " event behind" : " events behind");
+	if (hint)
+		buf_puts(&o->b, " (run 'refresh' to catch up)");
+	color(o, o->opts.color_out, RESET);
+}
+
+static size_t digits_i64(int64_t v)
+{
+	char tmp[24];
+	return buf_fmt_u64(tmp, (uint64_t)v);	/* balances are never negative */
+}
+
+void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
+		  uint64_t behind)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "balances");
+		json_u64(o, "position", checkpoint);
+		json_u64(o, "behind", behind);
+		json_key(o, "balances");
+		buf_putc(&o->b, '[');
+		for (size_t i = 0; i < n; i++) {
+			buf_puts(&o->b, i ? ",{\"account\":" : "{\"account\":");
+			json_put_cstring(&o->b, rows[i].account);
+			buf_puts(&o->b, ",\"balance\":");
+			buf_put_i64(&o->b, rows[i].balance);
+			buf_putc(&o->b, '}');
+			if (o->b.len >= FLUSH_AT)
+				out_flush(o);
+		}
+		buf_putc(&o->b, ']');
+		json_end(o);
+		return;
+	}
+	size_t wa = strlen("account"), wb = strlen("balance");
+	for (size_t i = 0; i < n; i++) {
+		size_t la = strlen(rows[i].account), lb = digits_i64(rows[i].balance);
+		if (la > wa)
+			wa = la;
+		if (lb > wb)
+			wb = lb;
+	}
+	if (n == 0) {
+		buf_puts(&o->b, "no accounts");
+		end_line(o);
+	} else {
+		buf_puts(&o->b, "account");
+		buf_fill(&o->b, ' ', wa - strlen("account") + 2 + wb - strlen("balance"));
+		buf_puts(&o->b, "balance");
+		end_line(o);
+		buf_fill(&o->b, '-', wa);
+		buf_puts(&o->b, "  ");
+		buf_fill(&o->b, '-', wb);
+		end_line(o);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t la = strlen(rows[i].account);
+		buf_put(&o->b, rows[i].account, la);
+		buf_fill(&o->b, ' ', wa - la + 2 + wb - digits_i64(rows[i].balance));
+		buf_put_i64(&o->b, rows[i].balance);
+		end_line(o);
+	}
+	put_lag(o, checkpoint, behind, true);
+	end_line(o);
+}
+
+void out_balance(out *o, const char *account, int64_t balance,
+		 uint64_t checkpoint, uint64_t behind)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "balance");
+		json_str(o, "account", account);
+		json_i64(o, "balance", balance);
+		json_u64(o, "position", checkpoint);
+		json_end(o);
+		return;
+	}
+	buf_puts(&o->b, account);
+	buf_puts(&o->b, ": ");
+	buf_put_i64(&o->b, balance);
+	buf_puts(&o->b, " (");
+	put_lag(o, checkpoint, behind, false);
+	buf_putc(&o->b, ')');
+	end_line(o);
+}
+
+/* 2026-11-27T21:03:04.123Z */
+static void put_time(buf *b, int64_t ms)
+{
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		frac += 1000;
+		secs--;
+	}
+	struct tm tm;
+	char tmp[64];
+	if (gmtime_r(&secs, &tm) == NULL) {
+		buf_puts(b, "?");
+		return;
+	}
+	size_t n = strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+	buf_put(b, tmp, n);
+	buf_printf(b, ".%03dZ", frac);
+}
+
+/* Right-aligns v in a column of width w. */
+static void put_col_u64(buf *b, uint64_t v, size_t w)
+{
+	char tmp[24];
+	size_t n = buf_fmt_u64(tmp, v);
+	if (n < w)
+		buf_fill(b, ' ', w - n);
+	buf_put(b, tmp, n);
+}
+
+void out_history(out *o, const char *account, const store_event *evs, size_t n)
+{
+	int64_t balance = 0;
+	if (o->opts.json) {
+		json_begin(o, true, "history");
+		json_str(o, "account", account);
+		json_key(o, "events");
+		buf_putc(&o->b, '[');
+		for (size_t i = 0; i < n; i++) {
+			const store_event *e = &evs[i];
+			balance += e->type == EVENT_DEBITED ? -e->amount : e->amount;
+			buf_puts(&o->b, i ? ",{\"version\":" : "{\"version\":");
+			buf_put_u64(&o->b, e->version);
+			json_u64(o, "position", e->position);
+			json_str(o, "type", event_type_name(e->type));
+			json_i64(o, "amount", e->amount);
+			json_i64(o, "balance", balance);
+			json_key(o, "time");
+			buf_putc(&o->b, '"');
+			put_time(&o->b, e->time_ms);
+			buf_puts(&o->b, "\"}");
+			if (o->b.len >= FLUSH_AT)
+				out_flush(o);
+		}
+		buf_putc(&o->b, ']');
+		json_end(o);
+		return;
+	}
+	/* widths: version, position, amount and balance columns */
+	size_t wv = 7, wp = 8, wm = 6, wb = 7;
+	for (size_t i = 0; i < n; i++) {
+		char tmp[24];
+		size_t l;
+		balance += evs[i].type == EVENT_DEBITED ? -evs[i].amount : evs[i].amount;
+		if ((l = buf_fmt_u64(tmp, evs[i].version)) > wv) wv = l;
+		if ((l = buf_fmt_u64(tmp, evs[i].position)) > wp) wp = l;
+		if ((l = buf_fmt_u64(tmp, (uint64_t)evs[i].amount)) > wm) wm = l;
+		if ((l = buf_fmt_u64(tmp, (uint64_t)balance)) > wb) wb = l;
+	}
+	buf_printf(&o->b, "%*s  %*s  %-15s  %*s  %*s  time", (int)wv, "version",
+		   (int)wp, "position", "type", (int)wm, "amount", (int)wb,
+		   "balance");
+	end_line(o);
+	balance = 0;
+	for (size_t i = 0; i < n; i++) {
+		const store_event *e = &evs[i];
+		balance += e->type == EVENT_DEBITED ? -e->amount : e->amount;
+		put_col_u64(&o->b, e->version, wv);
+		buf_puts(&o->b, "  ");
+		put_col_u64(&o->b, e->position, wp);
+		buf_puts(&o->b, "  ");
+		buf_puts(&o->b, e->type == EVENT_DEBITED ? "AccountDebited " : "AccountCredited");
+		buf_puts(&o->b, "  ");
+		put_col_u64(&o->b, (uint64_t)e->amount, wm);
+		buf_puts(&o->b, "  ");
+		put_col_u64(&o->b, (uint64_t)balance, wb);
+		buf_puts(&o->b, "  ");
+		put_time(&o->b, e->time_ms);
+		end_line(o);
+	}
+	(void)account;
+}
+
+void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
+		uint64_t checkpoint, uint64_t behind)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "status");
+		json_str(o, "store", kind);
+		json_u64(o, "head", head);
+		json_u64(o, "streams", streams);
+		json_u64(o, "checkpoint", checkpoint);
+		json_u64(o, "behind", behind);
+		json_end(o);
+		return;
+	}
+	buf_printf(&o->b, "store       %s\n", kind);
+	buf_printf(&o->b, "head        %llu\n", (unsigned long long)head);
+	buf_printf(&o->b, "streams     %llu\n", (unsigned long long)streams);
+	buf_printf(&o->b, "checkpoint  %llu\n", (unsigned long long)checkpoint);
+	buf_puts(&o->b, "behind      ");
+	color(o, o->opts.color_out && behind > 0, YELLOW);
+	buf_put_u64(&o->b, behind);
+	color(o, o->opts.color_out && behind > 0, RESET);
+	end_line(o);
+}
+
+void out_help(out *o, const char *text)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "help");
+		json_str(o, "text", text);
+		json_end(o);
+		return;
+	}
+	buf_puts(&o->b, text);
+	end_line(o);
+}

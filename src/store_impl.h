@@ -1,0 +1,32 @@
+/* store_impl.h — what a store backend implements (private to src/).
+ *
+ * A backend embeds `struct store` as its first member and fills a const
+ * store_ops; store.c forwards each public call through it, the way SQLite's
+ * VFS or redis's dictType work. */
+#ifndef SIMPLECQRS_STORE_IMPL_H
+#define SIMPLECQRS_STORE_IMPL_H
+
+#include "simplecqrs/store.h"
+
+typedef struct store_ops {
+	const char *kind;
+	void (*free)(store *s);
+	error_code (*append)(store *s, const store_new_event *evs, size_t n,
+			     int64_t time_ms, uint64_t *last_position);
+	int (*read_stream)(store *s, const char *stream, uint64_t after_version,
+			   store_event_fn fn, void *ctx);
+	int (*read_all)(store *s, uint64_t after, size_t limit,
+			store_event_fn fn, void *ctx);
+	error_code (*head)(store *s, uint64_t *head);
+	error_code (*count_after)(store *s, uint64_t after, uint64_t *count);
+	error_code (*stream_count)(store *s, uint64_t *count);
+} store_ops;
+
+struct store {
+	const store_ops *ops;
+	char errmsg[256];	/* the last ERR_STORAGE's reason */
+};
+
+store *store_memory_open(void);
+
+#endif

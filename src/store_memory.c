@@ -1,0 +1,204 @@
+/* store_memory.c — the memory store: everything in the process, gone at exit.
+ *
+ * Events are packed 32-byte records in fixed blocks (appending never moves
+ * or copies old ones); position p is record p - 1, so positions are gapless
+ * by construction. Each record links to the previous event of its stream,
+ * so reading a stream after version v walks only the events after v and
+ * never scans unrelated ones. Stream ids are interned once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/idmap.h"
+#include "simplecqrs/xmalloc.h"
+#include "store_impl.h"
+
+#define BLOCK_BITS 16
+#define BLOCK_LEN ((size_t)1 << BLOCK_BITS)
+
+typedef struct mem_event {
+	int64_t amount;		/* > 0 credited, < 0 debited */
+	int64_t time_ms;
+	uint64_t prev;		/* position of the stream's previous event */
+	uint32_t stream;	/* interned id */
+	uint32_t version;
+} mem_event;
+
+typedef struct mem_store {
+	struct store base;
+	mem_event **blocks;
+	size_t nblocks;
+	uint64_t head;		/* last position = number of events */
+	idmap *ids;
+	uint64_t *last;		/* by stream: position of its last event */
+	uint32_t *version;	/* by stream */
+	uint32_t cap;		/* of last and version */
+} mem_store;
+
+static mem_event *at(mem_store *m, uint64_t position)
+{
+	uint64_t i = position - 1;
+	return &m->blocks[i >> BLOCK_BITS][i & (BLOCK_LEN - 1)];
+}
+
+static void to_event(mem_store *m, uint64_t position, store_event *ev)
+{
+	const mem_event *e = at(m, position);
+	ev->position = position;
+	ev->version = e->version;
+	ev->stream = idmap_key(m->ids, e->stream);
+	ev->type = e->amount < 0 ? EVENT_DEBITED : EVENT_CREDITED;
+	/* amounts are at least 1, so -amount never overflows here */
+	ev->amount = e->amount < 0 ? -e->amount : e->amount;
+	ev->time_ms = e->time_ms;
+}
+
+static uint32_t current_version(mem_store *m, const char *stream)
+{
+	uint32_t idx = idmap_find(m->ids, stream, strlen(stream));
+	return idx == IDMAP_NONE ? 0 : m->version[idx];
+}
+
+static error_code mem_append(store *s, const store_new_event *evs, size_t n,
+			     int64_t time_ms, uint64_t *last_position)
+{
+	mem_store *m = (mem_store *)s;
+	/* Check every expectation before changing anything: all or nothing.
+	 * An earlier event of this append to the same stream counts. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = current_version(m, evs[i].stream);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(evs[j].stream, evs[i].stream) == 0)
+				v++;
+		if (v != evs[i].expected_version)
+			return ERR_CONFLICT;
+		if (v >= UINT32_MAX || evs[i].amount <= 0) {
+			snprintf(s->errmsg, sizeof s->errmsg,
+				 "memory store: event out of range");
+			return ERR_STORAGE;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool added;
+		uint32_t idx = idmap_intern(m->ids, evs[i].stream,
+					    strlen(evs[i].stream), &added);
+		if (idx >= m->cap) {
+			m->cap = m->cap ? m->cap * 2 : 64;
+			m->last = xreallocarray(m->last, m->cap, sizeof *m->last);
+			m->version = xreallocarray(m->version, m->cap,
+						   sizeof *m->version);
+		}
+		if (added) {
+			m->last[idx] = 0;
+			m->version[idx] = 0;
+		}
+		if ((m->head >> BLOCK_BITS) == m->nblocks) {
+			m->blocks = xreallocarray(m->blocks, m->nblocks + 1,
+						  sizeof *m->blocks);
+			m->blocks[m->nblocks++] =
+				xmalloc(BLOCK_LEN * sizeof(mem_event));
+		}
+		uint64_t pos = ++m->head;
+		mem_event *e = at(m, pos);
+		e->amount = evs[i].type == EVENT_DEBITED ? -evs[i].amount
+							 : evs[i].amount;
+		e->time_ms = time_ms;
+		e->prev = m->last[idx];
+		e->stream = idx;
+		e->version = ++m->version[idx];
+		m->last[idx] = pos;
+	}
+	*last_position = m->head;
+	return ERR_OK;
+}
+
+static int mem_read_stream(store *s, const char *stream, uint64_t after_version,
+			   store_event_fn fn, void *ctx)
+{
+	mem_store *m = (mem_store *)s;
+	uint32_t idx = idmap_find(m->ids, stream, strlen(stream));
+	if (idx == IDMAP_NONE || m->version[idx] <= after_version)
+		return 0;
+	/* Walk back from the last event to the first one wanted, then deliver
+	 * them oldest first. */
+	size_t n = m->version[idx] - after_version;
+	uint64_t small[16];
+	uint64_t *pos = n <= 16 ? small : xreallocarray(NULL, n, sizeof *pos);
+	uint64_t p = m->last[idx];
+	for (size_t i = n; i-- > 0;) {
+		pos[i] = p;
+		p = at(m, p)->prev;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		store_event ev;
+		to_event(m, pos[i], &ev);
+		rc = fn(ctx, &ev);
+	}
+	if (pos != small)
+		free(pos);
+	return rc;
+}
+
+static int mem_read_all(store *s, uint64_t after, size_t limit,
+			store_event_fn fn, void *ctx)
+{
+	mem_store *m = (mem_store *)s;
+	for (uint64_t p = after + 1; p <= m->head && limit > 0; p++, limit--) {
+		store_event ev;
+		to_event(m, p, &ev);
+		int rc = fn(ctx, &ev);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static error_code mem_head(store *s, uint64_t *head)
+{
+	*head = ((mem_store *)s)->head;
+	return ERR_OK;
+}
+
+static error_code mem_count_after(store *s, uint64_t after, uint64_t *count)
+{
+	uint64_t head = ((mem_store *)s)->head;
+	*count = after < head ? head - after : 0;
+	return ERR_OK;
+}
+
+static error_code mem_stream_count(store *s, uint64_t *count)
+{
+	*count = idmap_count(((mem_store *)s)->ids);
+	return ERR_OK;
+}
+
+static void mem_free(store *s)
+{
+	mem_store *m = (mem_store *)s;
+	for (size_t i = 0; i < m->nblocks; i++)
+		free(m->blocks[i]);
+	free(m->blocks);
+	free(m->last);
+	free(m->version);
+	idmap_free(m->ids);
+	free(m);
+}
+
+static const store_ops memory_ops = {
+	.kind = "memory",
+	.free = mem_free,
+	.append = mem_append,
+	.read_stream = mem_read_stream,
+	.read_all = mem_read_all,
+	.head = mem_head,
+	.count_after = mem_count_after,
+	.stream_count = mem_stream_count,
+};
+
+store *store_memory_open(void)
+{
+	mem_store *m = xcalloc(1, sizeof *m);
+	m->base.ops = &memory_ops;
+	m->ids = idmap_new();
+	return &m->base;
+}
