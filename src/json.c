@@ -44,9 +44,9 @@ void json_put_string(buf *b, const char *str, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		unsigned char c = s[i];
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
 			size_t j = i + 1;	/* copy plain runs in one go */
-			while (j < n && s[j] >= 0x20 && s[j] < 0x80 &&
+			while (j < n && s[j] >= 0x20 && s[j] < 0x7f &&
 			       s[j] != '"' && s[j] != '\\')
 				j++;
 			buf_put(b, s + i, j - i);

@@ -88,7 +88,7 @@ void out_put_safe(buf *b, const char *s, size_t n)
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') {
+		if ((u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') || u[i] == '\t') {
 			buf_putc(b, (char)u[i++]);
 			continue;
 		}

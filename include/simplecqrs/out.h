@@ -63,7 +63,8 @@ void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
 		uint64_t checkpoint, uint64_t behind);
 void out_help(out *o, const char *text);
 
-/* Appends s to b for a terminal: printable text as is, anything else as \xNN. */
+/* Appends s to b for a terminal: printable text, tabs and valid UTF-8 as
+ * they are, a backslash doubled, any other byte as \xNN. */
 struct buf;
 void out_put_safe(struct buf *b, const char *s, size_t n);
 

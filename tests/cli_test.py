@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""CLI tests: pipe a script to the real binary, compare what it prints.
+
+usage: cli_test.py BIN CASE [--update]
+
+CASE is a path without extension inside tests/cli/. Files beside it:
+  CASE.cqrs    fed on stdin (required)
+  CASE.args    command-line arguments, shell-quoted, one line (optional);
+               they run with tests/cli/ as the working directory
+  CASE.env     KEY=VALUE lines added to the environment (optional)
+  CASE.stdout  expected stdout; timestamps are masked as <time>
+  CASE.stderr  expected stderr
+  CASE.status  expected exit status
+With --update the expected files are rewritten from what the binary printed
+(review the diff before committing). SIMPLECQRS_WRAPPER, if set, is a
+command (e.g. valgrind …) the binary runs under.
+"""
+import json, os, re, shlex, subprocess, sys
+
+TIME = re.compile(rb'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z')
+
+
+def read(path, default=None):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    binary, case = os.path.abspath(sys.argv[1]), sys.argv[2]
+    update = '--update' in sys.argv[3:]
+    args = shlex.split(read(case + '.args', b'').decode())
+    env = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
+    for line in read(case + '.env', b'').decode().splitlines():
+        if line.strip():
+            k, _, v = line.partition('=')
+            env[k] = v
+    wrapper = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
+    p = subprocess.run(wrapper + [binary] + args, input=read(case + '.cqrs'),
+                       capture_output=True, cwd=os.path.dirname(case) or '.',
+                       env=env, timeout=600)
+    got = {'stdout': TIME.sub(b'<time>', p.stdout), 'stderr': p.stderr,
+           'status': b'%d\n' % p.returncode}
+    if update:
+        for ext, data in got.items():
+            with open(f'{case}.{ext}', 'wb') as f:
+                f.write(data)
+        print(f'updated {case}')
+        return 0
+    failures = []
+    for ext, data in got.items():
+        want = read(f'{case}.{ext}', b'' if ext != 'status' else b'0\n')
+        if data != want:
+            failures.append(f'--- {ext} expected:\n{want.decode(errors="replace")}'
+                            f'--- {ext} got:\n{data.decode(errors="replace")}')
+    if '--json' in args:
+        for i, line in enumerate(p.stdout.splitlines(), 1):
+            try:
+                json.loads(line)
+            except ValueError as e:
+                failures.append(f'stdout line {i} is not JSON ({e}): {line[:200]!r}')
+    if b'\x1b' in p.stdout + p.stderr:
+        failures.append('an escape code reached piped output')
+    name = os.path.basename(case)
+    if failures:
+        print(f'FAIL {name}\n' + '\n'.join(failures))
+        print('0 passed, 1 failed')
+        return 1
+    print(f'ok {name}')
+    print('1 passed, 0 failed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

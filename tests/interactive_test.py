@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Interactive tests: drive the real simplecqrs binary in a pseudo-terminal.
+
+usage: interactive_test.py BIN
+
+Each test_* function gets a fresh sandbox (temp HOME, history file, empty
+inputrc, clean environment), types keys into the shell and waits for the
+screen output it expects. Nothing sleeps and hopes: every step waits for a
+regex, with a timeout, and a failure shows what had arrived so far.
+"""
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+
+TIMEOUT = 10.0
+ROWS, COLS = 30, 100
+SGR = re.compile(rb'\x1b\[[0-9;]*m')
+# For matching text: drop every CSI/OSC sequence, keypad-mode switches,
+# readline's \001/\002 prompt markers, the bell and carriage returns.
+NOISE = re.compile(r'\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]|[\x01\x02\x07\r]')
+PROMPT = r'simplecqrs(?: \[\d+ behind\])?> '
+BARS = set('█▏▎▍▌▋▊▉')
+SPARKS = '▁▂▃▄▅▆▇█'
+UP, TAB, CTRL_C, CTRL_D = '\x1b[A', '\t', '\x03', '\x04'
+
+
+def clean(raw):
+    return NOISE.sub('', raw.decode('utf-8', 'replace'))
+
+
+class Session:
+    """One run of the binary with a pty as its controlling terminal."""
+
+    def __init__(self, binary, env, cwd):
+        pid, fd = pty.fork()
+        if pid == 0:  # child: size the terminal before the program asks
+            try:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', ROWS, COLS, 0, 0))
+                os.chdir(cwd)
+                os.execve(binary, [binary], env)
+            finally:
+                os._exit(127)
+        self.pid, self.fd = pid, fd
+        self.raw = b''
+        self.pos = 0          # offset in self.text up to which output is consumed
+        self.eof = False
+        self.status = None    # exit code once reaped
+
+    @property
+    def text(self):
+        return clean(self.raw)
+
+    def _read(self, timeout):
+        if self.eof:
+            return False
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not ready:
+            return False
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:       # EIO: the child closed the terminal
+            data = b''
+        if not data:
+            self.eof = True
+            return False
+        self.raw += data
+        return True
+
+    def send(self, keys):
+        os.write(self.fd, keys.encode() if isinstance(keys, str) else keys)
+
+    def expect(self, pattern, timeout=TIMEOUT, flags=re.M):
+        """Wait until pattern matches the unconsumed output; consume through it."""
+        rx = re.compile(pattern, flags)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text
+            m = rx.search(text, self.pos)
+            if m:
+                self.pos = m.end()
+                return m
+            if self.eof or time.monotonic() >= deadline:
+                why = 'child exited' if self.eof else f'{timeout:g}s timeout'
+                raise AssertionError(f'expected /{pattern}/ ({why}); received since last '
+                                     f'match: {text[self.pos:][-3000:]!r}')
+            self._read(deadline - time.monotonic())
+
+    def run(self, line):
+        """Type a command and Enter; return its output up to the next prompt."""
+        start = len(self.text)
+        self.send(line + '\r')
+        m = self.expect(PROMPT)
+        return self.text[start:m.start()]
+
+    def wait_exit(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while self.status is None:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+                break
+            if time.monotonic() >= deadline:
+                raise AssertionError(f'still running after {timeout:g}s; output '
+                                     f'since last match: {self.text[self.pos:][-2000:]!r}')
+            if self.eof:
+                time.sleep(0.01)   # terminal closed; the exit is moments away
+            else:
+                self._read(0.05)
+        while self._read(0):  # drain what is left
+            pass
+        return self.status
+
+    def alive(self):
+        return self.status is None and os.waitpid(self.pid, os.WNOHANG)[0] == 0
+
+    def close(self):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, st = os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(st)
+        os.close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Sandbox:
+    """Fresh HOME, cwd, history path and inputrc for one test."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.tmp = tempfile.TemporaryDirectory(prefix='scqrs-it-')
+        d = self.dir = self.tmp.name
+        self.home, self.cwd = os.path.join(d, 'home'), os.path.join(d, 'cwd')
+        self.history = os.path.join(d, 'hist', 'history')
+        for p in (self.home, self.cwd, os.path.dirname(self.history)):
+            os.makedirs(p)
+        inputrc = os.path.join(d, 'inputrc')
+        open(inputrc, 'w').close()
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(('LC_', 'SIMPLECQRS_', 'XDG_'))
+                    and k not in ('LANG', 'LANGUAGE', 'NO_COLOR', 'COLUMNS', 'LINES')}
+        self.env.update(HOME=self.home, TERM='xterm-256color', LC_ALL='C.UTF-8',
+                        SIMPLECQRS_HISTORY=self.history, INPUTRC=inputrc)
+
+    def spawn(self, **env):
+        e = dict(self.env)
+        for k, v in env.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        s = Session(self.binary, e, self.cwd)
+        s.expect(PROMPT)      # never type before readline is listening
+        return s
+
+    def cleanup(self):
+        self.tmp.cleanup()
+
+
+def history_lines(path):
+    assert os.path.exists(path), f'no history file {path}'
+    with open(path, encoding='utf-8', errors='replace') as f:
+        return [l for l in f.read().split('\n') if l and not re.match(r'#\d+$', l)]
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def files_under(top):
+    return [os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs]
+
+
+# ---- tests ----
+
+def test_banner_and_prompt(sb):
+    with sb.spawn() as s:
+        before = s.text[:s.pos].rstrip()
+        assert before.endswith('simplecqrs>'), repr(before)
+        lines = before[:-len('simplecqrs>')].strip('\n').split('\n')
+        assert len(lines) == 1, f'banner is not one line: {lines!r}'
+        assert lines[0].startswith('simplecqrs 0.1.0'), repr(lines[0])
+        assert 'memory' in lines[0] and 'help' in lines[0], repr(lines[0])
+        assert s.text.endswith('simplecqrs> '), repr(s.text[-40:])
+
+
+def test_lag_in_prompt(sb):
+    with sb.spawn() as s:
+        s.send('deposit XX1 1000\r')
+        s.expect(r'^deposited 1000 into XX1')
+        s.expect(r'simplecqrs \[1 behind\]> ')
+        s.send('refresh\r')
+        s.expect(r'^refreshed: 1 event applied, checkpoint 1')
+        s.expect(r'\nsimplecqrs> ')
+
+
+def test_error_in_red(sb):
+    with sb.spawn() as s:
+        start = len(s.raw)
+        s.send('withdraw XX9 5\r')
+        s.expect(r'^error: no account XX9$')
+        s.expect(PROMPT)
+        raw = s.raw[start:]
+        assert re.search(rb'\x1b\[(?:[0-9;]*;)?31(?:;[0-9;]*)?m', raw), \
+            f'no red SGR in {raw!r}'
+
+
+def test_no_color(sb):
+    with sb.spawn(NO_COLOR='1') as s:
+        s.run('deposit XX1 10')             # prompt now shows [1 behind]
+        s.run('balances')                   # footer says behind
+        s.send('withdraw XX9 5\r')
+        s.expect(r'^error: no account XX9$')
+        s.expect(PROMPT)
+        s.send('quit\r')
+        s.wait_exit()
+        found = SGR.findall(s.raw)
+        assert not found, f'SGR codes with NO_COLOR=1: {found!r} in {s.raw!r}'
+
+
+def test_ctrl_c_discards_line(sb):
+    with sb.spawn() as s:
+        s.send('deposit XX1 5')
+        s.expect(r'deposit XX1 5')
+        s.send(CTRL_C)
+        s.expect(r'\^C')
+        s.expect(r'^simplecqrs> ')
+        s.send(CTRL_C)
+        s.expect(r'\^C')
+        s.expect(r'^simplecqrs> ')
+        assert s.alive(), 'shell died on Ctrl-C'
+        s.send('status\r')
+        s.expect(r'^head +0$')
+        s.expect(r'simplecqrs> ')
+
+
+def test_ctrl_d_exits_0(sb):
+    with sb.spawn() as s:
+        s.send(CTRL_D)
+        assert s.wait_exit(3) == 0, f'exit status {s.status}'
+
+
+def test_quit_and_exit(sb):
+    for word in ('quit', 'exit'):
+        with sb.spawn() as s:
+            s.run('deposit XX1 1')
+            s.send(word + '\r')
+            assert s.wait_exit() == 0, f'{word}: exit status {s.status}'
+
+
+def test_unknown_command_suggestion(sb):
+    with sb.spawn() as s:
+        s.send('depost XX1 5\r')
+        s.expect(r"unknown command 'depost'; did you mean 'deposit'\?")
+        s.expect(PROMPT)
+
+
+def test_help(sb):
+    with sb.spawn() as s:
+        out = s.run('help')
+        assert re.search(r'^deposit ACCOUNT AMOUNT\b', out, re.M), repr(out)
+        for cmd in ('withdraw', 'transfer', 'refresh', 'balances', 'balance',
+                    'history', 'status', 'rebuild', 'help', 'quit', 'exit'):
+            assert re.search(rf'^{cmd}\b', out, re.M), f'no line for {cmd}: {out!r}'
+        out = s.run('help transfer')
+        assert re.search(r'^usage: transfer FROM TO AMOUNT$', out, re.M), repr(out)
+        assert re.search(r'^example:', out, re.M), repr(out)
+
+
+def test_complete_command(sb):
+    with sb.spawn() as s:
+        s.send('dep' + TAB)
+        s.expect(r'deposit ')
+        s.send('XX1 7\r')
+        s.expect(r'^deposited 7 into XX1')
+        s.expect(PROMPT)
+
+
+def test_complete_account(sb):
+    with sb.spawn() as s:
+        s.run('deposit XX1 10')
+        s.run('deposit YY2 10')
+        s.send('withdraw X' + TAB)
+        s.expect(r'withdraw XX1 ')
+        s.send('3\r')
+        s.expect(r'^withdrew 3 from XX1')
+        s.expect(PROMPT)
+
+
+def test_no_filename_completion(sb):
+    open(os.path.join(sb.cwd, 'zzzfile'), 'w').close()
+    with sb.spawn() as s:
+        s.send('deposit zz')
+        s.expect(r'deposit zz')
+        start = len(s.text)
+        s.send(TAB + ' 1\r')
+        s.expect(r'^(deposited 1 into zz|error: .*\bzz\b)')
+        s.expect(PROMPT)
+        after = s.text[start:]
+        assert 'zzzfile' not in after, f'filename completed: {after!r}'
+
+
+def test_history_persists(sb):
+    with sb.spawn() as s:
+        s.run('deposit HH1 42')
+        s.run('balances')
+        s.send(CTRL_D)
+        assert s.wait_exit() == 0, f'exit status {s.status}'
+    assert os.path.exists(sb.history), 'history file not written'
+    assert mode(sb.history) == 0o600, f'mode {oct(mode(sb.history))}'
+    assert 'deposit HH1 42' in history_lines(sb.history), history_lines(sb.history)
+    with sb.spawn() as s:
+        s.send(UP + UP + '\r')
+        s.expect(r'^deposited 42 into HH1')
+        s.expect(PROMPT)
+
+
+def test_history_no_repeat(sb):
+    with sb.spawn() as s:
+        s.run('status')
+        s.run('status')
+        s.send('quit\r')
+        s.wait_exit()
+    lines = history_lines(sb.history)
+    assert lines.count('status') == 1, f'history: {lines!r}'
+
+
+def test_history_off(sb):
+    for value in ('/dev/null', ''):
+        with sb.spawn(SIMPLECQRS_HISTORY=value) as s:
+            s.run('deposit HH1 1')
+            s.send('quit\r')
+            assert s.wait_exit() == 0
+        assert stat.S_ISCHR(os.stat('/dev/null').st_mode), '/dev/null replaced!'
+        left = files_under(sb.home)
+        assert not left, f'SIMPLECQRS_HISTORY={value!r} still wrote {left!r}'
+        assert not os.path.exists(sb.history)
+
+
+def test_history_default_path(sb):
+    state = os.path.join(sb.dir, 'state')
+    for env, path in ((dict(XDG_STATE_HOME=state), os.path.join(state, 'simplecqrs', 'history')),
+                      (dict(XDG_STATE_HOME=None),
+                       os.path.join(sb.home, '.local', 'state', 'simplecqrs', 'history'))):
+        with sb.spawn(SIMPLECQRS_HISTORY=None, **env) as s:
+            s.run('status')
+            s.send(CTRL_D)
+            assert s.wait_exit() == 0
+        assert os.path.exists(path), f'{env}: no {path}; found {files_under(sb.dir)}'
+        assert mode(path) == 0o600, f'{path}: mode {oct(mode(path))}'
+        assert 'status' in history_lines(path)
+
+
+def bar_rows(out, count):
+    rows = {}
+    for acct, amount in (('A', '100'), ('B', '50')):
+        m = re.search(rf'^ *{acct} +{amount}\b(.*)$', out, re.M)
+        assert m, f'no row for {acct} in {out!r}'
+        rows[acct] = count(m.group(1))
+    assert rows['A'] > rows['B'] >= 1, f'bar lengths {rows} in {out!r}'
+
+
+def ledger_for_pictures(s):
+    for line in ('deposit A 60', 'deposit A 40', 'deposit B 50', 'refresh'):
+        s.run(line)
+
+
+def test_pictures_utf8(sb):
+    with sb.spawn() as s:
+        ledger_for_pictures(s)
+        bar_rows(s.run('balances'), lambda t: sum(c in BARS for c in t))
+        out = s.run('history A')
+        last = [l for l in out.split('\n') if l.strip()][-1]
+        assert re.search(f'[{SPARKS}]{{2,}}', last), f'no sparkline at end: {out!r}'
+
+
+def test_pictures_ascii(sb):
+    with sb.spawn(LC_ALL='C') as s:
+        ledger_for_pictures(s)
+        start = len(s.raw)
+        bar_rows(s.run('balances'), lambda t: t.count('#'))
+        s.run('history A')
+        high = [b for b in s.raw[start:] if b >= 0x80]
+        assert not high, f'non-ASCII bytes with LC_ALL=C: {s.raw[start:]!r}'
+
+
+def test_piped_leaks_nothing(sb):
+    env = dict(sb.env)
+    p = subprocess.run([sb.binary], input=b'deposit A 1\nbalances\nfrobnicate\n',
+                       capture_output=True, env=env, cwd=sb.cwd, timeout=TIMEOUT)
+    out, err = p.stdout, p.stderr
+    assert p.returncode == 1, f'exit status {p.returncode}'
+    assert b'simplecqrs>' not in out and b'simplecqrs 0.1.0' not in out, repr(out)
+    assert b'\x1b' not in out, repr(out)
+    assert all(b < 0x80 for b in out), f'non-ASCII (bars?) in {out!r}'
+    assert b'deposited 1 into A' in out, repr(out)
+    assert err.startswith(b"error: 3: "), repr(err)
+    assert b'\x1b' not in err, repr(err)
+    assert not os.path.exists(sb.history), 'piped input wrote the history file'
+    assert not files_under(sb.home), f'piped input wrote {files_under(sb.home)!r}'
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit('usage: interactive_test.py BIN')
+    binary = os.path.abspath(sys.argv[1])
+    tests = [(n[5:], f) for n, f in globals().items() if n.startswith('test_')]
+    failed = 0
+    for name, fn in tests:
+        sb = Sandbox(binary)
+        try:
+            fn(sb)
+            print(f'ok {name}', flush=True)
+        except Exception as e:
+            failed += 1
+            why = str(e) or type(e).__name__
+            print(f'FAIL {name}: {why}', flush=True)
+        finally:
+            sb.cleanup()
+    print(f'interactive: {len(tests) - failed} passed, {failed} failed')
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == '__main__':
+    main()

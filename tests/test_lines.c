@@ -1,0 +1,126 @@
+/* test_lines.c — the block line reader: endings, limits, bounded memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "simplecqrs/lines.h"
+#include "simplecqrs/parse.h"
+#include "unit.h"
+
+/* A reader over a temporary file holding data[0..n). */
+static lines *over(const char *data, size_t n, FILE **keep)
+{
+	FILE *f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+	fflush(f);
+	rewind(f);
+	*keep = f;
+	return lines_new(fileno(f));
+}
+
+static void expect(lines *r, const char *text, bool too_long)
+{
+	lines_line l;
+	ck_assert_int_eq(lines_next(r, &l), 1);
+	ck_assert_int_eq(l.too_long, too_long);
+	ck_assert_uint_eq(l.len, strlen(text));
+	ck_assert(memcmp(l.text, text, l.len) == 0);
+}
+
+START_TEST(endings)
+{
+	FILE *f;
+	lines *r = over("a\r\n\nb c\nlast", 12, &f);
+	expect(r, "a\r", false);	/* the parser drops the CR */
+	expect(r, "", false);
+	expect(r, "b c", false);
+	expect(r, "last", false);	/* no final newline */
+	lines_line l;
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	fclose(f);
+}
+END_TEST
+
+START_TEST(overlong_lines_are_skipped_whole)
+{
+	size_t big = 3 * 1024 * 1024;	/* longer than the reader's block */
+	char *data = malloc(big + 3 * PARSE_MAX_LINE + 5100);
+	size_t n = 0;
+	memset(data, 'x', PARSE_MAX_LINE + 1);	/* the longest kept */
+	n += PARSE_MAX_LINE + 1;
+	data[n++] = '\n';
+	memset(data + n, 'y', PARSE_MAX_LINE + 2);	/* one too many */
+	n += PARSE_MAX_LINE + 2;
+	data[n++] = '\n';
+	memset(data + n, 'z', big);
+	n += big;
+	data[n++] = '\n';
+	memcpy(data + n, "after\n", 6);
+	n += 6;
+	memset(data + n, 'w', 5000);	/* too long, and no newline */
+	FILE *f;
+	lines *r = over(data, n + 5000, &f);
+	lines_line l;
+	ck_assert_int_eq(lines_next(r, &l), 1);
+	ck_assert_uint_eq(l.len, PARSE_MAX_LINE + 1);
+	ck_assert(!l.too_long);
+	expect(r, "", true);
+	expect(r, "", true);
+	expect(r, "after", false);
+	expect(r, "", true);
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	fclose(f);
+	free(data);
+}
+END_TEST
+
+START_TEST(many_lines_across_blocks)
+{
+	size_t count = 300000;
+	char *data = malloc(count * 8);
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++)
+		n += (size_t)sprintf(data + n, "%06zu\n", i);
+	FILE *f;
+	lines *r = over(data, n, &f);
+	lines_line l;
+	for (size_t i = 0; i < count; i++) {
+		ck_assert_int_eq(lines_next(r, &l), 1);
+		ck_assert_uint_eq(l.len, 6);
+		l.text[l.len] = '\0';	/* allowed: text[len] is writable */
+		ck_assert_uint_eq(strtoul(l.text, NULL, 10), i);
+	}
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	fclose(f);
+	free(data);
+}
+END_TEST
+
+START_TEST(read_errors_are_reported)
+{
+	lines *r = lines_new(-1);
+	lines_line l;
+	ck_assert_int_eq(lines_next(r, &l), -1);
+	lines_free(r);
+	lines_free(NULL);
+}
+END_TEST
+
+static Suite *lines_suite(void)
+{
+	Suite *s = suite_create("lines");
+	TCase *t = tcase_create("read");
+	tcase_add_test(t, endings);
+	tcase_add_test(t, overlong_lines_are_skipped_whole);
+	tcase_add_test(t, many_lines_across_blocks);
+	tcase_add_test(t, read_errors_are_reported);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+UNIT_MAIN(lines_suite)

@@ -1,0 +1,238 @@
+/* test_parse.c — the parser against every input rule and error code. */
+#include <string.h>
+#include "simplecqrs/cmd.h"
+#include "simplecqrs/parse.h"
+#include "unit.h"
+
+static char line[8192];
+static parse_result res;
+
+/* Parses a copy of s (which may hold NULs, hence the length). */
+static error_code parse_n(const char *s, size_t n)
+{
+	ck_assert_uint_lt(n, sizeof line);
+	memcpy(line, s, n);
+	return parse_line(line, n, &res);
+}
+
+static error_code parse(const char *s)
+{
+	return parse_n(s, strlen(s));
+}
+
+START_TEST(blank_and_comment_lines_do_nothing)
+{
+	const char *blanks[] = { "", " ", "\t \t", "\r", "# note", "   # x y z",
+				 "\t#", " \t # deposit A 1\r" };
+	for (size_t i = 0; i < sizeof blanks / sizeof *blanks; i++) {
+		ck_assert_int_eq(parse(blanks[i]), ERR_OK);
+		ck_assert_ptr_null(res.cmd);
+		ck_assert_str_eq(res.name, "");
+	}
+}
+END_TEST
+
+START_TEST(deposit_parses)
+{
+	ck_assert_int_eq(parse("deposit XX1 1000"), ERR_OK);
+	ck_assert_str_eq(res.cmd->name, "deposit");
+	ck_assert_str_eq(res.account[0], "XX1");
+	ck_assert_int_eq(res.amount, 1000);
+	ck_assert_int_eq(res.argc, 2);
+}
+END_TEST
+
+START_TEST(keywords_fold_case_ids_do_not)
+{
+	ck_assert_int_eq(parse("DePoSiT Ab 5"), ERR_OK);
+	ck_assert_str_eq(res.cmd->name, "deposit");
+	ck_assert_str_eq(res.account[0], "Ab");
+	ck_assert_int_eq(parse("REFRESH"), ERR_OK);
+	ck_assert_str_eq(res.cmd->name, "refresh");
+}
+END_TEST
+
+START_TEST(tabs_spaces_and_crlf_separate)
+{
+	ck_assert_int_eq(parse("\ttransfer \t A\t\tB   7 \r"), ERR_OK);
+	ck_assert_str_eq(res.cmd->name, "transfer");
+	ck_assert_str_eq(res.account[0], "A");
+	ck_assert_str_eq(res.account[1], "B");
+	ck_assert_int_eq(res.amount, 7);
+	/* only one trailing CR is dropped; another is part of the token */
+	ck_assert_int_eq(parse("deposit A 7\r\r"), ERR_INVALID_AMOUNT);
+	/* other white space is not a separator */
+	ck_assert_int_eq(parse("deposit\vA 7"), ERR_UNKNOWN_COMMAND);
+}
+END_TEST
+
+START_TEST(hash_starts_a_comment_only_at_a_token)
+{
+	ck_assert_int_eq(parse("deposit A 5 # five"), ERR_OK);
+	ck_assert_int_eq(res.amount, 5);
+	ck_assert_int_eq(parse("deposit A 5#x"), ERR_INVALID_AMOUNT);
+	ck_assert_int_eq(parse("deposit A#b 5"), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(parse("deposit A #5"), ERR_USAGE);
+}
+END_TEST
+
+START_TEST(argument_count_is_usage)
+{
+	const char *bad[] = { "deposit", "deposit A", "deposit A 1 2",
+			      "withdraw A", "transfer A B", "transfer A B 1 2",
+			      "refresh now", "balances x", "balance",
+			      "balance A B", "history", "status x", "rebuild 1",
+			      "help a b", "quit now", "exit 0" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		ck_assert_msg(parse(bad[i]) == ERR_USAGE, "%s", bad[i]);
+	/* the count comes first: bad ids and amounts are not looked at */
+	ck_assert_int_eq(parse("deposit a/b"), ERR_USAGE);
+	ck_assert_int_eq(parse("deposit a/b 0 x y z"), ERR_USAGE);
+	ck_assert_int_eq(res.argc, 5);
+}
+END_TEST
+
+START_TEST(account_ids)
+{
+	char id[80];
+	memset(id, 'x', 64);
+	id[64] = '\0';
+	ck_assert(parse_account(id));
+	id[64] = 'y';
+	id[65] = '\0';
+	ck_assert(!parse_account(id));
+	ck_assert(parse_account("Az09_-."));
+	ck_assert(parse_account("a"));
+	ck_assert(!parse_account(""));
+	const char *bad[] = { "a/b", "a b", "é", "a\x1b", "a;drop", "'", "a,b" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		ck_assert_msg(!parse_account(bad[i]), "%s", bad[i]);
+}
+END_TEST
+
+START_TEST(amounts)
+{
+	int64_t v;
+	ck_assert(parse_amount("1", &v));
+	ck_assert_int_eq(v, 1);
+	ck_assert(parse_amount("9223372036854775807", &v));
+	ck_assert_int_eq(v, INT64_MAX);
+	const char *bad[] = { "0", "-1", "+1", "1.00", "1.", ".5", "007", "01",
+			      "1e3", "1_000", "1,000", "0x10", "12a", " 1", "",
+			      "9223372036854775808", "18446744073709551616",
+			      "99999999999999999999999" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		ck_assert_msg(!parse_amount(bad[i], &v), "%s", bad[i]);
+}
+END_TEST
+
+START_TEST(checks_come_in_spec_order)
+{
+	ck_assert_int_eq(parse("transfer a/b c/d 0"), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(res.bad, 0);
+	ck_assert_int_eq(parse("transfer A c/d 0"), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(res.bad, 1);
+	ck_assert_int_eq(parse("transfer A A 0"), ERR_INVALID_AMOUNT);
+	ck_assert_int_eq(res.bad, 2);
+	ck_assert_int_eq(parse("transfer A A 5"), ERR_SAME_ACCOUNT);
+	ck_assert_int_eq(parse("transfer A a 5"), ERR_OK);
+	ck_assert_int_eq(parse("withdraw a/b 0"), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(parse("balance a/b"), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(parse("history -"), ERR_OK);
+}
+END_TEST
+
+START_TEST(unknown_command_is_named_in_lower_case)
+{
+	ck_assert_int_eq(parse("FrobNicate 1 2"), ERR_UNKNOWN_COMMAND);
+	ck_assert_str_eq(res.name, "frobnicate");
+	ck_assert_ptr_null(res.cmd);
+	ck_assert_int_eq(parse("   Deposits A 1"), ERR_UNKNOWN_COMMAND);
+	ck_assert_str_eq(res.name, "deposits");
+}
+END_TEST
+
+START_TEST(line_length_limit)
+{
+	char big[PARSE_MAX_LINE + 3];
+	/* exactly the limit is fine, with or without a CR after it */
+	memset(big, ' ', sizeof big);
+	memcpy(big, "status", 6);
+	ck_assert_int_eq(parse_n(big, PARSE_MAX_LINE), ERR_OK);
+	ck_assert_str_eq(res.cmd->name, "status");
+	big[PARSE_MAX_LINE] = '\r';
+	ck_assert_int_eq(parse_n(big, PARSE_MAX_LINE + 1), ERR_OK);
+	memset(big, ' ', sizeof big);
+	memcpy(big, "status", 6);
+	ck_assert_int_eq(parse_n(big, PARSE_MAX_LINE + 1), ERR_LINE_TOO_LONG);
+	ck_assert_str_eq(res.name, "");
+}
+END_TEST
+
+START_TEST(nul_byte_is_invalid_input)
+{
+	ck_assert_int_eq(parse_n("deposit A\0 1", 11), ERR_INVALID_INPUT);
+	ck_assert_str_eq(res.name, "");
+	ck_assert_int_eq(parse_n("\0", 1), ERR_INVALID_INPUT);
+}
+END_TEST
+
+START_TEST(every_table_row_is_found_and_consistent)
+{
+	for (size_t i = 0; i < cmd_table_len; i++) {
+		const cmd_entry *c = &cmd_table[i];
+		ck_assert_ptr_eq(cmd_find(c->name), c);
+		ck_assert_int_le(c->min_args, c->max_args);
+		ck_assert_int_le(c->max_args, PARSE_MAX_ARGS);
+		ck_assert_int_eq((int)strlen(c->args), c->max_args);
+		ck_assert_ptr_nonnull(c->exec);
+		ck_assert(strncmp(c->usage, c->name, strlen(c->name)) == 0);
+	}
+	ck_assert_ptr_null(cmd_find("Deposit"));
+}
+END_TEST
+
+START_TEST(suggestions)
+{
+	ck_assert_str_eq(cmd_suggest("depost")->name, "deposit");
+	ck_assert_str_eq(cmd_suggest("withdrwa")->name, "withdraw");
+	ck_assert_str_eq(cmd_suggest("balnce")->name, "balance");
+	ck_assert_ptr_null(cmd_suggest("frobnicate"));
+	ck_assert_ptr_null(cmd_suggest("x"));
+}
+END_TEST
+
+static Suite *parse_suite(void)
+{
+	Suite *s = suite_create("parse");
+	TCase *t;
+
+	t = tcase_create("tokens");
+	tcase_add_test(t, blank_and_comment_lines_do_nothing);
+	tcase_add_test(t, deposit_parses);
+	tcase_add_test(t, keywords_fold_case_ids_do_not);
+	tcase_add_test(t, tabs_spaces_and_crlf_separate);
+	tcase_add_test(t, hash_starts_a_comment_only_at_a_token);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("arguments");
+	tcase_add_test(t, argument_count_is_usage);
+	tcase_add_test(t, account_ids);
+	tcase_add_test(t, amounts);
+	tcase_add_test(t, checks_come_in_spec_order);
+	tcase_add_test(t, unknown_command_is_named_in_lower_case);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("lines");
+	tcase_add_test(t, line_length_limit);
+	tcase_add_test(t, nul_byte_is_invalid_input);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("table");
+	tcase_add_test(t, every_table_row_is_found_and_consistent);
+	tcase_add_test(t, suggestions);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+UNIT_MAIN(parse_suite)

@@ -1,0 +1,263 @@
+/* test_store.c — the memory store: appends, expected versions, atomicity,
+ * stream reads, reads after a position, across block boundaries. */
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/store.h"
+#include "unit.h"
+
+static store *s;
+
+static void setup(void)
+{
+	char why[128];
+	ck_assert_int_eq(store_open("memory", &s, why, sizeof why), 0);
+}
+
+static void teardown(void)
+{
+	store_free(s);
+	s = NULL;
+}
+
+typedef struct seen {
+	store_event ev[64];
+	char stream[64][65];
+	size_t n;
+	size_t stop_after;	/* 0: never stop */
+} seen;
+
+static int record(void *ctx, const store_event *ev)
+{
+	seen *r = ctx;
+	if (r->n < 64) {
+		r->ev[r->n] = *ev;
+		strcpy(r->stream[r->n], ev->stream);
+	}
+	r->n++;
+	return r->stop_after && r->n == r->stop_after ? 7 : 0;
+}
+
+static uint64_t head(void)
+{
+	uint64_t h;
+	ck_assert_int_eq(store_head(s, &h), ERR_OK);
+	return h;
+}
+
+static uint64_t put(const char *stream, uint64_t expected, event_type t,
+		    int64_t amount)
+{
+	store_new_event e = { stream, expected, t, amount };
+	uint64_t pos = 0;
+	ck_assert_int_eq(store_append(s, &e, 1, 1000, &pos), ERR_OK);
+	return pos;
+}
+
+START_TEST(empty_store)
+{
+	uint64_t n;
+	ck_assert_str_eq(store_kind(s), "memory");
+	ck_assert_uint_eq(head(), 0);
+	ck_assert_int_eq(store_stream_count(s, &n), ERR_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(store_count_after(s, 0, &n), ERR_OK);
+	ck_assert_uint_eq(n, 0);
+	seen r = { 0 };
+	ck_assert_int_eq(store_read_stream(s, "nobody", 0, record, &r), 0);
+	ck_assert_int_eq(store_read_all(s, 0, 10, record, &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+}
+END_TEST
+
+START_TEST(positions_are_gapless_and_versions_per_stream)
+{
+	ck_assert_uint_eq(put("A", 0, EVENT_CREDITED, 10), 1);
+	ck_assert_uint_eq(put("B", 0, EVENT_CREDITED, 20), 2);
+	ck_assert_uint_eq(put("A", 1, EVENT_DEBITED, 3), 3);
+	seen r = { 0 };
+	store_read_stream(s, "A", 0, record, &r);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(r.ev[0].version, 1);
+	ck_assert_uint_eq(r.ev[0].position, 1);
+	ck_assert_int_eq(r.ev[0].type, EVENT_CREDITED);
+	ck_assert_uint_eq(r.ev[1].version, 2);
+	ck_assert_uint_eq(r.ev[1].position, 3);
+	ck_assert_int_eq(r.ev[1].type, EVENT_DEBITED);
+	ck_assert_int_eq(r.ev[1].amount, 3);
+	ck_assert_int_eq(r.ev[1].time_ms, 1000);
+	ck_assert_str_eq(r.stream[1], "A");
+	uint64_t n;
+	store_stream_count(s, &n);
+	ck_assert_uint_eq(n, 2);
+}
+END_TEST
+
+START_TEST(stale_expected_version_conflicts_and_writes_nothing)
+{
+	put("A", 0, EVENT_CREDITED, 10);
+	store_new_event e = { "A", 0, EVENT_CREDITED, 5 };
+	uint64_t pos = 99;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_CONFLICT);
+	e.expected_version = 2;	/* from the future */
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_CONFLICT);
+	e.stream = "new";
+	e.expected_version = 1;	/* a stream that does not exist is at 0 */
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_CONFLICT);
+	ck_assert_uint_eq(pos, 99);
+	ck_assert_uint_eq(head(), 1);
+}
+END_TEST
+
+START_TEST(two_stream_append_is_all_or_nothing)
+{
+	put("A", 0, EVENT_CREDITED, 10);
+	put("B", 0, EVENT_CREDITED, 1);
+	store_new_event t[2] = {
+		{ "A", 1, EVENT_DEBITED, 4 },
+		{ "B", 0, EVENT_CREDITED, 4 },	/* stale: B is at 1 */
+	};
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
+	ck_assert_uint_eq(head(), 2);
+	seen r = { 0 };
+	store_read_stream(s, "A", 0, record, &r);
+	ck_assert_uint_eq(r.n, 1);	/* A's debit was not written either */
+
+	t[1].expected_version = 1;
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_OK);
+	ck_assert_uint_eq(pos, 4);
+	memset(&r, 0, sizeof r);
+	store_read_all(s, 2, 10, record, &r);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_str_eq(r.stream[0], "A");
+	ck_assert_uint_eq(r.ev[0].position, 3);
+	ck_assert_str_eq(r.stream[1], "B");
+	ck_assert_uint_eq(r.ev[1].position, 4);
+	ck_assert_uint_eq(r.ev[1].version, 2);
+}
+END_TEST
+
+START_TEST(one_append_may_hold_a_stream_twice)
+{
+	store_new_event t[2] = {
+		{ "A", 0, EVENT_CREDITED, 4 },
+		{ "A", 1, EVENT_CREDITED, 5 },
+	};
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_OK);
+	ck_assert_uint_eq(pos, 2);
+	t[0].expected_version = 2;
+	t[1].expected_version = 2;	/* must be 3 after the first */
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
+	ck_assert_uint_eq(head(), 2);
+}
+END_TEST
+
+START_TEST(read_stream_after_a_version)
+{
+	for (int i = 0; i < 10; i++) {
+		put("A", (uint64_t)i, EVENT_CREDITED, i + 1);
+		put("B", (uint64_t)i, EVENT_CREDITED, 100);
+	}
+	seen r = { 0 };
+	store_read_stream(s, "A", 7, record, &r);
+	ck_assert_uint_eq(r.n, 3);
+	ck_assert_uint_eq(r.ev[0].version, 8);
+	ck_assert_int_eq(r.ev[0].amount, 8);
+	ck_assert_uint_eq(r.ev[0].position, 15);
+	ck_assert_uint_eq(r.ev[2].version, 10);
+	memset(&r, 0, sizeof r);
+	store_read_stream(s, "A", 10, record, &r);
+	ck_assert_uint_eq(r.n, 0);
+}
+END_TEST
+
+START_TEST(read_all_in_batches_and_stop_early)
+{
+	for (int i = 0; i < 25; i++)
+		put("A", (uint64_t)i, EVENT_CREDITED, 1);
+	uint64_t after = 0, total = 0;
+	for (;;) {
+		seen r = { 0 };
+		store_read_all(s, after, 10, record, &r);
+		for (size_t i = 0; i < r.n; i++)
+			ck_assert_uint_eq(r.ev[i].position, after + i + 1);
+		total += r.n;
+		if (r.n < 10)
+			break;
+		after = r.ev[r.n - 1].position;
+	}
+	ck_assert_uint_eq(total, 25);
+	seen r = { .stop_after = 3 };
+	ck_assert_int_eq(store_read_all(s, 0, 100, record, &r), 7);
+	ck_assert_uint_eq(r.n, 3);
+	uint64_t n;
+	store_count_after(s, 20, &n);
+	ck_assert_uint_eq(n, 5);
+	store_count_after(s, 30, &n);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+static int check_chain(void *ctx, const store_event *ev)
+{
+	uint64_t *next = ctx;
+	ck_assert_uint_eq(ev->version, *next);
+	/* stream "s0" got positions 1, 4, 7, … in the loop below */
+	ck_assert_uint_eq(ev->position, 3 * (*next - 1) + 1);
+	(*next)++;
+	return 0;
+}
+
+START_TEST(many_events_cross_blocks)
+{
+	const char *ids[3] = { "s0", "s1", "s2" };
+	uint64_t v[3] = { 0 };
+	for (int i = 0; i < 200000; i++)
+		put(ids[i % 3], v[i % 3]++, EVENT_CREDITED, 1);
+	ck_assert_uint_eq(head(), 200000);
+	uint64_t next = 66000;
+	store_read_stream(s, "s0", next - 1, check_chain, &next);
+	ck_assert_uint_eq(next, v[0] + 1);
+	next = 1;
+	store_read_stream(s, "s0", 0, check_chain, &next);
+	ck_assert_uint_eq(next, v[0] + 1);
+}
+END_TEST
+
+START_TEST(unknown_uris_do_not_open)
+{
+	store *x = (store *)1;
+	char why[128] = "";
+	ck_assert_int_ne(store_open("mongodb://x", &x, why, sizeof why), 0);
+	ck_assert_ptr_null(x);
+	ck_assert(strstr(why, "unknown store") != NULL);
+	ck_assert_int_ne(store_open("", &x, why, sizeof why), 0);
+	store_free(NULL);	/* a no-op */
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *su = suite_create("store");
+	TCase *t = tcase_create("append");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, empty_store);
+	tcase_add_test(t, positions_are_gapless_and_versions_per_stream);
+	tcase_add_test(t, stale_expected_version_conflicts_and_writes_nothing);
+	tcase_add_test(t, two_stream_append_is_all_or_nothing);
+	tcase_add_test(t, one_append_may_hold_a_stream_twice);
+	suite_add_tcase(su, t);
+	t = tcase_create("read");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, read_stream_after_a_version);
+	tcase_add_test(t, read_all_in_batches_and_stop_early);
+	tcase_add_test(t, many_events_cross_blocks);
+	suite_add_tcase(su, t);
+	t = tcase_create("open");
+	tcase_add_test(t, unknown_uris_do_not_open);
+	suite_add_tcase(su, t);
+	return su;
+}
+
+UNIT_MAIN(store_suite)
