@@ -323,6 +323,64 @@ static void put_lag(out *o, uint64_t checkpoint, uint64_t behind, bool hint)
 	color(o, o->opts.color_out, RESET);
 }
 
+/* Pictures are for terminals only (width > 0) and never in JSON. */
+static bool pictures(const out *o)
+{
+	return o->opts.width > 0 && !o->opts.json;
+}
+
+/* A bar of v against max, at most width cells, in eighths of a cell on a
+ * UTF-8 terminal and in '#' otherwise. Any balance above 0 shows. */
+static void put_bar(out *o, int64_t v, int64_t max, size_t width)
+{
+	static const char *const part[8] = { "", "\u258f", "\u258e", "\u258d",
+					     "\u258c", "\u258b", "\u258a", "\u2589" };
+	if (max <= 0 || v <= 0 || width == 0)
+		return;
+	size_t eighths = (size_t)((long double)v / max * width * 8 + 0.5L);
+	if (eighths == 0)
+		eighths = 1;
+	buf_puts(&o->b, "  ");
+	if (!o->opts.utf8) {
+		size_t cells = (eighths + 4) / 8;
+		buf_fill(&o->b, '#', cells ? cells : 1);
+		return;
+	}
+	for (size_t i = 0; i < eighths / 8; i++)
+		buf_puts(&o->b, "\u2588");
+	buf_puts(&o->b, part[eighths % 8]);
+}
+
+/* The running balance as one line of block heights, the newest points that
+ * fit the terminal. */
+static void put_sparkline(out *o, const store_event *evs, size_t n)
+{
+	static const char *const utf8[8] = { "\u2581", "\u2582", "\u2583", "\u2584",
+					     "\u2585", "\u2586", "\u2587", "\u2588" };
+	static const char ascii[] = "_.,-=+*#";
+	size_t room = o->opts.width > 20 ? (size_t)o->opts.width - 10 : 10;
+	int64_t *run = xreallocarray(NULL, n, sizeof *run);
+	int64_t balance = 0, max = 0;
+	for (size_t i = 0; i < n; i++) {
+		balance += evs[i].type == EVENT_DEBITED ? -evs[i].amount : evs[i].amount;
+		run[i] = balance;
+	}
+	size_t first = n > room ? n - room : 0;
+	for (size_t i = first; i < n; i++)
+		if (run[i] > max)
+			max = run[i];
+	buf_puts(&o->b, "trend    ");
+	for (size_t i = first; i < n; i++) {
+		int level = max > 0 ? (int)((long double)run[i] / max * 7 + 0.5L) : 0;
+		if (o->opts.utf8)
+			buf_puts(&o->b, utf8[level]);
+		else
+			buf_putc(&o->b, ascii[level]);
+	}
+	end_line(o);
+	free(run);
+}
+
 static size_t digits_i64(int64_t v)
 {
 	char tmp[24];
@@ -352,13 +410,21 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 		return;
 	}
 	size_t wa = strlen("account"), wb = strlen("balance");
+	int64_t max = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t la = strlen(rows[i].account), lb = digits_i64(rows[i].balance);
 		if (la > wa)
 			wa = la;
 		if (lb > wb)
 			wb = lb;
+		if (rows[i].balance > max)
+			max = rows[i].balance;
 	}
+	size_t bar = 0;	/* cells left for the bars on a terminal */
+	if (pictures(o) && (size_t)o->opts.width > wa + wb + 8)
+		bar = (size_t)o->opts.width - (wa + wb + 8);
+	if (bar > 50)
+		bar = 50;
 	if (n == 0) {
 		buf_puts(&o->b, "no accounts");
 		end_line(o);
@@ -377,6 +443,7 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 		buf_put(&o->b, rows[i].account, la);
 		buf_fill(&o->b, ' ', wa - la + 2 + wb - digits_i64(rows[i].balance));
 		buf_put_i64(&o->b, rows[i].balance);
+		put_bar(o, rows[i].balance, max, bar);
 		end_line(o);
 	}
 	put_lag(o, checkpoint, behind, true);
@@ -493,6 +560,8 @@ void out_history(out *o, const char *account, const store_event *evs, size_t n)
 		put_time(&o->b, e->time_ms);
 		end_line(o);
 	}
+	if (pictures(o))
+		put_sparkline(o, evs, n);
 	(void)account;
 }
 

@@ -4,16 +4,22 @@
  * interface under select(2), so Ctrl-C is handled the moment it is pressed:
  * a SIGINT handler that only sets a flag would otherwise wait for Enter. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 #include "simplecqrs/lines.h"
+#include "simplecqrs/xmalloc.h"
 #include "shell.h"
+
+#define HISTORY_MAX 1000	/* entries kept in the history file */
 
 static bool blank(const char *s, size_t n)
 {
@@ -96,6 +102,179 @@ static const char *make_prompt(shell *sh)
 	return prompt;
 }
 
+/* ---- tab completion: command names, then what the table says ---- */
+
+static char **candidates;	/* account ids for the current completion */
+static size_t ncandidates;
+
+static int add_candidate(void *ctx, const char *stream)
+{
+	(void)ctx;
+	candidates = xreallocarray(candidates, ncandidates + 1, sizeof *candidates);
+	candidates[ncandidates++] = xstrdup(stream);
+	return 0;
+}
+
+static void drop_candidates(void)
+{
+	for (size_t i = 0; i < ncandidates; i++)
+		free(candidates[i]);
+	free(candidates);
+	candidates = NULL;
+	ncandidates = 0;
+}
+
+static char *command_generator(const char *text, int state)
+{
+	static size_t i;
+	if (state == 0)
+		i = 0;
+	while (i < cmd_table_len) {
+		const char *name = cmd_table[i++].name;
+		if (strncasecmp(name, text, strlen(text)) == 0)
+			return xstrdup(name);
+	}
+	return NULL;
+}
+
+static char *account_generator(const char *text, int state)
+{
+	static size_t i;
+	(void)text;	/* the store already filtered by prefix */
+	if (state == 0)
+		i = 0;
+	return i < ncandidates ? xstrdup(candidates[i++]) : NULL;
+}
+
+/* What the word being completed is: 'c' a command, 'a' an account, 0 none. */
+static char word_kind(int start)
+{
+	char first[16] = "";
+	int words = 0;
+	for (int i = 0; i < start;) {
+		while (i < start && (rl_line_buffer[i] == ' ' || rl_line_buffer[i] == '\t'))
+			i++;
+		if (i == start)
+			break;
+		int from = i;
+		while (i < start && rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t')
+			i++;
+		if (words++ == 0 && i - from < (int)sizeof first) {
+			for (int j = from; j < i; j++)
+				first[j - from] = (char)((rl_line_buffer[j] >= 'A' &&
+							  rl_line_buffer[j] <= 'Z')
+					? rl_line_buffer[j] - 'A' + 'a' : rl_line_buffer[j]);
+			first[i - from] = '\0';
+		}
+	}
+	if (words == 0)
+		return 'c';
+	const cmd_entry *cmd = cmd_find(first);
+	if (cmd == NULL || words > cmd->max_args)
+		return 0;
+	return cmd->args[words - 1];
+}
+
+static char **complete(const char *text, int start, int end)
+{
+	(void)end;
+	rl_attempted_completion_over = 1;	/* never fall back to file names */
+	switch (word_kind(start)) {
+	case 'c':
+		return rl_completion_matches(text, command_generator);
+	case 'a':
+		drop_candidates();
+		store_streams(active->ctx.store, text, add_candidate, NULL);
+		return rl_completion_matches(text, account_generator);
+	default:
+		return NULL;
+	}
+}
+
+/* ---- history that lasts ---- */
+
+static char *history_file;	/* NULL: history is not saved */
+
+/* mkdir -p, each new folder 0700. */
+static int make_dirs(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir(path, 0700);
+		*p = '/';
+		if (rc != 0 && errno != EEXIST)
+			return -1;
+	}
+	return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* SIMPLECQRS_HISTORY (empty or /dev/null: none), else the XDG state folder,
+ * else ~/.local/state. */
+static char *history_path(void)
+{
+	const char *env = getenv("SIMPLECQRS_HISTORY");
+	if (env)
+		return env[0] && strcmp(env, "/dev/null") != 0 ? xstrdup(env) : NULL;
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[4096];
+	if (xdg && xdg[0] == '/')
+		snprintf(dir, sizeof dir, "%s/simplecqrs", xdg);
+	else if (home && home[0] == '/')
+		snprintf(dir, sizeof dir, "%s/.local/state/simplecqrs", home);
+	else
+		return NULL;
+	if (make_dirs(dir) != 0)
+		return NULL;
+	size_t len = strlen(dir) + sizeof "/history";
+	char *path = xmalloc(len);
+	snprintf(path, len, "%s/history", dir);
+	return path;
+}
+
+static void history_open(void)
+{
+	history_file = history_path();
+	if (history_file == NULL)
+		return;
+	/* created 0600 here, before readline ever writes it */
+	int fd = open(history_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "simplecqrs: history not saved: %s: %s\n",
+			history_file, strerror(errno));
+		free(history_file);
+		history_file = NULL;
+		return;
+	}
+	close(fd);
+	read_history(history_file);
+	history_truncate_file(history_file, HISTORY_MAX);
+	stifle_history(HISTORY_MAX);
+}
+
+/* Adds a line unless it repeats the last one, and appends it to the file
+ * at once, so two shells open together do not overwrite each other. */
+static void history_add(const char *text)
+{
+	HIST_ENTRY *last = history_length > 0
+		? history_get(history_base + history_length - 1) : NULL;
+	if (last && strcmp(last->line, text) == 0)
+		return;
+	add_history(text);
+	if (history_file)
+		append_history(1, history_file);
+}
+
+static void history_close(void)
+{
+	if (history_file)
+		history_truncate_file(history_file, HISTORY_MAX);
+	free(history_file);
+	history_file = NULL;
+	clear_history();
+}
+
 static void on_line(char *text)
 {
 	shell *sh = active;
@@ -106,12 +285,8 @@ static void on_line(char *text)
 		return;
 	}
 	size_t len = strlen(text);
-	if (!blank(text, len)) {
-		HIST_ENTRY *last = history_length > 0
-			? history_get(history_base + history_length - 1) : NULL;
-		if (last == NULL || strcmp(last->line, text) != 0)
-			add_history(text);
-	}
+	if (!blank(text, len))
+		history_add(text);
 	run_line(sh, text, len, false);
 	out_flush(sh->ctx.out);
 	free(text);
@@ -129,8 +304,10 @@ void shell_run_interactive(shell *sh, const char *banner)
 
 	active = sh;
 	sh->ctx.line = 0;
-	rl_readline_name = "simplecqrs";
+	rl_readline_name = "simplecqrs";	/* for $if simplecqrs in ~/.inputrc */
 	rl_catch_signals = 0;
+	rl_attempted_completion_function = complete;
+	history_open();
 	if (banner) {
 		fputs(banner, stdout);
 		fflush(stdout);
@@ -159,6 +336,8 @@ void shell_run_interactive(shell *sh, const char *banner)
 			rl_callback_read_char();
 	}
 	rl_callback_handler_remove();
+	history_close();
+	drop_candidates();
 	sigaction(SIGINT, &old, NULL);
 	active = NULL;
 }

@@ -83,3 +83,8 @@ error_code store_stream_count(store *s, uint64_t *count)
 {
 	return s->ops->stream_count(s, count);
 }
+
+int store_streams(store *s, const char *prefix, store_stream_fn fn, void *ctx)
+{
+	return s->ops->streams(s, prefix, fn, ctx);
+}

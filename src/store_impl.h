@@ -20,6 +20,8 @@ typedef struct store_ops {
 	error_code (*head)(store *s, uint64_t *head);
 	error_code (*count_after)(store *s, uint64_t after, uint64_t *count);
 	error_code (*stream_count)(store *s, uint64_t *count);
+	int (*streams)(store *s, const char *prefix, store_stream_fn fn,
+		       void *ctx);
 } store_ops;
 
 struct store {

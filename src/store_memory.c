@@ -172,6 +172,22 @@ static error_code mem_stream_count(store *s, uint64_t *count)
 	return ERR_OK;
 }
 
+static int mem_streams(store *s, const char *prefix, store_stream_fn fn,
+		       void *ctx)
+{
+	mem_store *m = (mem_store *)s;
+	size_t len = strlen(prefix);
+	for (uint32_t i = 0; i < idmap_count(m->ids); i++) {
+		const char *id = idmap_key(m->ids, i);
+		if (strncmp(id, prefix, len) == 0) {
+			int rc = fn(ctx, id);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 static void mem_free(store *s)
 {
 	mem_store *m = (mem_store *)s;
@@ -193,6 +209,7 @@ static const store_ops memory_ops = {
 	.head = mem_head,
 	.count_after = mem_count_after,
 	.stream_count = mem_stream_count,
+	.streams = mem_streams,
 };
 
 store *store_memory_open(void)

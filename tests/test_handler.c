@@ -65,6 +65,12 @@ static error_code race_stream_count(store *s, uint64_t *n)
 	return store_stream_count(((racing *)s)->inner, n);
 }
 
+static int race_streams(store *s, const char *prefix, store_stream_fn fn,
+			void *ctx)
+{
+	return store_streams(((racing *)s)->inner, prefix, fn, ctx);
+}
+
 static void race_free(store *s)
 {
 	store_free(((racing *)s)->inner);
@@ -72,7 +78,7 @@ static void race_free(store *s)
 
 static const store_ops racing_ops = {
 	"racing", race_free, race_append, race_read_stream, race_read_all,
-	race_head, race_count_after, race_stream_count,
+	race_head, race_count_after, race_stream_count, race_streams,
 };
 
 static racing rs;

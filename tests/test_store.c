@@ -225,6 +225,37 @@ START_TEST(many_events_cross_blocks)
 }
 END_TEST
 
+static int list(void *ctx, const char *stream)
+{
+	char *out = ctx;
+	strcat(out, stream);
+	strcat(out, ",");
+	return strcmp(stream, "stop") == 0;
+}
+
+START_TEST(streams_are_listed_by_prefix)
+{
+	char out[256] = "";
+	const char *ids[] = { "XX1", "XY", "XX2", "A", "X" };
+	for (size_t i = 0; i < 5; i++)
+		put(ids[i], 0, EVENT_CREDITED, 1);
+	put("XX1", 1, EVENT_CREDITED, 1);	/* listed once, not per event */
+	ck_assert_int_eq(store_streams(s, "XX", list, out), 0);
+	ck_assert_str_eq(out, "XX1,XX2,");
+	out[0] = '\0';
+	store_streams(s, "", list, out);
+	ck_assert_str_eq(out, "XX1,XY,XX2,A,X,");
+	out[0] = '\0';
+	store_streams(s, "nothing", list, out);
+	ck_assert_str_eq(out, "");
+	put("stop", 0, EVENT_CREDITED, 1);
+	put("stopped", 0, EVENT_CREDITED, 1);
+	out[0] = '\0';
+	ck_assert_int_eq(store_streams(s, "st", list, out), 1);
+	ck_assert_str_eq(out, "stop,");
+}
+END_TEST
+
 START_TEST(unknown_uris_do_not_open)
 {
 	store *x = (store *)1;
@@ -253,6 +284,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, read_stream_after_a_version);
 	tcase_add_test(t, read_all_in_batches_and_stop_early);
 	tcase_add_test(t, many_events_cross_blocks);
+	tcase_add_test(t, streams_are_listed_by_prefix);
 	suite_add_tcase(su, t);
 	t = tcase_create("open");
 	tcase_add_test(t, unknown_uris_do_not_open);

@@ -73,4 +73,10 @@ error_code store_head(store *s, uint64_t *head);
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
+/* Called once per stream id; a non-zero return stops the listing. */
+typedef int (*store_stream_fn)(void *ctx, const char *stream);
+/* Calls fn for each stream whose id starts with prefix, in no set order.
+ * (The shell completes account ids with it.) */
+int store_streams(store *s, const char *prefix, store_stream_fn fn, void *ctx);
+
 #endif
