@@ -423,8 +423,8 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 	size_t bar = 0;	/* cells left for the bars on a terminal */
 	if (pictures(o) && (size_t)o->opts.width > wa + wb + 8)
 		bar = (size_t)o->opts.width - (wa + wb + 8);
-	if (bar > 50)
-		bar = 50;
+	if (bar > 40)
+		bar = 40;
 	if (n == 0) {
 		buf_puts(&o->b, "no accounts");
 		end_line(o);
