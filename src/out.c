@@ -212,20 +212,25 @@ void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 
 /* ---- writes ---- */
 
-void out_deposit(out *o, const char *account, int64_t amount,
-		 const handler_result *res)
+/* deposit and withdraw print the same shape: "deposited 5 into A (…)". */
+static void put_write(out *o, const char *cmd, const char *verb,
+		      const char *prep, const char *account, int64_t amount,
+		      const handler_result *res)
 {
 	if (o->opts.json) {
-		json_begin(o, true, "deposit");
+		json_begin(o, true, cmd);
 		json_str(o, "account", account);
 		json_i64(o, "amount", amount);
 		json_u64(o, "version", res->version);
 		json_u64(o, "position", res->position);
 		json_end(o);
 	} else if (!o->opts.quiet) {
-		buf_puts(&o->b, "deposited ");
+		buf_puts(&o->b, verb);
+		buf_putc(&o->b, ' ');
 		buf_put_i64(&o->b, amount);
-		buf_puts(&o->b, " into ");
+		buf_putc(&o->b, ' ');
+		buf_puts(&o->b, prep);
+		buf_putc(&o->b, ' ');
 		buf_puts(&o->b, account);
 		buf_puts(&o->b, " (version ");
 		buf_put_u64(&o->b, res->version);
@@ -236,28 +241,16 @@ void out_deposit(out *o, const char *account, int64_t amount,
 	}
 }
 
+void out_deposit(out *o, const char *account, int64_t amount,
+		 const handler_result *res)
+{
+	put_write(o, "deposit", "deposited", "into", account, amount, res);
+}
+
 void out_withdraw(out *o, const char *account, int64_t amount,
 		  const handler_result *res)
 {
-	if (o->opts.json) {
-		json_begin(o, true, "withdraw");
-		json_str(o, "account", account);
-		json_i64(o, "amount", amount);
-		json_u64(o, "version", res->version);
-		json_u64(o, "position", res->position);
-		json_end(o);
-	} else if (!o->opts.quiet) {
-		buf_puts(&o->b, "withdrew ");
-		buf_put_i64(&o->b, amount);
-		buf_puts(&o->b, " from ");
-		buf_puts(&o->b, account);
-		buf_puts(&o->b, " (version ");
-		buf_put_u64(&o->b, res->version);
-		buf_puts(&o->b, ", position ");
-		buf_put_u64(&o->b, res->position);
-		buf_putc(&o->b, ')');
-		end_line(o);
-	}
+	put_write(o, "withdraw", "withdrew", "from", account, amount, res);
 }
 
 void out_transfer(out *o, const char *from, const char *to, int64_t amount,
