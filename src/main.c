@@ -109,7 +109,9 @@ int main(int argc, char **argv)
 	store *st;
 	char why[512];
 	if (store_open(uri, &st, why, sizeof why) != 0) {
-		fprintf(stderr, "simplecqrs: cannot open store '%s': %s\n", uri, why);
+		char safe[512];
+		store_safe_uri(uri, safe, sizeof safe);
+		fprintf(stderr, "simplecqrs: cannot open store '%s': %s\n", safe, why);
 		free(fds);
 		return EXIT_USAGE;
 	}

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "config.h"
+#include "simplecqrs/buf.h"
 #include "store_impl.h"
 
 const char *event_type_name(event_type type)
@@ -14,6 +15,43 @@ static int starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+void store_safe_uri(const char *uri, char *out, size_t out_len)
+{
+	buf b = { 0 };
+	const char *p = uri, *scheme = strstr(uri, "://");
+	if (scheme) {
+		/* userinfo runs from after :// to the last @ before the path */
+		const char *auth = scheme + 3;
+		const char *end = auth + strcspn(auth, "/?#");
+		const char *at = NULL;
+		for (const char *q = auth; q < end; q++)
+			if (*q == '@')
+				at = q;
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon) {
+			buf_put(&b, uri, (size_t)(colon - uri));
+			p = at;
+		}
+	}
+	while (*p) {
+		const char *key = strstr(p, "password=");
+		if (key == NULL || (key != uri && key[-1] != '?' && key[-1] != '&')) {
+			if (key == NULL) {
+				buf_puts(&b, p);
+				break;
+			}
+			buf_put(&b, p, (size_t)(key - p) + 9);
+			p = key + 9;
+			continue;
+		}
+		buf_put(&b, p, (size_t)(key - p) + 9);
+		buf_puts(&b, "***");
+		p = key + 9 + strcspn(key + 9, "&#");
+	}
+	snprintf(out, out_len, "%s", b.len ? buf_cstr(&b) : "");
+	buf_free(&b);
+}
+
 int store_open(const char *uri, store **out, char *why, size_t why_len)
 {
 	*out = NULL;
@@ -21,17 +59,17 @@ int store_open(const char *uri, store **out, char *why, size_t why_len)
 		*out = store_memory_open();
 		return 0;
 	}
+	/* Named by SPEC, not built yet: say so rather than "unknown". */
 	if (starts_with(uri, "sqlite:")) {
-		snprintf(why, why_len, "this build lacks SQLite support");
+		snprintf(why, why_len, "the SQLite store is not in this version yet");
 		return 1;
 	}
 	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-		snprintf(why, why_len, "this build lacks PostgreSQL support");
+		snprintf(why, why_len, "the PostgreSQL store is not in this version yet");
 		return 1;
 	}
 	snprintf(why, why_len,
-		 "unknown store '%.64s' (use memory, sqlite:PATH or postgresql://...)",
-		 uri);
+		 "unknown store (use memory, sqlite:PATH or postgresql://...)");
 	return 1;
 }
 

@@ -256,6 +256,32 @@ START_TEST(streams_are_listed_by_prefix)
 }
 END_TEST
 
+START_TEST(passwords_never_show)
+{
+	char out[128];
+	const char *cases[][2] = {
+		{ "postgres://user:secret@host/db", "postgres://user@host/db" },
+		{ "postgresql://u:p%40ss@h:5432/db?sslmode=require",
+		  "postgresql://u@h:5432/db?sslmode=require" },
+		{ "postgresql://h/db?password=secret&user=u",
+		  "postgresql://h/db?password=***&user=u" },
+		{ "postgresql://u:x@h/db?sslmode=disable&password=y",
+		  "postgresql://u@h/db?sslmode=disable&password=***" },
+		{ "postgresql://u@h/db?mypassword=keep", "postgresql://u@h/db?mypassword=keep" },
+		{ "postgresql://u:a@b@h/db", "postgresql://u@h/db" },
+		{ "sqlite:/tmp/a:b@c", "sqlite:/tmp/a:b@c" },
+		{ "memory", "memory" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		store_safe_uri(cases[i][0], out, sizeof out);
+		ck_assert_str_eq(out, cases[i][1]);
+	}
+	store_safe_uri("postgres://user:secret@host/db", out, 12);
+	ck_assert_str_eq(out, "postgres://");	/* cut, still terminated */
+}
+END_TEST
+
 START_TEST(unknown_uris_do_not_open)
 {
 	store *x = (store *)1;
@@ -288,6 +314,7 @@ static Suite *store_suite(void)
 	suite_add_tcase(su, t);
 	t = tcase_create("open");
 	tcase_add_test(t, unknown_uris_do_not_open);
+	tcase_add_test(t, passwords_never_show);
 	suite_add_tcase(su, t);
 	return su;
 }

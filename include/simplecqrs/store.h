@@ -50,6 +50,11 @@ typedef struct store store;
 int store_open(const char *uri, store **out, char *why, size_t why_len);
 void store_free(store *s);
 
+/* uri with any password taken out (user:secret@ becomes user@, and a
+ * password=… parameter's value becomes ***), for showing to people. Always
+ * NUL-terminates out. */
+void store_safe_uri(const char *uri, char *out, size_t out_len);
+
 /* "memory", "sqlite" or "postgresql". */
 const char *store_kind(const store *s);
 /* The last failure's message, for ERR_STORAGE; owned by the store. */
