@@ -35,8 +35,8 @@ static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 		break;
 	case ERR_INSUFFICIENT_FUNDS:
 		out_error(ctx->out, ctx->line, cmd, rc,
-			  "%s has %lld, cannot withdraw %lld", account,
-			  (long long)res->balance, (long long)amount);
+			  "%s has %lld, cannot %s %lld", account,
+			  (long long)res->balance, cmd, (long long)amount);
 		break;
 	case ERR_OVERFLOW:
 		out_error(ctx->out, ctx->line, cmd, rc,
@@ -130,14 +130,14 @@ static cmd_status exec_balance(cmd_ctx *ctx, const parse_result *p)
 {
 	int64_t balance;
 	uint64_t behind;
+	if (lag(ctx, &behind) != ERR_OK)
+		return storage_failed(ctx, p->name);
 	if (!sheet_balance(ctx->sheet, p->account[0], &balance)) {
 		out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_ACCOUNT,
 			  "the balance sheet has no account %s%s", p->account[0],
-			  sheet_checkpoint(ctx->sheet) == 0 ? " (run 'refresh'?)" : "");
+			  behind > 0 ? " (it is behind: run 'refresh'?)" : "");
 		return CMD_FAILED;
 	}
-	if (lag(ctx, &behind) != ERR_OK)
-		return storage_failed(ctx, p->name);
 	out_balance(ctx->out, p->account[0], balance, sheet_checkpoint(ctx->sheet),
 		    behind);
 	return CMD_OK;
@@ -163,7 +163,7 @@ static int collect(void *vctx, const store_event *ev)
 static cmd_status exec_history(cmd_ctx *ctx, const parse_result *p)
 {
 	event_list l = { 0 };
-	if (store_read_stream(ctx->store, p->account[0], 0, collect, &l)) {
+	if (store_read_stream(ctx->store, p->account[0], 0, collect, &l) != ERR_OK) {
 		free(l.evs);
 		return storage_failed(ctx, p->name);
 	}
@@ -195,7 +195,7 @@ static cmd_status exec_help(cmd_ctx *ctx, const parse_result *p)
 	buf text = { 0 };
 	if (p->argc == 0) {
 		for (size_t i = 0; i < cmd_table_len; i++)
-			buf_printf(&text, "%s%-28s %s", i ? "\n" : "",
+			buf_printf(&text, "%s%-24s %s", i ? "\n" : "",
 				   cmd_table[i].usage, cmd_table[i].summary);
 	} else {
 		char name[32];
@@ -228,40 +228,40 @@ static cmd_status exec_quit(cmd_ctx *ctx, const parse_result *p)
 
 const cmd_entry cmd_table[] = {
 	{ "deposit", 2, 2, "an", "deposit ACCOUNT AMOUNT",
-	  "credit AMOUNT to ACCOUNT; the first deposit opens it",
+	  "credit AMOUNT; the first deposit opens ACCOUNT",
 	  "deposit XX1 1000", exec_deposit },
 	{ "withdraw", 2, 2, "an", "withdraw ACCOUNT AMOUNT",
-	  "debit AMOUNT from ACCOUNT, if it holds that much",
+	  "debit AMOUNT, if ACCOUNT holds that much",
 	  "withdraw XX1 300", exec_withdraw },
 	{ "transfer", 3, 3, "aan", "transfer FROM TO AMOUNT",
-	  "move AMOUNT from FROM to TO: both events or neither",
+	  "debit FROM, credit TO: both or neither",
 	  "transfer XX1 XX2 50", exec_transfer },
 	{ "refresh", 0, 0, "", "refresh",
-	  "bring the balance sheet up to date with the store",
+	  "bring the balance sheet up to date",
 	  "refresh", exec_refresh },
 	{ "balances", 0, 0, "", "balances",
-	  "show the balance sheet as of its checkpoint, and its lag",
+	  "the balance sheet, and how far it lags",
 	  "balances", exec_balances },
 	{ "balance", 1, 1, "a", "balance ACCOUNT",
-	  "show one account's balance from the balance sheet",
+	  "one balance from the balance sheet",
 	  "balance XX1", exec_balance },
 	{ "history", 1, 1, "a", "history ACCOUNT",
-	  "show ACCOUNT's events from the store, with the running balance",
+	  "an account's events, with the running balance",
 	  "history XX1", exec_history },
 	{ "status", 0, 0, "", "status",
-	  "show the store, its head, its streams and the sheet's lag",
+	  "the store, its head and streams, and the lag",
 	  "status", exec_status },
 	{ "rebuild", 0, 0, "", "rebuild",
-	  "empty the balance sheet and replay every event into it",
+	  "replay every event into an empty balance sheet",
 	  "rebuild", exec_rebuild },
 	{ "help", 0, 1, "c", "help [COMMAND]",
 	  "list the commands, or explain one",
 	  "help transfer", exec_help },
 	{ "quit", 0, 0, "", "quit",
-	  "leave the shell (so does exit, or Ctrl-D)",
+	  "leave (so do exit and Ctrl-D)",
 	  "quit", exec_quit },
 	{ "exit", 0, 0, "", "exit",
-	  "leave the shell (so does quit, or Ctrl-D)",
+	  "leave (so do quit and Ctrl-D)",
 	  "exit", exec_quit },
 };
 

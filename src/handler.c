@@ -80,8 +80,10 @@ static error_code load(handler *h, const char *account, account_state *st)
 	if (idx != IDMAP_NONE)
 		f.st = h->states[idx];
 	uint64_t cached = f.st.version;
-	if (store_read_stream(h->store, account, cached, fold_event, &f))
-		return f.err != ERR_OK ? f.err : ERR_STORAGE;
+	if (store_read_stream(h->store, account, cached, fold_event, &f) != ERR_OK)
+		return ERR_STORAGE;
+	if (f.err != ERR_OK)
+		return f.err;
 	if (f.st.version != cached)	/* an account with no stream is not kept */
 		remember(h, account, &f.st);
 	*st = f.st;

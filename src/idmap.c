@@ -24,7 +24,6 @@ struct idmap {
 	uint32_t count;
 	uint32_t cap;		/* of keys and hashes */
 	chunk *arena;
-	size_t arena_bytes;
 };
 
 static uint64_t hash(const char *key, size_t len)
@@ -71,7 +70,6 @@ static char *arena_copy(idmap *m, const char *key, size_t len)
 		c->next = m->arena;
 		c->used = 0;
 		m->arena = c;
-		m->arena_bytes += sizeof *c + size;
 	}
 	char *p = m->arena->data + m->arena->used;
 	memcpy(p, key, len);
@@ -149,11 +147,4 @@ const char *idmap_key(const idmap *m, uint32_t index)
 uint32_t idmap_count(const idmap *m)
 {
 	return m->count;
-}
-
-size_t idmap_bytes(const idmap *m)
-{
-	return sizeof *m + (m->mask + 1) * sizeof *m->slots +
-	       (size_t)m->cap * (sizeof *m->keys + sizeof *m->hashes) +
-	       m->arena_bytes;
 }

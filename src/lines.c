@@ -16,16 +16,20 @@
 
 struct lines {
 	int fd;
+	void (*before_read)(void *ctx);
+	void *ctx;
 	char *buf;		/* BLOCK bytes, one kept free for a NUL */
 	size_t start, end;	/* unread bytes */
 	bool eof;
 	bool skipping;		/* inside a line already known too long */
 };
 
-lines *lines_new(int fd)
+lines *lines_new(int fd, void (*before_read)(void *ctx), void *ctx)
 {
 	lines *r = xcalloc(1, sizeof *r);
 	r->fd = fd;
+	r->before_read = before_read;
+	r->ctx = ctx;
 	r->buf = xmalloc(BLOCK);
 	return r;
 }
@@ -82,6 +86,8 @@ int lines_next(lines *r, lines_line *line)
 		memmove(r->buf, p, pending);
 		r->start = 0;
 		r->end = pending;
+		if (r->before_read)
+			r->before_read(r->ctx);
 		ssize_t n;
 		do
 			n = read(r->fd, r->buf + r->end, BLOCK - 1 - r->end);

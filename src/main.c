@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "config.h"
+#include "simplecqrs/xmalloc.h"
 #include "shell.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_STORAGE = 3 };
@@ -34,11 +36,34 @@ static const char usage_text[] =
 	"Exit status: 0 all commands succeeded, 1 a command failed,\n"
 	"2 usage error or store cannot be opened, 3 the store failed.\n";
 
-static int usage_error(const char *what, const char *arg)
+/* getopt has already said what was wrong, GNU style. */
+static int usage_error(void)
 {
-	fprintf(stderr, "simplecqrs: %s '%s'\n"
-		"Try 'simplecqrs --help' for more information.\n", what, arg);
+	fprintf(stderr, "Try 'simplecqrs --help' for more information.\n");
 	return EXIT_USAGE;
+}
+
+/* Colour only where it can show and nobody said no (no-color.org). */
+static bool color_ok(int fd)
+{
+	const char *term = getenv("TERM");
+	return getenv("NO_COLOR") == NULL && isatty(fd) &&
+	       !(term && strcmp(term, "dumb") == 0);
+}
+
+/* Opens a script for reading; a folder is refused here, not halfway. */
+static int open_script(const char *path)
+{
+	if (strcmp(path, "-") == 0)
+		return STDIN_FILENO;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		errno = EISDIR;
+		return -1;
+	}
+	return fd;
 }
 
 static int terminal_width(int fd)
@@ -62,24 +87,22 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = getenv("SIMPLECQRS_STORE");
-	bool bail = false;
+	bool bail = false, echo = false;
 	out_opts oo = { .out_fd = STDOUT_FILENO, .err_fd = STDERR_FILENO };
 	int c;
 
 	setlocale(LC_CTYPE, "");
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:bqhV", longopts, NULL)) != -1) {
+	argv[0] = (char *)"simplecqrs";	/* how getopt's messages name us */
+	while ((c = getopt_long(argc, argv, "s:bqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': uri = optarg; break;
 		case 'b': bail = true; break;
 		case 'j': oo.json = true; break;
-		case 'e': oo.echo = true; break;
+		case 'e': echo = true; break;
 		case 'q': oo.quiet = true; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		case 'V': puts("simplecqrs " SIMPLECQRS_VERSION); return EXIT_OK;
-		case ':': return usage_error("missing argument for option", argv[optind - 1]);
-		default:
-			return usage_error("unknown option", argv[optind - 1]);
+		default: return usage_error();
 		}
 	}
 	if (uri == NULL || uri[0] == '\0')
@@ -88,14 +111,10 @@ int main(int argc, char **argv)
 	/* Open every script before running any: a typo in the third file
 	 * must not leave the first two half applied. */
 	int nscripts = argc - optind;
-	int *fds = calloc((size_t)nscripts + 1, sizeof *fds);
-	if (fds == NULL)
-		return EXIT_STORAGE;
+	int *fds = xcalloc((size_t)nscripts + 1, sizeof *fds);
 	for (int i = 0; i < nscripts; i++) {
 		const char *path = argv[optind + i];
-		fds[i] = strcmp(path, "-") == 0 ? STDIN_FILENO
-						 : open(path, O_RDONLY | O_CLOEXEC);
-		if (fds[i] < 0) {
+		if ((fds[i] = open_script(path)) < 0) {
 			fprintf(stderr, "simplecqrs: cannot open '%s': %s\n", path,
 				strerror(errno));
 			for (int j = 0; j < i; j++)
@@ -108,7 +127,7 @@ int main(int argc, char **argv)
 
 	store *st;
 	char why[512];
-	if (store_open(uri, &st, why, sizeof why) != 0) {
+	if (store_open(uri, &st, why, sizeof why) != ERR_OK) {
 		char safe[512];
 		store_safe_uri(uri, safe, sizeof safe);
 		fprintf(stderr, "simplecqrs: cannot open store '%s': %s\n", safe, why);
@@ -117,10 +136,9 @@ int main(int argc, char **argv)
 	}
 
 	bool interactive = nscripts == 0 && isatty(STDIN_FILENO);
-	bool color_ok = getenv("NO_COLOR") == NULL;
 	oo.interactive = interactive;
-	oo.color_out = color_ok && !oo.json && isatty(STDOUT_FILENO);
-	oo.color_err = color_ok && isatty(STDERR_FILENO);
+	oo.color_out = !oo.json && color_ok(STDOUT_FILENO);
+	oo.color_err = color_ok(STDERR_FILENO);
 	oo.width = isatty(STDOUT_FILENO) ? terminal_width(STDOUT_FILENO) : 0;
 	oo.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 
@@ -132,7 +150,7 @@ int main(int argc, char **argv)
 			.out = out_new(&oo),
 		},
 		.bail = bail,
-		.echo = oo.echo,
+		.echo = echo,
 		.color = oo.color_out,
 	};
 

@@ -61,9 +61,9 @@ bool out_flush(out *o)
 	return !o->failed;
 }
 
-bool out_failed(const out *o)
+void out_set_width(out *o, int width)
 {
-	return o->failed;
+	o->opts.width = width;
 }
 
 void out_free(out *o)
@@ -180,8 +180,7 @@ void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 	}
 	if (o->opts.json) {
 		json_begin(o, false, cmd);
-		if (line > 0)
-			json_u64(o, "line", line);
+		json_u64(o, "line", line);
 		json_str(o, "error", error_name(code));
 		json_key(o, "message");
 		json_put_string(&o->b, msg.data ? msg.data : "", msg.len);
@@ -270,9 +269,7 @@ void out_transfer(out *o, const char *from, const char *to, int64_t amount,
 		buf_puts(&o->b, from);
 		buf_puts(&o->b, " to ");
 		buf_puts(&o->b, to);
-		buf_puts(&o->b, " (positions ");
-		buf_put_u64(&o->b, res->position - 1);
-		buf_puts(&o->b, "-");
+		buf_puts(&o->b, " (position ");
 		buf_put_u64(&o->b, res->position);
 		buf_putc(&o->b, ')');
 		end_line(o);

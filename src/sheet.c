@@ -82,16 +82,15 @@ static int apply_event(void *ctx, const store_event *ev)
 error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
 {
 	batch b = { .sh = sh };
+	error_code rc;
 	do {
 		b.seen = 0;
-		if (store_read_all(s, sh->checkpoint, REFRESH_BATCH, apply_event,
-				   &b)) {
-			*applied = b.applied;
-			return b.err != ERR_OK ? b.err : ERR_STORAGE;
-		}
-	} while (b.seen == REFRESH_BATCH);
+		rc = store_read_all(s, sh->checkpoint, REFRESH_BATCH, apply_event, &b);
+		if (rc == ERR_OK)
+			rc = b.err;
+	} while (rc == ERR_OK && b.seen == REFRESH_BATCH);
 	*applied = b.applied;
-	return ERR_OK;
+	return rc;
 }
 
 error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied)

@@ -1,8 +1,11 @@
 /* shell.c — reading commands: piped input in blocks, or a readline prompt.
  *
- * Piped input never goes near readline. The prompt uses readline's callback
- * interface under select(2), so Ctrl-C is handled the moment it is pressed:
- * a SIGINT handler that only sets a flag would otherwise wait for Enter. */
+ * Piped input never goes near readline; output is flushed whenever the
+ * reader is about to wait for more. The prompt uses readline's callback
+ * interface under pselect(2), with SIGINT, SIGTSTP and SIGWINCH blocked
+ * except while waiting: Ctrl-C is acted on the moment it is pressed (a
+ * handler that only sets a flag around plain readline() waits for Enter),
+ * and no signal can slip in between a check and the wait. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,8 +40,9 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	if (too_long) {
 		st = cmd_reject(&sh->ctx, ERR_LINE_TOO_LONG);
 	} else {
-		if (sh->echo && !blank(text, len))
-			out_echo(sh->ctx.out, text, len);
+		if (sh->echo && !blank(text, len))	/* as typed, less a CR */
+			out_echo(sh->ctx.out, text,
+				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&sh->ctx, text, len);
 	}
 	switch (st) {
@@ -57,9 +61,14 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	}
 }
 
+static void flush_output(void *o)
+{
+	out_flush(o);
+}
+
 int shell_run_fd(shell *sh, int fd)
 {
-	lines *r = lines_new(fd);
+	lines *r = lines_new(fd, flush_output, sh->ctx.out);
 	lines_line l;
 	int rc;
 	sh->ctx.line = 0;
@@ -75,13 +84,18 @@ int shell_run_fd(shell *sh, int fd)
 /* ---- interactive ---- */
 
 static shell *active;		/* the shell readline's line handler serves */
-static volatile sig_atomic_t interrupted;
+static bool handler_installed;
+static volatile sig_atomic_t got_int, got_tstp, got_winch;
 static char prompt[96];
 
-static void on_sigint(int sig)
+static void on_signal(int sig)
 {
-	(void)sig;
-	interrupted = 1;
+	if (sig == SIGINT)
+		got_int = 1;
+	else if (sig == SIGTSTP)
+		got_tstp = 1;
+	else
+		got_winch = 1;
 }
 
 /* "simplecqrs> ", or "simplecqrs [3 behind]> " while the sheet lags; colour
@@ -282,25 +296,77 @@ static void on_line(char *text)
 		fputs("\n", stdout);
 		fflush(stdout);
 		sh->stop = true;
-		return;
+	} else {
+		size_t len = strlen(text);
+		if (!blank(text, len))
+			history_add(text);
+		run_line(sh, text, len, false);
+		out_flush(sh->ctx.out);
+		free(text);
 	}
-	size_t len = strlen(text);
-	if (!blank(text, len))
-		history_add(text);
-	run_line(sh, text, len, false);
-	out_flush(sh->ctx.out);
-	free(text);
-	if (!sh->stop)
+	if (sh->stop) {
+		/* removed here, or readline draws one more prompt on return */
+		rl_callback_handler_remove();
+		handler_installed = false;
+	} else {
 		rl_set_prompt(make_prompt(sh));
+	}
+}
+
+/* Ctrl-C: drop the line, give a fresh prompt, keep the shell. */
+static void interrupt_line(void)
+{
+	rl_free_line_state();
+	rl_callback_sigcleanup();
+	rl_replace_line("", 0);
+	fputs("^C\n", stdout);
+	fflush(stdout);
+	rl_on_new_line();
+	rl_redisplay();
+}
+
+/* Ctrl-Z: give the terminal back as it was, stop, and take it again on
+ * fg. readline would do this itself, but its handlers are off
+ * (rl_catch_signals = 0) so that Ctrl-C is ours. */
+static void suspend(const struct sigaction *ours)
+{
+	sigset_t tstp;
+	sigemptyset(&tstp);
+	sigaddset(&tstp, SIGTSTP);
+	rl_deprep_terminal();
+	signal(SIGTSTP, SIG_DFL);
+	sigprocmask(SIG_UNBLOCK, &tstp, NULL);
+	raise(SIGTSTP);		/* stops here until SIGCONT */
+	sigprocmask(SIG_BLOCK, &tstp, NULL);
+	sigaction(SIGTSTP, ours, NULL);
+	rl_prep_terminal(1);
+	rl_forced_update_display();
+}
+
+/* The window changed size: readline rewraps, the bars follow. */
+static void resize(shell *sh)
+{
+	int rows, cols;
+	rl_resize_terminal();
+	rl_get_screen_size(&rows, &cols);
+	if (isatty(STDOUT_FILENO) && cols > 0)
+		out_set_width(sh->ctx.out, cols);
 }
 
 void shell_run_interactive(shell *sh, const char *banner)
 {
-	struct sigaction sa, old;
+	static const int sigs[3] = { SIGINT, SIGTSTP, SIGWINCH };
+	struct sigaction sa, old[3];
+	sigset_t blocked, waiting;	/* waiting: the mask while in pselect */
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;	/* no SA_RESTART: select must wake */
+	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old);
+	sigemptyset(&blocked);
+	for (int i = 0; i < 3; i++) {
+		sigaction(sigs[i], &sa, &old[i]);
+		sigaddset(&blocked, sigs[i]);
+	}
+	sigprocmask(SIG_BLOCK, &blocked, &waiting);
 
 	active = sh;
 	sh->ctx.line = 0;
@@ -313,31 +379,37 @@ void shell_run_interactive(shell *sh, const char *banner)
 		fflush(stdout);
 	}
 	rl_callback_handler_install(make_prompt(sh), on_line);
+	handler_installed = true;
 	while (!sh->stop) {
 		fd_set fds;
 		FD_ZERO(&fds);
 		FD_SET(STDIN_FILENO, &fds);
-		int n = select(STDIN_FILENO + 1, &fds, NULL, NULL, NULL);
+		int n = pselect(STDIN_FILENO + 1, &fds, NULL, NULL, NULL, &waiting);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (interrupted) {
-			/* Ctrl-C: drop the line, fresh prompt, keep the shell */
-			interrupted = 0;
-			rl_free_line_state();
-			rl_callback_sigcleanup();
-			rl_replace_line("", 0);
-			fputs("^C\n", stdout);
-			fflush(stdout);
-			rl_on_new_line();
-			rl_redisplay();
+		if (got_int) {
+			got_int = 0;
+			interrupt_line();
 			continue;
+		}
+		if (got_tstp) {
+			got_tstp = 0;
+			suspend(&sa);
+		}
+		if (got_winch) {
+			got_winch = 0;
+			resize(sh);
 		}
 		if (n > 0)
 			rl_callback_read_char();
 	}
-	rl_callback_handler_remove();
+	if (handler_installed)
+		rl_callback_handler_remove();
+	handler_installed = false;
 	history_close();
 	drop_candidates();
-	sigaction(SIGINT, &old, NULL);
+	sigprocmask(SIG_SETMASK, &waiting, NULL);
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &old[i], NULL);
 	active = NULL;
 }

@@ -52,25 +52,25 @@ void store_safe_uri(const char *uri, char *out, size_t out_len)
 	buf_free(&b);
 }
 
-int store_open(const char *uri, store **out, char *why, size_t why_len)
+error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 {
 	*out = NULL;
 	if (strcmp(uri, "memory") == 0) {
 		*out = store_memory_open();
-		return 0;
+		return ERR_OK;
 	}
 	/* Named by SPEC, not built yet: say so rather than "unknown". */
 	if (starts_with(uri, "sqlite:")) {
 		snprintf(why, why_len, "the SQLite store is not in this version yet");
-		return 1;
+		return ERR_STORAGE;
 	}
 	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
 		snprintf(why, why_len, "the PostgreSQL store is not in this version yet");
-		return 1;
+		return ERR_STORAGE;
 	}
 	snprintf(why, why_len,
 		 "unknown store (use memory, sqlite:PATH or postgresql://...)");
-	return 1;
+	return ERR_STORAGE;
 }
 
 void store_free(store *s)
@@ -95,14 +95,14 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 	return s->ops->append(s, evs, n, time_ms, last_position);
 }
 
-int store_read_stream(store *s, const char *stream, uint64_t after_version,
-		      store_event_fn fn, void *ctx)
+error_code store_read_stream(store *s, const char *stream,
+			     uint64_t after_version, store_event_fn fn, void *ctx)
 {
 	return s->ops->read_stream(s, stream, after_version, fn, ctx);
 }
 
-int store_read_all(store *s, uint64_t after, size_t limit, store_event_fn fn,
-		   void *ctx)
+error_code store_read_all(store *s, uint64_t after, size_t limit,
+			  store_event_fn fn, void *ctx)
 {
 	return s->ops->read_all(s, after, limit, fn, ctx);
 }
@@ -122,7 +122,8 @@ error_code store_stream_count(store *s, uint64_t *count)
 	return s->ops->stream_count(s, count);
 }
 
-int store_streams(store *s, const char *prefix, store_stream_fn fn, void *ctx)
+error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
+			 void *ctx)
 {
 	return s->ops->streams(s, prefix, fn, ctx);
 }

@@ -13,15 +13,16 @@ typedef struct store_ops {
 	void (*free)(store *s);
 	error_code (*append)(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position);
-	int (*read_stream)(store *s, const char *stream, uint64_t after_version,
-			   store_event_fn fn, void *ctx);
-	int (*read_all)(store *s, uint64_t after, size_t limit,
-			store_event_fn fn, void *ctx);
+	error_code (*read_stream)(store *s, const char *stream,
+				  uint64_t after_version, store_event_fn fn,
+				  void *ctx);
+	error_code (*read_all)(store *s, uint64_t after, size_t limit,
+			       store_event_fn fn, void *ctx);
 	error_code (*head)(store *s, uint64_t *head);
 	error_code (*count_after)(store *s, uint64_t after, uint64_t *count);
 	error_code (*stream_count)(store *s, uint64_t *count);
-	int (*streams)(store *s, const char *prefix, store_stream_fn fn,
-		       void *ctx);
+	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,
+			      void *ctx);
 } store_ops;
 
 struct store {

@@ -111,13 +111,14 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 	return ERR_OK;
 }
 
-static int mem_read_stream(store *s, const char *stream, uint64_t after_version,
-			   store_event_fn fn, void *ctx)
+static error_code mem_read_stream(store *s, const char *stream,
+				  uint64_t after_version, store_event_fn fn,
+				  void *ctx)
 {
 	mem_store *m = (mem_store *)s;
 	uint32_t idx = idmap_find(m->ids, stream, strlen(stream));
 	if (idx == IDMAP_NONE || m->version[idx] <= after_version)
-		return 0;
+		return ERR_OK;
 	/* Walk back from the last event to the first one wanted, then deliver
 	 * them oldest first. */
 	size_t n = m->version[idx] - after_version;
@@ -128,29 +129,28 @@ static int mem_read_stream(store *s, const char *stream, uint64_t after_version,
 		pos[i] = p;
 		p = at(m, p)->prev;
 	}
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		store_event ev;
 		to_event(m, pos[i], &ev);
-		rc = fn(ctx, &ev);
+		if (fn(ctx, &ev))
+			break;
 	}
 	if (pos != small)
 		free(pos);
-	return rc;
+	return ERR_OK;
 }
 
-static int mem_read_all(store *s, uint64_t after, size_t limit,
-			store_event_fn fn, void *ctx)
+static error_code mem_read_all(store *s, uint64_t after, size_t limit,
+			       store_event_fn fn, void *ctx)
 {
 	mem_store *m = (mem_store *)s;
 	for (uint64_t p = after + 1; p <= m->head && limit > 0; p++, limit--) {
 		store_event ev;
 		to_event(m, p, &ev);
-		int rc = fn(ctx, &ev);
-		if (rc)
-			return rc;
+		if (fn(ctx, &ev))
+			break;
 	}
-	return 0;
+	return ERR_OK;
 }
 
 static error_code mem_head(store *s, uint64_t *head)
@@ -172,20 +172,17 @@ static error_code mem_stream_count(store *s, uint64_t *count)
 	return ERR_OK;
 }
 
-static int mem_streams(store *s, const char *prefix, store_stream_fn fn,
-		       void *ctx)
+static error_code mem_streams(store *s, const char *prefix, store_stream_fn fn,
+			      void *ctx)
 {
 	mem_store *m = (mem_store *)s;
 	size_t len = strlen(prefix);
 	for (uint32_t i = 0; i < idmap_count(m->ids); i++) {
 		const char *id = idmap_key(m->ids, i);
-		if (strncmp(id, prefix, len) == 0) {
-			int rc = fn(ctx, id);
-			if (rc)
-				return rc;
-		}
+		if (strncmp(id, prefix, len) == 0 && fn(ctx, id))
+			break;
 	}
-	return 0;
+	return ERR_OK;
 }
 
 static void mem_free(store *s)

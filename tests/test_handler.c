@@ -38,14 +38,14 @@ static error_code race_append(store *s, const store_new_event *evs, size_t n,
 	return store_append(r->inner, evs, n, t, last);
 }
 
-static int race_read_stream(store *s, const char *id, uint64_t after,
-			    store_event_fn fn, void *ctx)
+static error_code race_read_stream(store *s, const char *id, uint64_t after,
+				   store_event_fn fn, void *ctx)
 {
 	return store_read_stream(((racing *)s)->inner, id, after, fn, ctx);
 }
 
-static int race_read_all(store *s, uint64_t after, size_t limit,
-			 store_event_fn fn, void *ctx)
+static error_code race_read_all(store *s, uint64_t after, size_t limit,
+				store_event_fn fn, void *ctx)
 {
 	return store_read_all(((racing *)s)->inner, after, limit, fn, ctx);
 }
@@ -65,8 +65,8 @@ static error_code race_stream_count(store *s, uint64_t *n)
 	return store_stream_count(((racing *)s)->inner, n);
 }
 
-static int race_streams(store *s, const char *prefix, store_stream_fn fn,
-			void *ctx)
+static error_code race_streams(store *s, const char *prefix,
+			       store_stream_fn fn, void *ctx)
 {
 	return store_streams(((racing *)s)->inner, prefix, fn, ctx);
 }

@@ -16,7 +16,7 @@ static lines *over(const char *data, size_t n, FILE **keep)
 	fflush(f);
 	rewind(f);
 	*keep = f;
-	return lines_new(fileno(f));
+	return lines_new(fileno(f), NULL, NULL);
 }
 
 static void expect(lines *r, const char *text, bool too_long)
@@ -101,9 +101,35 @@ START_TEST(many_lines_across_blocks)
 }
 END_TEST
 
+static void count_call(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+START_TEST(the_hook_runs_before_each_read)
+{
+	int fds[2], calls = 0;
+	ck_assert_int_eq(pipe(fds), 0);
+	lines *r = lines_new(fds[0], count_call, &calls);
+	lines_line l;
+	ck_assert_int_eq(write(fds[1], "a\nb\n", 4), 4);
+	expect(r, "a", false);
+	ck_assert_int_eq(calls, 1);
+	expect(r, "b", false);	/* already buffered: no read, no call */
+	ck_assert_int_eq(calls, 1);
+	ck_assert_int_eq(write(fds[1], "c\n", 2), 2);
+	expect(r, "c", false);
+	ck_assert_int_eq(calls, 2);
+	close(fds[1]);
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	close(fds[0]);
+}
+END_TEST
+
 START_TEST(read_errors_are_reported)
 {
-	lines *r = lines_new(-1);
+	lines *r = lines_new(-1, NULL, NULL);
 	lines_line l;
 	ck_assert_int_eq(lines_next(r, &l), -1);
 	lines_free(r);
@@ -119,6 +145,7 @@ static Suite *lines_suite(void)
 	tcase_add_test(t, overlong_lines_are_skipped_whole);
 	tcase_add_test(t, many_lines_across_blocks);
 	tcase_add_test(t, read_errors_are_reported);
+	tcase_add_test(t, the_hook_runs_before_each_read);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -26,7 +26,5 @@ uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added);
 /* The NUL-terminated key of an index; owned by the map. */
 const char *idmap_key(const idmap *m, uint32_t index);
 uint32_t idmap_count(const idmap *m);
-/* Bytes the map holds, for memory figures. */
-size_t idmap_bytes(const idmap *m);
 
 #endif

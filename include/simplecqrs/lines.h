@@ -20,8 +20,10 @@ typedef struct lines_line {
 	bool too_long;		/* text is empty: the line was skipped */
 } lines_line;
 
-/* The fd is borrowed, not closed. */
-lines *lines_new(int fd);
+/* The fd is borrowed, not closed. before_read, if not NULL, is called just
+ * before each read(2) that may block: the moment to flush output, so a
+ * program talking to the shell line by line gets each answer at once. */
+lines *lines_new(int fd, void (*before_read)(void *ctx), void *ctx);
 void lines_free(lines *r);
 /* 1 and *line set, 0 at end of input, -1 on a read error (errno set). */
 int lines_next(lines *r, lines_line *line);

@@ -18,9 +18,8 @@
 
 typedef struct out_opts {
 	bool json;		/* one JSON object per command on stdout */
-	bool echo;		/* text: print each command before its result */
 	bool quiet;		/* text: successful writes print nothing */
-	bool interactive;	/* errors carry no line number */
+	bool interactive;	/* text errors carry no line number */
 	bool color_out;		/* escape codes allowed on stdout */
 	bool color_err;		/* … and on stderr */
 	bool utf8;		/* the terminal takes UTF-8 */
@@ -36,12 +35,12 @@ out *out_new(const out_opts *opts);
 void out_free(out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
-/* true once a write to stdout or stderr has failed. */
-bool out_failed(const out *o);
+/* The terminal was resized: bars follow the new width. */
+void out_set_width(out *o, int width);
 
 void out_echo(out *o, const char *line, size_t len);
-/* One failed command. line 0 means none (interactive); cmd is the command's
- * name as typed, lower-cased. */
+/* One failed command at input line `line` (JSON "line"; text mode leaves it
+ * out at the prompt). cmd is the command's name lower-cased, "" if none. */
 void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

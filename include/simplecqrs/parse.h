@@ -1,5 +1,6 @@
 /* parse.h — the line parser: one line of input in, a checked command or an
- * error code out. Pure: it touches no store and prints nothing.
+ * error code out. Pure: it touches no store and prints nothing; it reads
+ * the command table (cmd.h) for names, arity and argument kinds.
  *
  * It applies SPEC's input rules (tokens split on spaces and tabs, a trailing
  * CR dropped, `#` at the start of a token comments out the rest, keywords

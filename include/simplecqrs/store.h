@@ -39,15 +39,16 @@ typedef struct store_new_event {
 	int64_t amount;
 } store_new_event;
 
-/* Called once per event read; a non-zero return stops the read and is
- * returned by it. */
+/* Called once per event read. A non-zero return stops the read early; that
+ * is not a failure of the store, so the callback keeps its own verdict. */
 typedef int (*store_event_fn)(void *ctx, const store_event *ev);
 
 typedef struct store store;
 
 /* Opens the store a URI names: "memory", "sqlite:PATH", "postgresql://…".
- * On failure returns non-zero and writes one line for people into why. */
-int store_open(const char *uri, store **out, char *why, size_t why_len);
+ * On failure returns ERR_STORAGE and writes one line for people into why.
+ * The caller frees the store with store_free. */
+error_code store_open(const char *uri, store **out, char *why, size_t why_len);
 void store_free(store *s);
 
 /* uri with any password taken out (user:secret@ becomes user@, and a
@@ -57,6 +58,9 @@ void store_safe_uri(const char *uri, char *out, size_t out_len);
 
 /* "memory", "sqlite" or "postgresql". */
 const char *store_kind(const store *s);
+/* Every call below returns ERR_OK or ERR_STORAGE (append: also
+ * ERR_CONFLICT), and store_errmsg says why the last one failed. */
+
 /* The last failure's message, for ERR_STORAGE; owned by the store. */
 const char *store_errmsg(const store *s);
 
@@ -66,22 +70,23 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position);
 /* Calls fn for each event of a stream with version > after_version, in
  * version order. A stream that does not exist has no events. */
-int store_read_stream(store *s, const char *stream, uint64_t after_version,
-		      store_event_fn fn, void *ctx);
+error_code store_read_stream(store *s, const char *stream, uint64_t after_version,
+			     store_event_fn fn, void *ctx);
 /* Calls fn for at most limit events with position > after, in position
  * order. Callers loop until a call delivers fewer than limit. */
-int store_read_all(store *s, uint64_t after, size_t limit,
-		   store_event_fn fn, void *ctx);
+error_code store_read_all(store *s, uint64_t after, size_t limit,
+			  store_event_fn fn, void *ctx);
 /* The last position (0 when empty). */
 error_code store_head(store *s, uint64_t *head);
 /* How many events have a position > after. */
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
-/* Called once per stream id; a non-zero return stops the listing. */
+/* Called once per stream id; a non-zero return stops the listing early. */
 typedef int (*store_stream_fn)(void *ctx, const char *stream);
 /* Calls fn for each stream whose id starts with prefix, in no set order.
  * (The shell completes account ids with it.) */
-int store_streams(store *s, const char *prefix, store_stream_fn fn, void *ctx);
+error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
+			 void *ctx);
 
 #endif
