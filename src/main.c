@@ -181,13 +181,17 @@ int main(int argc, char **argv)
 			close(fds[i]);
 	free(fds);
 
-	bool written = out_flush(sh.ctx.out);
+	out_flush(sh.ctx.out);
+	int write_error = out_write_error(sh.ctx.out);
 	out_free(sh.ctx.out);
 	sheet_free(sh.ctx.sheet);
 	handler_free(sh.ctx.handler);
 	store_free(st);
-	if (!written) {
-		fprintf(stderr, "simplecqrs: writing output: %s\n", strerror(errno));
+	if (write_error) {
+		/* a reader that went away (| head) needs no message */
+		if (write_error != EPIPE)
+			fprintf(stderr, "simplecqrs: writing output: %s\n",
+				strerror(write_error));
 		if (status == EXIT_OK)
 			status = EXIT_FAILED;
 	}

@@ -26,7 +26,7 @@
 struct out {
 	out_opts opts;
 	buf b;			/* pending stdout */
-	bool failed;
+	int err;		/* errno of the first failed write, or 0 */
 };
 
 out *out_new(const out_opts *opts)
@@ -53,12 +53,17 @@ static bool write_all(int fd, const char *p, size_t n)
 
 bool out_flush(out *o)
 {
-	if (o->b.len == 0)
-		return !o->failed;
-	if (!o->failed && !write_all(o->opts.out_fd, o->b.data, o->b.len))
-		o->failed = true;
+	if (o->b.len > 0 && o->err == 0 &&
+	    !write_all(o->opts.out_fd, o->b.data, o->b.len))
+		o->err = errno;
 	o->b.len = 0;
-	return !o->failed;
+	errno = o->err;
+	return o->err == 0;
+}
+
+int out_write_error(const out *o)
+{
+	return o->err;
 }
 
 void out_set_width(out *o, int width)
@@ -202,8 +207,8 @@ void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 		buf_putc(&e, ' ');
 		out_put_safe(&e, msg.data ? msg.data : "", msg.len);
 		buf_putc(&e, '\n');
-		if (!write_all(o->opts.err_fd, e.data, e.len))
-			o->failed = true;
+		if (o->err == 0 && !write_all(o->opts.err_fd, e.data, e.len))
+			o->err = errno;
 		buf_free(&e);
 	}
 	buf_free(&msg);

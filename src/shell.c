@@ -70,15 +70,18 @@ int shell_run_fd(shell *sh, int fd)
 {
 	lines *r = lines_new(fd, flush_output, sh->ctx.out);
 	lines_line l;
-	int rc;
+	int rc = 0;
 	sh->ctx.line = 0;
-	while (!sh->stop && (rc = lines_next(r, &l)) == 1)
+	/* output that cannot be delivered ends the run: no more results
+	 * would be acknowledged */
+	while (!sh->stop && out_write_error(sh->ctx.out) == 0 &&
+	       (rc = lines_next(r, &l)) == 1)
 		run_line(sh, l.text, l.len, l.too_long);
 	int saved = errno;
 	lines_free(r);
 	out_flush(sh->ctx.out);
 	errno = saved;
-	return sh->stop || rc == 0 ? 0 : -1;
+	return rc < 0 ? -1 : 0;
 }
 
 /* ---- interactive ---- */

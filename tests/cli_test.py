@@ -2,6 +2,7 @@
 """CLI tests: pipe a script to the real binary, compare what it prints.
 
 usage: cli_test.py BIN CASE [--update]
+       cli_test.py --listed DIR CASE...   (every DIR/*.cqrs is among CASE...)
 
 CASE is a path without extension inside tests/cli/. Files beside it:
   CASE.cqrs    fed on stdin (required)
@@ -28,9 +29,23 @@ def read(path, default=None):
         return default
 
 
+def listed(folder, names):
+    on_disk = {f[:-5] for f in os.listdir(folder) if f.endswith('.cqrs')}
+    missing = sorted(on_disk - set(names))
+    if missing:
+        print(f'cases not in tests/meson.build, so never run: {missing}')
+        print('0 passed, 1 failed')
+        return 1
+    print(f'all {len(on_disk)} cases are listed')
+    print('1 passed, 0 failed')
+    return 0
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
+    if sys.argv[1] == '--listed':
+        return listed(sys.argv[2], sys.argv[3:])
     binary, case = os.path.abspath(sys.argv[1]), sys.argv[2]
     update = '--update' in sys.argv[3:]
     args = shlex.split(read(case + '.args', b'').decode())

@@ -3,7 +3,8 @@
 
 usage: interactive_test.py BIN
 
-Each test_* function gets a fresh sandbox (temp HOME, history file, empty
+SIMPLECQRS_WRAPPER, if set (meson test --setup=valgrind), is a command the
+binary runs under; timeouts are then longer. Each test_* function gets a fresh sandbox (temp HOME, history file, empty
 inputrc, clean environment), types keys into the shell and waits for the
 screen output it expects. Nothing sleeps and hopes: every step waits for a
 regex, with a timeout, and a failure shows what had arrived so far.
@@ -22,7 +23,11 @@ import tempfile
 import termios
 import time
 
-TIMEOUT = 10.0
+import shlex
+
+WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
+SLOW = 6 if WRAPPER else 1    # valgrind starts and runs slower
+TIMEOUT = 10.0 * SLOW
 ROWS, COLS = 30, 100
 SGR = re.compile(rb'\x1b\[[0-9;]*m')
 # For matching text: drop every CSI/OSC sequence, keypad-mode switches,
@@ -41,13 +46,14 @@ def clean(raw):
 class Session:
     """One run of the binary with a pty as its controlling terminal."""
 
-    def __init__(self, binary, env, cwd):
+    def __init__(self, binary, env, cwd, argv=None):
+        argv = argv or WRAPPER + [binary]
         pid, fd = pty.fork()
         if pid == 0:  # child: size the terminal before the program asks
             try:
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', ROWS, COLS, 0, 0))
                 os.chdir(cwd)
-                os.execve(binary, [binary], env)
+                os.execvpe(argv[0], argv, env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd
@@ -103,6 +109,7 @@ class Session:
         return self.text[start:m.start()]
 
     def wait_exit(self, timeout=5.0):
+        timeout *= SLOW
         deadline = time.monotonic() + timeout
         while self.status is None:
             pid, st = os.waitpid(self.pid, os.WNOHANG)
@@ -263,6 +270,73 @@ def test_quit_and_exit(sb):
             s.run('deposit XX1 1')
             s.send(word + '\r')
             assert s.wait_exit() == 0, f'{word}: exit status {s.status}'
+
+
+def test_no_prompt_after_the_end(sb):
+    for key in (CTRL_D, 'quit\r'):
+        with sb.spawn() as s:
+            s.send(key)
+            assert s.wait_exit() == 0, f'{key!r}: exit status {s.status}'
+            rest = s.text[s.pos:]
+            assert 'simplecqrs>' not in rest, f'{key!r}: a prompt after the end: {rest!r}'
+
+
+def test_history_is_capped(sb):
+    with open(sb.history, 'w') as f:
+        f.write(''.join(f'deposit H {i}\n' for i in range(1, 1201)))
+    os.chmod(sb.history, 0o600)
+    with sb.spawn() as s:
+        s.send(UP)
+        s.expect(r'deposit H 1200')     # the newest old line is offered
+        s.send(CTRL_C)
+        s.expect(PROMPT)
+        s.run('status')
+        s.send(CTRL_D)
+        assert s.wait_exit() == 0
+    lines = history_lines(sb.history)
+    assert len(lines) <= 1000, f'{len(lines)} lines kept'
+    assert lines[-1] == 'status' and 'deposit H 1200' in lines, lines[-3:]
+    assert 'deposit H 1' not in lines, 'the oldest lines were kept'
+
+
+def test_two_shells_append_to_one_history(sb):
+    with sb.spawn() as a, sb.spawn() as b:
+        a.run('deposit A1 1')
+        b.run('deposit B1 2')
+        a.run('balances')
+        for s in (a, b):
+            s.send(CTRL_D)
+            assert s.wait_exit() == 0
+    lines = history_lines(sb.history)
+    for want in ('deposit A1 1', 'deposit B1 2', 'balances'):
+        assert want in lines, f'{want!r} lost from {lines!r}'
+
+
+def test_ctrl_z_and_fg(sb):
+    """Under a job-control shell: Ctrl-Z stops the shell, fg brings back a
+    working prompt (raw mode again: Tab completes at once)."""
+    if WRAPPER:
+        return          # job control under valgrind proves nothing more
+    env = dict(sb.env, PS1='bash$ ', HISTFILE='/dev/null')
+    with Session(None, env, sb.cwd, argv=['bash', '--norc', '--noprofile', '-i']) as s:
+        s.expect(r'bash\$ ')
+        s.send(shlex.quote(sb.binary) + '\r')
+        s.expect(PROMPT)
+        s.send('deposit XX1 5\r')
+        s.expect(r'deposited 5 into XX1')
+        s.expect(PROMPT)
+        s.send('\x1a')
+        s.expect(r'Stopped')
+        s.expect(r'bash\$ ')
+        s.send('fg\r')
+        s.expect(PROMPT)
+        s.send('dep' + TAB)
+        s.expect(r'deposit ')
+        s.send('XX1 1\r')
+        s.expect(r'deposited 1 into XX1 \(version 2')
+        s.send('quit\r')
+        s.expect(r'bash\$ ')
+        s.send('exit\r')
 
 
 def test_unknown_command_suggestion(sb):

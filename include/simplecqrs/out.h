@@ -35,6 +35,9 @@ out *out_new(const out_opts *opts);
 void out_free(out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
+/* The errno of the first failed write to stdout or stderr, or 0. Once one
+ * failed, nothing more is written. */
+int out_write_error(const out *o);
 /* The terminal was resized: bars follow the new width. */
 void out_set_width(out *o, int width);
 
