@@ -1,14 +1,17 @@
 /* out.c — rendering results as text for people or as JSON lines.
  *
- * stdout is a buffer written in 64 KiB blocks and at out_flush(); stderr is
- * written a line at a time, after flushing stdout, so results and errors
- * keep their order when both go to one place. Text mode never echoes a
- * control character from the input raw. */
+ * Results and errors are buffered and written in 64 KiB blocks and at
+ * out_flush() (the shell flushes before it waits for input). When stdout and
+ * stderr are one file (2>&1, one pipe, one terminal), errors go into the
+ * stdout buffer, so the two keep their order at no extra cost; when they are
+ * different files, their relative order cannot be seen, and each has its own
+ * buffer. Text mode never echoes a control character from the input raw. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "simplecqrs/buf.h"
@@ -26,13 +29,23 @@
 struct out {
 	out_opts opts;
 	buf b;			/* pending stdout */
+	buf e;			/* pending stderr, unless it shares stdout's file */
+	buf *errors;		/* where text-mode errors go: &b or &e */
 	int err;		/* errno of the first failed write, or 0 */
 };
+
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
 out *out_new(const out_opts *opts)
 {
 	out *o = xcalloc(1, sizeof *o);
 	o->opts = *opts;
+	o->errors = same_file(opts->out_fd, opts->err_fd) ? &o->b : &o->e;
 	return o;
 }
 
@@ -56,7 +69,10 @@ bool out_flush(out *o)
 	if (o->b.len > 0 && o->err == 0 &&
 	    !write_all(o->opts.out_fd, o->b.data, o->b.len))
 		o->err = errno;
-	o->b.len = 0;
+	if (o->e.len > 0 && o->err == 0 &&
+	    !write_all(o->opts.err_fd, o->e.data, o->e.len))
+		o->err = errno;
+	o->b.len = o->e.len = 0;
 	errno = o->err;
 	return o->err == 0;
 }
@@ -77,14 +93,15 @@ void out_free(out *o)
 		return;
 	out_flush(o);
 	buf_free(&o->b);
+	buf_free(&o->e);
 	free(o);
 }
 
-/* Ends a result line: the buffer goes out when it is large. */
+/* Ends a result line: the buffers go out when they are large. */
 static void end_line(out *o)
 {
 	buf_putc(&o->b, '\n');
-	if (o->b.len >= FLUSH_AT)
+	if (o->b.len >= FLUSH_AT || o->e.len >= FLUSH_AT)
 		out_flush(o);
 }
 
@@ -171,47 +188,47 @@ void out_echo(out *o, const char *line, size_t len)
 void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 	       const char *fmt, ...)
 {
-	buf msg = { 0 };
+	char small[256], *msg = small;	/* most messages fit: one format */
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
 	va_end(ap);
-	if (n > 0) {
-		buf_reserve(&msg, (size_t)n + 1);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof small) {
+		msg = xmalloc((size_t)n + 1);
 		va_start(ap, fmt);
-		vsnprintf(msg.data, (size_t)n + 1, fmt, ap);
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
 		va_end(ap);
-		msg.len = (size_t)n;
 	}
 	if (o->opts.json) {
 		json_begin(o, false, cmd);
 		json_u64(o, "line", line);
 		json_str(o, "error", error_name(code));
 		json_key(o, "message");
-		json_put_string(&o->b, msg.data ? msg.data : "", msg.len);
+		json_put_string(&o->b, msg, (size_t)n);
 		json_end(o);
 	} else {
-		out_flush(o);
-		buf e = { 0 };
+		buf *e = o->errors;
 		bool c = o->opts.color_err;
 		if (c)
-			buf_puts(&e, BOLD RED);
-		buf_puts(&e, "error:");
+			buf_puts(e, BOLD RED);
+		buf_puts(e, "error:");
 		if (c)
-			buf_puts(&e, RESET);
+			buf_puts(e, RESET);
 		if (line > 0 && !o->opts.interactive) {
-			buf_putc(&e, ' ');
-			buf_put_u64(&e, line);
-			buf_putc(&e, ':');
+			buf_putc(e, ' ');
+			buf_put_u64(e, line);
+			buf_putc(e, ':');
 		}
-		buf_putc(&e, ' ');
-		out_put_safe(&e, msg.data ? msg.data : "", msg.len);
-		buf_putc(&e, '\n');
-		if (o->err == 0 && !write_all(o->opts.err_fd, e.data, e.len))
-			o->err = errno;
-		buf_free(&e);
+		buf_putc(e, ' ');
+		out_put_safe(e, msg, (size_t)n);
+		buf_putc(e, '\n');
+		if (e->len >= FLUSH_AT)
+			out_flush(o);
 	}
-	buf_free(&msg);
+	if (msg != small)
+		free(msg);
 }
 
 /* ---- writes ---- */
