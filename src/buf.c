@@ -13,10 +13,8 @@ void buf_free(buf *b)
 	b->len = b->cap = 0;
 }
 
-void buf_reserve(buf *b, size_t extra)
+void buf_grow(buf *b, size_t extra)
 {
-	if (b->cap - b->len > extra)	/* keep one byte for buf_cstr */
-		return;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap - b->len <= extra) {
 		if (cap > SIZE_MAX / 2)
@@ -28,26 +26,6 @@ void buf_reserve(buf *b, size_t extra)
 	b->cap = cap;
 }
 
-void buf_put(buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	buf_reserve(b, n);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-void buf_putc(buf *b, char c)
-{
-	buf_reserve(b, 1);
-	b->data[b->len++] = c;
-}
-
-void buf_puts(buf *b, const char *s)
-{
-	buf_put(b, s, strlen(s));
-}
-
 void buf_fill(buf *b, char c, size_t n)
 {
 	buf_reserve(b, n);
@@ -57,15 +35,27 @@ void buf_fill(buf *b, char c, size_t n)
 
 size_t buf_fmt_u64(char *out, uint64_t v)
 {
+	/* two digits a step, from the end, then moved to the front */
+	static const char pairs[] =
+		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+		"8081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
+	size_t i = sizeof tmp;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+		v /= 100;
+		tmp[--i] = pairs[2 * r + 1];
+		tmp[--i] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		tmp[--i] = pairs[2 * v + 1];
+		tmp[--i] = pairs[2 * v];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
+	memcpy(out, tmp + i, sizeof tmp - i);
+	return sizeof tmp - i;
 }
 
 void buf_put_u64(buf *b, uint64_t v)

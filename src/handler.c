@@ -61,38 +61,45 @@ static int fold_event(void *ctx, const store_event *ev)
 	return f->err != ERR_OK;
 }
 
-/* Caches st as the account's latest known state. */
-static void remember(handler *h, const char *account, const account_state *st)
+/* Caches st as the account's latest known state; *slot is its cache slot,
+ * IDMAP_NONE until it has one. */
+static void remember(handler *h, uint32_t *slot, const char *account,
+		     const account_state *st)
 {
-	uint32_t idx = idmap_intern(h->ids, account, strlen(account), NULL);
-	if (idx >= h->cap) {
-		h->cap = h->cap ? h->cap * 2 : 64;
-		h->states = xreallocarray(h->states, h->cap, sizeof *h->states);
+	if (*slot == IDMAP_NONE) {
+		*slot = idmap_intern(h->ids, account, strlen(account), NULL);
+		if (*slot >= h->cap) {
+			h->cap = h->cap ? h->cap * 2 : 64;
+			h->states = xreallocarray(h->states, h->cap,
+						  sizeof *h->states);
+		}
 	}
-	h->states[idx] = *st;
+	h->states[*slot] = *st;
 }
 
 /* The account's state now: the cached one plus the events after it. */
-static error_code load(handler *h, const char *account, account_state *st)
+static error_code load(handler *h, const char *account, account_state *st,
+		       uint32_t *slot)
 {
-	uint32_t idx = idmap_find(h->ids, account, strlen(account));
+	*slot = idmap_find(h->ids, account, strlen(account));
 	fold f = { .st = { 0, 0 }, .err = ERR_OK };
-	if (idx != IDMAP_NONE)
-		f.st = h->states[idx];
+	if (*slot != IDMAP_NONE)
+		f.st = h->states[*slot];
 	uint64_t cached = f.st.version;
 	if (store_read_stream(h->store, account, cached, fold_event, &f) != ERR_OK)
 		return ERR_STORAGE;
 	if (f.err != ERR_OK)
 		return f.err;
 	if (f.st.version != cached)	/* an account with no stream is not kept */
-		remember(h, account, &f.st);
+		remember(h, slot, account, &f.st);
 	*st = f.st;
 	return ERR_OK;
 }
 
 /* Appends evs; on success folds them into the cache too. */
 static error_code append(handler *h, const store_new_event *evs,
-			 account_state *states, size_t n, handler_result *res)
+			 account_state *states, uint32_t *slots, size_t n,
+			 handler_result *res)
 {
 	error_code rc = store_append(h->store, evs, n, handler_clock(),
 				     &res->position);
@@ -101,7 +108,7 @@ static error_code append(handler *h, const store_new_event *evs,
 	for (size_t i = 0; i < n; i++) {
 		if (account_apply(&states[i], evs[i].type, evs[i].amount))
 			return ERR_STORAGE;
-		remember(h, evs[i].stream, &states[i]);
+		remember(h, &slots[i], evs[i].stream, &states[i]);
 	}
 	res->version = states[n - 1].version;
 	return ERR_OK;
@@ -116,10 +123,11 @@ static error_code execute(handler *h, const char *from, const char *to,
 	for (unsigned attempt = 0;; attempt++) {
 		store_new_event evs[2];
 		account_state states[2];
+		uint32_t slots[2];
 		size_t n = 0;
 		error_code rc;
 		if (from) {
-			if ((rc = load(h, from, &states[n])))
+			if ((rc = load(h, from, &states[n], &slots[n])))
 				return rc;
 			res->balance = states[n].balance;
 			if ((rc = account_can_withdraw(&states[n], amount)))
@@ -128,7 +136,7 @@ static error_code execute(handler *h, const char *from, const char *to,
 						      EVENT_DEBITED, amount };
 		}
 		if (to) {
-			if ((rc = load(h, to, &states[n])))
+			if ((rc = load(h, to, &states[n], &slots[n])))
 				return rc;
 			res->balance = states[n].balance;
 			if ((rc = account_can_deposit(&states[n], amount)))
@@ -137,7 +145,7 @@ static error_code execute(handler *h, const char *from, const char *to,
 						    EVENT_CREDITED, amount };
 			n++;
 		}
-		rc = append(h, evs, states, n, res);
+		rc = append(h, evs, states, slots, n, res);
 		if (rc != ERR_CONFLICT)
 			return rc;
 		res->conflicts++;

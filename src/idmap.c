@@ -1,6 +1,6 @@
 /* idmap.c — interning of ids to dense indexes.
  *
- * slots[] holds index + 1 (0 = empty) and is at most 3/4 full; hashes[] keeps
+ * slots[] holds index + 1 (0 = empty) and is at most half full; hashes[] keeps
  * each key's hash so growing never rehashes a string. Keys live in arena
  * chunks that are never reallocated, so their addresses are stable. */
 #include <stdlib.h>
@@ -26,17 +26,63 @@ struct idmap {
 	chunk *arena;
 };
 
+/* Eight bytes a step, each folded in with a multiply, then a final mix
+ * (splitmix64's): ids are short, so this is a handful of instructions. */
 static uint64_t hash(const char *key, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a, then a final mix */
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 0x100000001b3ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+	for (; len >= 8; key += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, key, 8);
+		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
+	/* 0..7 bytes left: two overlapping loads cover 4..7, three bytes
+	 * cover 1..3 (wyhash's trick), with no loop */
+	uint64_t tail = 0;
+	if (len >= 4) {
+		uint32_t a, b;
+		memcpy(&a, key, 4);
+		memcpy(&b, key + len - 4, 4);
+		tail = (uint64_t)a << 32 | b;
+	} else if (len > 0) {
+		tail = (uint64_t)(unsigned char)key[0] << 16 |
+		       (uint64_t)(unsigned char)key[len >> 1] << 8 |
+		       (unsigned char)key[len - 1];
+	}
+	h = (h ^ tail) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
 	return h;
+}
+
+/* key[0..len) equals the NUL-terminated k. Ids are short: whole words
+ * and two overlapping loads beat a call to memcmp. */
+static bool same(const char *k, const char *key, size_t len)
+{
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t a, b;
+		memcpy(&a, k + i, 8);
+		memcpy(&b, key + i, 8);
+		if (a != b)
+			return false;
+	}
+	if (len - i >= 4) {
+		uint32_t a, b, c, d;
+		memcpy(&a, k + i, 4);
+		memcpy(&b, key + i, 4);
+		memcpy(&c, k + len - 4, 4);
+		memcpy(&d, key + len - 4, 4);
+		if (a != b || c != d)
+			return false;
+	} else {
+		for (; i < len; i++)
+			if (k[i] != key[i])
+				return false;
+	}
+	return k[len] == '\0';
 }
 
 idmap *idmap_new(void)
@@ -85,9 +131,7 @@ static size_t probe(const idmap *m, uint64_t h, const char *key, size_t len)
 		uint32_t s = m->slots[i];
 		if (s == 0)
 			return i;
-		const char *k = m->keys[s - 1];
-		if (m->hashes[s - 1] == h && memcmp(k, key, len) == 0 &&
-		    k[len] == '\0')
+		if (m->hashes[s - 1] == h && same(m->keys[s - 1], key, len))
 			return i;
 		i = (i + 1) & m->mask;
 	}
@@ -132,7 +176,7 @@ uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added)
 	m->keys[idx] = arena_copy(m, key, len);
 	m->hashes[idx] = h;
 	m->slots[i] = idx + 1;
-	if ((size_t)m->count * 4 > (m->mask + 1) * 3)
+	if ((size_t)m->count * 2 > m->mask + 1)	/* at most half full */
 		grow(m);
 	if (added)
 		*added = true;

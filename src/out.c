@@ -246,18 +246,29 @@ static void put_write(out *o, const char *cmd, const char *verb,
 		json_u64(o, "position", res->position);
 		json_end(o);
 	} else if (!o->opts.quiet) {
-		buf_puts(&o->b, verb);
-		buf_putc(&o->b, ' ');
-		buf_put_i64(&o->b, amount);
-		buf_putc(&o->b, ' ');
-		buf_puts(&o->b, prep);
-		buf_putc(&o->b, ' ');
-		buf_puts(&o->b, account);
-		buf_puts(&o->b, " (version ");
-		buf_put_u64(&o->b, res->version);
-		buf_puts(&o->b, ", position ");
-		buf_put_u64(&o->b, res->position);
-		buf_putc(&o->b, ')');
+		/* the commonest line of all: one reservation, then plain
+		 * stores (account ids are at most 64 bytes, numbers 20) */
+		size_t lv = strlen(verb), lp = strlen(prep), la = strlen(account);
+		buf_reserve(&o->b, lv + lp + la + 128);
+		char *p = o->b.data + o->b.len;
+		memcpy(p, verb, lv);
+		p += lv;
+		*p++ = ' ';
+		p += buf_fmt_u64(p, (uint64_t)amount);
+		*p++ = ' ';
+		memcpy(p, prep, lp);
+		p += lp;
+		*p++ = ' ';
+		memcpy(p, account, la);
+		p += la;
+		memcpy(p, " (version ", 10);
+		p += 10;
+		p += buf_fmt_u64(p, res->version);
+		memcpy(p, ", position ", 11);
+		p += 11;
+		p += buf_fmt_u64(p, res->position);
+		*p++ = ')';
+		o->b.len = (size_t)(p - o->b.data);
 		end_line(o);
 	}
 }

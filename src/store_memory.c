@@ -52,45 +52,50 @@ static void to_event(mem_store *m, uint64_t position, store_event *ev)
 	ev->time_ms = e->time_ms;
 }
 
-static uint32_t current_version(mem_store *m, const char *stream)
+/* The index of a stream, interned now if it is new. */
+static uint32_t new_stream(mem_store *m, const char *stream)
 {
-	uint32_t idx = idmap_find(m->ids, stream, strlen(stream));
-	return idx == IDMAP_NONE ? 0 : m->version[idx];
+	bool added;
+	uint32_t idx = idmap_intern(m->ids, stream, strlen(stream), &added);
+	if (idx >= m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 64;
+		m->last = xreallocarray(m->last, m->cap, sizeof *m->last);
+		m->version = xreallocarray(m->version, m->cap, sizeof *m->version);
+	}
+	if (added) {
+		m->last[idx] = 0;
+		m->version[idx] = 0;
+	}
+	return idx;
 }
 
 static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position)
 {
 	mem_store *m = (mem_store *)s;
+	uint32_t small[4];
+	uint32_t *ids = n <= 4 ? small : xreallocarray(NULL, n, sizeof *ids);
+	error_code rc = ERR_OK;
 	/* Check every expectation before changing anything: all or nothing.
 	 * An earlier event of this append to the same stream counts. */
-	for (size_t i = 0; i < n; i++) {
-		uint64_t v = current_version(m, evs[i].stream);
+	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+		ids[i] = idmap_find(m->ids, evs[i].stream, strlen(evs[i].stream));
+		uint64_t v = ids[i] == IDMAP_NONE ? 0 : m->version[ids[i]];
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(evs[j].stream, evs[i].stream) == 0)
 				v++;
-		if (v != evs[i].expected_version)
-			return ERR_CONFLICT;
-		if (v >= UINT32_MAX || evs[i].amount <= 0) {
+		if (v != evs[i].expected_version) {
+			rc = ERR_CONFLICT;
+		} else if (v >= UINT32_MAX || evs[i].amount <= 0) {
 			snprintf(s->errmsg, sizeof s->errmsg,
 				 "memory store: event out of range");
-			return ERR_STORAGE;
+			rc = ERR_STORAGE;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool added;
-		uint32_t idx = idmap_intern(m->ids, evs[i].stream,
-					    strlen(evs[i].stream), &added);
-		if (idx >= m->cap) {
-			m->cap = m->cap ? m->cap * 2 : 64;
-			m->last = xreallocarray(m->last, m->cap, sizeof *m->last);
-			m->version = xreallocarray(m->version, m->cap,
-						   sizeof *m->version);
-		}
-		if (added) {
-			m->last[idx] = 0;
-			m->version[idx] = 0;
-		}
+	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+		uint32_t idx = ids[i];
+		if (idx == IDMAP_NONE)	/* a new stream (or one new earlier here) */
+			idx = new_stream(m, evs[i].stream);
 		if ((m->head >> BLOCK_BITS) == m->nblocks) {
 			m->blocks = xreallocarray(m->blocks, m->nblocks + 1,
 						  sizeof *m->blocks);
@@ -107,8 +112,11 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 		e->version = ++m->version[idx];
 		m->last[idx] = pos;
 	}
-	*last_position = m->head;
-	return ERR_OK;
+	if (ids != small)
+		free(ids);
+	if (rc == ERR_OK)
+		*last_position = m->head;
+	return rc;
 }
 
 static error_code mem_read_stream(store *s, const char *stream,

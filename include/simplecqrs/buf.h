@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct buf {
 	char *data;
@@ -16,10 +17,36 @@ typedef struct buf {
 } buf;
 
 void buf_free(buf *b);
-void buf_reserve(buf *b, size_t extra);
-void buf_put(buf *b, const void *p, size_t n);
-void buf_putc(buf *b, char c);
-void buf_puts(buf *b, const char *s);
+/* The slow path of buf_reserve: grows the buffer. */
+void buf_grow(buf *b, size_t extra);
+
+/* Makes room for extra more bytes (and one more, for buf_cstr). The small
+ * appenders below are inline: every result line goes through them. */
+static inline void buf_reserve(buf *b, size_t extra)
+{
+	if (b->cap - b->len <= extra)
+		buf_grow(b, extra);
+}
+
+static inline void buf_put(buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+static inline void buf_putc(buf *b, char c)
+{
+	buf_reserve(b, 1);
+	b->data[b->len++] = c;
+}
+
+static inline void buf_puts(buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
 void buf_put_u64(buf *b, uint64_t v);
 void buf_put_i64(buf *b, int64_t v);
 /* Appends n copies of c. */

@@ -4,7 +4,7 @@
  * per-id data in plain arrays indexed by it. Keys are copied once into an
  * arena and never move, so idmap_key() pointers stay valid until the map is
  * freed. Keys hold no NUL byte. Open addressing, linear probing, power-of-two
- * table kept at most 3/4 full. */
+ * table kept at most half full. */
 #ifndef SIMPLECQRS_IDMAP_H
 #define SIMPLECQRS_IDMAP_H
 
