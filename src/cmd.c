@@ -269,8 +269,9 @@ const size_t cmd_table_len = sizeof cmd_table / sizeof cmd_table[0];
 
 const cmd_entry *cmd_find(const char *name)
 {
-	for (size_t i = 0; i < cmd_table_len; i++)
-		if (strcmp(cmd_table[i].name, name) == 0)
+	for (size_t i = 0; i < cmd_table_len; i++)	/* first byte, then all */
+		if (cmd_table[i].name[0] == name[0] &&
+		    strcmp(cmd_table[i].name, name) == 0)
 			return &cmd_table[i];
 	return NULL;
 }

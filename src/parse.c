@@ -45,10 +45,9 @@ bool parse_amount(const char *s, int64_t *amount)
 	return true;
 }
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t';
-}
+/* Bytes that end a token: the separators, and the NUL put at the line's
+ * end (so the loops need no bounds check). */
+static const unsigned char ends_token[256] = { ['\0'] = 1, [' '] = 1, ['\t'] = 1 };
 
 error_code parse_line(char *line, size_t len, parse_result *res)
 {
@@ -66,28 +65,29 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	/* Split on spaces and tabs; a token starting with '#' ends the line.
 	 * Every token is counted, the first few kept. */
 	char *name = NULL;
-	size_t i = 0;
-	while (i < len) {
-		while (i < len && is_space(line[i]))
-			i++;
-		if (i == len || line[i] == '#')
+	char *p = line;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' || *p == '#')
 			break;
-		char *tok = line + i;
-		while (i < len && !is_space(line[i]))
-			i++;
-		line[i] = '\0';
-		if (i < len)
-			i++;
+		char *tok = p;
+		while (!ends_token[(unsigned char)*p])
+			p++;
+		bool last = *p == '\0';
+		*p++ = '\0';
 		if (name == NULL)
 			name = tok;
 		else if (res->argc++ < PARSE_MAX_ARGS)
 			res->argv[res->argc - 1] = tok;
+		if (last)
+			break;
 	}
 	if (name == NULL)
 		return ERR_OK;	/* blank or comment */
-	for (char *p = name; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
+	for (char *c = name; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
 	res->name = name;
 
 	const cmd_entry *cmd = cmd_find(name);
