@@ -40,22 +40,23 @@ size_t buf_fmt_u64(char *out, uint64_t v)
 		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 		"8081828384858687888990919293949596979899";
-	char tmp[20];
-	size_t i = sizeof tmp;
+	size_t n = 1;		/* digits: count first, then fill in place */
+	for (uint64_t t = v; t >= 10 && n < 20; t /= 10)
+		n++;
+	size_t i = n;
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100);
 		v /= 100;
-		tmp[--i] = pairs[2 * r + 1];
-		tmp[--i] = pairs[2 * r];
+		out[--i] = pairs[2 * r + 1];
+		out[--i] = pairs[2 * r];
 	}
 	if (v >= 10) {
-		tmp[--i] = pairs[2 * v + 1];
-		tmp[--i] = pairs[2 * v];
+		out[--i] = pairs[2 * v + 1];
+		out[--i] = pairs[2 * v];
 	} else {
-		tmp[--i] = (char)('0' + v);
+		out[--i] = (char)('0' + v);
 	}
-	memcpy(out, tmp + i, sizeof tmp - i);
-	return sizeof tmp - i;
+	return n;
 }
 
 void buf_put_u64(buf *b, uint64_t v)

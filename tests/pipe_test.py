@@ -53,6 +53,20 @@ def test_json_line_at_a_time():
                               ('status', '{"ok":true,"cmd":"status"')])
 
 
+def test_one_file_keeps_the_order():
+    """stdout and stderr on one pipe (2>&1): results and errors in input
+    order, though both are buffered."""
+    script = b''.join(b'withdraw NOBODY 1\ndeposit A %d\n' % i for i in range(1, 3001))
+    env = {k: v for k, v in os.environ.items() if k != 'SIMPLECQRS_STORE'}
+    p = subprocess.run(WRAPPER + [BIN], input=script, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, env=env, timeout=TIMEOUT * 6)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 6000, f'{len(lines)} lines'
+    for i in range(3000):
+        assert lines[2 * i] == f'error: {2 * i + 1}: no account NOBODY', lines[2 * i]
+        assert lines[2 * i + 1].startswith(f'deposited {i + 1} into A'), lines[2 * i + 1]
+
+
 def closed_pipe(sigpipe):
     """Like `simplecqrs < script | head -c 10`, with SIGPIPE as given."""
     with tempfile.TemporaryFile() as script:

@@ -74,6 +74,25 @@ START_TEST(integers_at_their_limits)
 }
 END_TEST
 
+START_TEST(digits_match_printf)
+{
+	char got[24], want[24];
+	uint64_t v = 1;
+	for (uint64_t i = 0; i < 100000; i++) {	/* every small number */
+		got[buf_fmt_u64(got, i)] = '\0';
+		snprintf(want, sizeof want, "%llu", (unsigned long long)i);
+		ck_assert_str_eq(got, want);
+	}
+	for (int k = 0; k < 20; k++, v *= 10) {	/* each power of ten, +-1 */
+		for (uint64_t x = v - 1; x <= v + 1; x++) {
+			got[buf_fmt_u64(got, x)] = '\0';
+			snprintf(want, sizeof want, "%llu", (unsigned long long)x);
+			ck_assert_str_eq(got, want);
+		}
+	}
+}
+END_TEST
+
 START_TEST(text_mode_never_echoes_control_bytes)
 {
 	b.len = 0;
@@ -107,6 +126,7 @@ static Suite *json_suite(void)
 	t = tcase_create("buf");
 	tcase_add_checked_fixture(t, NULL, teardown);
 	tcase_add_test(t, integers_at_their_limits);
+	tcase_add_test(t, digits_match_printf);
 	tcase_add_test(t, buf_grows);
 	suite_add_tcase(s, t);
 	return s;

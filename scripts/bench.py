@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""scripts/bench.py (run it as scripts/bench) — how fast simplecqrs runs a piped script, and in how much
+memory, against the floor (the bare C program for the same job) in one run.
+
+    scripts/bench [--quick] [--runs N] [--floor FLOOR.c] [--binary BIN]
+
+Builds a release binary (build-bench/), generates the workloads with
+scripts/workload.py (cached in build-bench/workloads/), runs the floor, the
+text mode and the JSON mode alternately --runs times each (median wall time
+reported), checks every run's final balances against the generator's, and
+prints commands per second, nanoseconds per command, peak memory and bytes
+per stored event. Figures against the floor are only meaningful within one
+run: the machine's speed drifts.
+
+The floor is ../shared/bench/floor.c when the checkout sits beside the team's
+shared folder, or --floor PATH; without one the ratios are left out.
+--quick: 1M instead of 10M commands for `mixed` (the goal is stated at 10M).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, 'build-bench')
+
+
+def sh(*cmd, **kw):
+    subprocess.run(cmd, check=True, **kw)
+
+
+def build():
+    if not os.path.exists(os.path.join(WORK, 'build.ninja')):
+        sh('meson', 'setup', WORK, ROOT, '--buildtype=release', '-Db_ndebug=true',
+           '-Dtests=disabled', stdout=subprocess.DEVNULL)
+    sh('meson', 'compile', '-C', WORK, stdout=subprocess.DEVNULL)
+    return os.path.join(WORK, 'simplecqrs')
+
+
+def workload(kind, count):
+    d = os.path.join(WORK, 'workloads')
+    os.makedirs(d, exist_ok=True)
+    script = os.path.join(d, f'{kind}-{count}.cqrs')
+    expect = script[:-5] + '.expect'
+    if not os.path.exists(expect):
+        sh(sys.executable, os.path.join(ROOT, 'scripts', 'workload.py'), kind, str(count),
+           '-o', script + '.tmp', '--expect', expect + '.tmp')
+        os.replace(script + '.tmp', script)
+        os.replace(expect + '.tmp', expect)
+    with open(script, 'rb') as f:
+        lines = sum(1 for line in f if not line.startswith(b'#'))
+    return script, expect, lines
+
+
+def run(argv, script, out_path):
+    """Wall seconds and peak RSS (KiB) of one run, stdin from script.
+
+    GNU time reports the peak: a child forked straight from this (large)
+    Python process would count Python's pages in its own maximum."""
+    rss_file = out_path + '.rss'
+    with open(script, 'rb') as stdin, open(out_path, 'wb') as out, \
+            open(out_path + '.err', 'wb') as err:
+        t0 = time.perf_counter()
+        p = subprocess.run(['/usr/bin/time', '-f', '%M', '-o', rss_file] + argv,
+                           stdin=stdin, stdout=out, stderr=err)
+        wall = time.perf_counter() - t0
+    with open(rss_file) as f:
+        rss = int(f.read().split()[-1])
+    return wall, rss, p.returncode
+
+
+def final_balances(out_path, mode):
+    """ACCOUNT BALANCE lines from the last `balances` in a run's output."""
+    with open(out_path, 'rb') as f:
+        if mode == 'json':
+            last = f.read().rstrip(b'\n').rsplit(b'\n', 1)[-1]
+            rows = json.loads(last)['balances']
+            return ''.join(f"{r['account']} {r['balance']}\n" for r in rows)
+        if mode == 'floor':
+            return f.read().decode()
+        text = f.read().decode().rstrip('\n').split('\n')
+        start = max(i for i, l in enumerate(text) if l.startswith('-------'))
+        return ''.join(' '.join(l.split()[:2]) + '\n' for l in text[start + 1:-1])
+
+
+def measure(progs, script, expect, runs):
+    """{name: (median wall, peak KiB)}, runs alternated between programs."""
+    want = open(expect).read()
+    times = {name: [] for name in progs}
+    peak = {name: 0 for name in progs}
+    out = os.path.join(WORK, 'out')
+    for _ in range(runs):
+        for name, (argv, mode) in progs.items():
+            wall, rss, code = run(argv, script, out)
+            if code not in (0, 1):
+                sys.exit(f'{name} exited {code}; see {out}.err')
+            got = final_balances(out, mode)
+            if got != want:
+                sys.exit(f'{name}: final balances differ from the generator\'s ({out})')
+            times[name].append(wall)
+            peak[name] = max(peak[name], rss)
+    return {n: (statistics.median(times[n]), peak[n]) for n in progs}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--floor')
+    ap.add_argument('--binary')
+    a = ap.parse_args()
+
+    binary = a.binary or build()
+    floor_c = a.floor or os.path.join(ROOT, '..', 'shared', 'bench', 'floor.c')
+    floor = None
+    if os.path.exists(floor_c):
+        floor = os.path.join(WORK, 'floor')
+        os.makedirs(WORK, exist_ok=True)
+        sh('cc', '-O2', '-o', floor, floor_c)
+    big = 1_000_000 if a.quick else 10_000_000
+
+    # the memory a run needs before it stores anything
+    empty = os.path.join(WORK, 'empty.cqrs')
+    open(empty, 'w').close()
+    base_kib = run([binary], empty, os.path.join(WORK, 'out'))[1]
+
+    print(f'simplecqrs benchmark: {os.cpu_count()} cores, '
+          f'{time.strftime("%Y-%m-%d")}, {a.runs} runs each, medians')
+    print(f'{"workload":<26}{"program":<12}{"wall s":>8}{"cmds/s":>12}{"ns/cmd":>8}'
+          f'{"peak MiB":>10}{"x floor":>9}')
+    results = {}
+    for kind, count in (('mixed', big), ('hot', 100_000), ('hot', 1_000_000),
+                        ('refresh-heavy', 1_000_000)):
+        script, expect, lines = workload(kind, count)
+        progs = {}
+        if floor:
+            progs['floor'] = ([floor], 'floor')
+        progs['text'] = ([binary], 'text')
+        if kind == 'mixed':
+            progs['json'] = ([binary, '--json'], 'json')
+        m = measure(progs, script, expect, a.runs)
+        label = f'{kind} {count:,}'
+        for name, (wall, rss) in m.items():
+            ratio = f'{wall / m["floor"][0]:.2f}' if floor else '-'
+            print(f'{label:<26}{name:<12}{wall:>8.3f}{lines / wall:>12,.0f}'
+                  f'{wall / lines * 1e9:>8.0f}{rss / 1024:>10.1f}{ratio:>9}')
+        results[(kind, count)] = (m, lines, script)
+
+    print()
+    m, lines, script = results[('mixed', big)]
+    text = m['text'][0]
+    print(f'JSON / text, mixed {big:,}: {m["json"][0] / text:.2f} (goal <= 1.3)')
+    if floor:
+        print(f'text / floor, mixed {big:,}: {text / m["floor"][0]:.2f} (goal <= 2)')
+        rh = results[('refresh-heavy', 1_000_000)][0]
+        print(f'text / floor, refresh-heavy 1,000,000: '
+              f'{rh["text"][0] / rh["floor"][0]:.2f} (goal <= 2)')
+    h1, h2 = results[('hot', 100_000)][0], results[('hot', 1_000_000)][0]
+    print(f'hot 1,000,000 / hot 100,000: {h2["text"][0] / h1["text"][0]:.2f} '
+          f'(goal <= 11: linear)')
+    # bytes per event: the store's growth over an empty run, per accepted event
+    status = subprocess.run([binary, '--json'], input=open(script, 'rb').read()
+                            .replace(b'balances\n', b'status\n'),
+                            capture_output=True).stdout.rstrip(b'\n').rsplit(b'\n', 1)[-1]
+    head = json.loads(status)['head']
+    per_event = (m['text'][1] - base_kib) * 1024 / head
+    print(f'peak memory, mixed {big:,}: {m["text"][1] / 1024:.1f} MiB for {head:,} events '
+          f'= {per_event:.1f} bytes per event over an empty run '
+          f'({base_kib / 1024:.1f} MiB) (goal <= 48)')
+    if floor:
+        f_per = (m['floor'][1] - base_kib) * 1024 / head
+        print(f'  (the floor: {m["floor"][1] / 1024:.1f} MiB, {f_per:.1f} bytes per event)')
+
+
+if __name__ == '__main__':
+    main()
