@@ -24,19 +24,34 @@ static cmd_status storage_failed(cmd_ctx *ctx, const char *cmd)
 	return CMD_FATAL;
 }
 
+/* Copies s to p; returns the end. */
+static char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
 /* Reports a handler's refusal; the message says why in the account's terms. */
 static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 			  const char *account, const char *to, int64_t amount,
 			  const handler_result *res)
 {
+	/* The two refusals a script meets most are put together by hand:
+	 * a printf per refusal was a tenth of a mixed workload's time.
+	 * Ids are at most 64 bytes and numbers 20, so 200 bytes hold it. */
+	char msg[200], *p = msg;
 	switch (rc) {
 	case ERR_UNKNOWN_ACCOUNT:
-		out_error(ctx->out, ctx->line, cmd, rc, "no account %s", account);
+		p = put_str(put_str(p, "no account "), account);
+		out_error_msg(ctx->out, ctx->line, cmd, rc, msg, (size_t)(p - msg));
 		break;
 	case ERR_INSUFFICIENT_FUNDS:
-		out_error(ctx->out, ctx->line, cmd, rc,
-			  "%s has %lld, cannot %s %lld", account,
-			  (long long)res->balance, cmd, (long long)amount);
+		p = put_str(put_str(p, account), " has ");
+		p += buf_fmt_u64(p, (uint64_t)res->balance);
+		p = put_str(put_str(put_str(p, ", cannot "), cmd), " ");
+		p += buf_fmt_u64(p, (uint64_t)amount);
+		out_error_msg(ctx->out, ctx->line, cmd, rc, msg, (size_t)(p - msg));
 		break;
 	case ERR_OVERFLOW:
 		out_error(ctx->out, ctx->line, cmd, rc,

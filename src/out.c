@@ -189,6 +189,37 @@ void out_echo(out *o, const char *line, size_t len)
 	end_line(o);
 }
 
+void out_error_msg(out *o, unsigned long line, const char *cmd,
+		   error_code code, const char *msg, size_t len)
+{
+	if (o->opts.json) {
+		json_begin(o, false, cmd);
+		json_u64(o, "line", line);
+		json_str(o, "error", error_name(code));
+		json_key(o, "message");
+		json_put_string(&o->b, msg, len);
+		json_end(o);
+		return;
+	}
+	buf *e = o->errors;
+	bool c = o->opts.color_err;
+	if (c)
+		buf_puts(e, BOLD RED);
+	buf_puts(e, "error:");
+	if (c)
+		buf_puts(e, RESET);
+	if (line > 0 && !o->opts.interactive) {
+		buf_putc(e, ' ');
+		buf_put_u64(e, line);
+		buf_putc(e, ':');
+	}
+	buf_putc(e, ' ');
+	out_put_safe(e, msg, len);
+	buf_putc(e, '\n');
+	if (e->len >= FLUSH_AT)
+		out_flush(o);
+}
+
 void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 	       const char *fmt, ...)
 {
@@ -205,32 +236,7 @@ void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 		vsnprintf(msg, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 	}
-	if (o->opts.json) {
-		json_begin(o, false, cmd);
-		json_u64(o, "line", line);
-		json_str(o, "error", error_name(code));
-		json_key(o, "message");
-		json_put_string(&o->b, msg, (size_t)n);
-		json_end(o);
-	} else {
-		buf *e = o->errors;
-		bool c = o->opts.color_err;
-		if (c)
-			buf_puts(e, BOLD RED);
-		buf_puts(e, "error:");
-		if (c)
-			buf_puts(e, RESET);
-		if (line > 0 && !o->opts.interactive) {
-			buf_putc(e, ' ');
-			buf_put_u64(e, line);
-			buf_putc(e, ':');
-		}
-		buf_putc(e, ' ');
-		out_put_safe(e, msg, (size_t)n);
-		buf_putc(e, '\n');
-		if (e->len >= FLUSH_AT)
-			out_flush(o);
-	}
+	out_error_msg(o, line, cmd, code, msg, (size_t)n);
 	if (msg != small)
 		free(msg);
 }

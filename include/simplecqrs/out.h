@@ -46,6 +46,9 @@ void out_echo(out *o, const char *line, size_t len);
  * out at the prompt). cmd is the command's name lower-cased, "" if none. */
 void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with the message already made: msg[0..len). */
+void out_error_msg(out *o, unsigned long line, const char *cmd,
+		   error_code code, const char *msg, size_t len);
 
 void out_deposit(out *o, const char *account, int64_t amount,
 		 const handler_result *res);
