@@ -1,9 +1,13 @@
 /* handler.c — the account handler: load, decide, append, retry on conflict.
  *
- * It keeps each account's last known state with its version, so loading one
- * reads only the events the store has after that version: a command costs
- * the same whatever the length of the account's history. The cache is only
- * ever a prefix of the stream, so it can be behind but never wrong. */
+ * It keeps each account's last known state with its version. The cache is
+ * only ever a prefix of the stream, so it can be behind but never wrong, and
+ * the first attempt trusts it: an append carries the cached version, so if
+ * the stream moved the store says conflict and the next attempt reads the
+ * events after that version. A refusal is never made on the cache alone: it
+ * is decided again on what the store holds now. So a command costs the same
+ * whatever the length of the account's history, and the usual one asks the
+ * store nothing before its append. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,14 +81,20 @@ static void remember(handler *h, uint32_t *slot, const char *account,
 	h->states[*slot] = *st;
 }
 
-/* The account's state now: the cached one plus the events after it. */
-static error_code load(handler *h, const char *account, account_state *st,
-		       uint32_t *slot)
+/* The account's state: the cached one, plus (when fresh, or when nothing is
+ * cached) the events the store has after it. */
+static error_code load(handler *h, const char *account, bool fresh,
+		       account_state *st, uint32_t *slot)
 {
 	*slot = idmap_find(h->ids, account, strlen(account));
 	fold f = { .st = { 0, 0 }, .err = ERR_OK };
-	if (*slot != IDMAP_NONE)
+	if (*slot != IDMAP_NONE) {
 		f.st = h->states[*slot];
+		if (!fresh) {
+			*st = f.st;
+			return ERR_OK;
+		}
+	}
 	uint64_t cached = f.st.version;
 	if (store_read_stream(h->store, account, cached, fold_event, &f) != ERR_OK)
 		return ERR_STORAGE;
@@ -114,38 +124,60 @@ static error_code append(handler *h, const store_new_event *evs,
 	return ERR_OK;
 }
 
-/* The load-decide-append loop every command shares: one debit and/or one
- * credit, retried while another writer wins the append. */
+/* What one attempt will append: a debit of from and/or a credit of to. */
+typedef struct plan {
+	store_new_event evs[2];
+	account_state states[2];
+	uint32_t slots[2];
+	size_t n;
+} plan;
+
+/* Loads the accounts and asks the rules; ERR_OK with the plan filled in, or
+ * why not (res->balance is the balance the refusing rule saw). */
+static error_code decide(handler *h, const char *from, const char *to,
+			 int64_t amount, bool fresh, plan *pl,
+			 handler_result *res)
+{
+	error_code rc;
+	pl->n = 0;
+	if (from) {
+		account_state *st = &pl->states[pl->n];
+		if ((rc = load(h, from, fresh, st, &pl->slots[pl->n])))
+			return rc;
+		res->balance = st->balance;
+		if ((rc = account_can_withdraw(st, amount)))
+			return rc;
+		pl->evs[pl->n++] = (store_new_event){ from, st->version,
+						      EVENT_DEBITED, amount };
+	}
+	if (to) {
+		account_state *st = &pl->states[pl->n];
+		if ((rc = load(h, to, fresh, st, &pl->slots[pl->n])))
+			return rc;
+		res->balance = st->balance;
+		if ((rc = account_can_deposit(st, amount)))
+			return rc;
+		pl->evs[pl->n++] = (store_new_event){ to, st->version,
+						      EVENT_CREDITED, amount };
+	}
+	return ERR_OK;
+}
+
+/* The load-decide-append loop every command shares, retried while another
+ * writer wins the append. */
 static error_code execute(handler *h, const char *from, const char *to,
 			  int64_t amount, handler_result *res)
 {
 	memset(res, 0, sizeof *res);
 	for (unsigned attempt = 0;; attempt++) {
-		store_new_event evs[2];
-		account_state states[2];
-		uint32_t slots[2];
-		size_t n = 0;
-		error_code rc;
-		if (from) {
-			if ((rc = load(h, from, &states[n], &slots[n])))
-				return rc;
-			res->balance = states[n].balance;
-			if ((rc = account_can_withdraw(&states[n], amount)))
-				return rc;
-			evs[n++] = (store_new_event){ from, states[0].version,
-						      EVENT_DEBITED, amount };
-		}
-		if (to) {
-			if ((rc = load(h, to, &states[n], &slots[n])))
-				return rc;
-			res->balance = states[n].balance;
-			if ((rc = account_can_deposit(&states[n], amount)))
-				return rc;
-			evs[n] = (store_new_event){ to, states[n].version,
-						    EVENT_CREDITED, amount };
-			n++;
-		}
-		rc = append(h, evs, states, slots, n, res);
+		plan pl;
+		bool fresh = attempt > 0;
+		error_code rc = decide(h, from, to, amount, fresh, &pl, res);
+		if (rc != ERR_OK && rc != ERR_STORAGE && !fresh)	/* confirm */
+			rc = decide(h, from, to, amount, true, &pl, res);
+		if (rc != ERR_OK)
+			return rc;
+		rc = append(h, pl.evs, pl.states, pl.slots, pl.n, res);
 		if (rc != ERR_CONFLICT)
 			return rc;
 		res->conflicts++;

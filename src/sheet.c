@@ -17,6 +17,8 @@ struct sheet {
 	int64_t *balances;	/* by interned id */
 	uint32_t cap;
 	uint64_t checkpoint;
+	uint32_t *by_key;	/* store's stream_key -> interned id + 1 */
+	uint32_t keys;		/* entries in by_key */
 };
 
 sheet *sheet_new(void)
@@ -32,6 +34,7 @@ void sheet_free(sheet *sh)
 		return;
 	idmap_free(sh->ids);
 	free(sh->balances);
+	free(sh->by_key);
 	free(sh);
 }
 
@@ -42,15 +45,13 @@ typedef struct batch {
 	error_code err;
 } batch;
 
-static int apply_event(void *ctx, const store_event *ev)
+/* The sheet's index of the event's account, through the store's stream key
+ * when it gives one (an array look-up), else by hashing the id. */
+static uint32_t account_index(sheet *sh, const store_event *ev)
 {
-	batch *b = ctx;
-	sheet *sh = b->sh;
-	b->seen++;
-	if (ev->position <= sh->checkpoint) {
-		b->err = ERR_STORAGE;	/* out of order: never apply twice */
-		return 1;
-	}
+	uint32_t key = ev->stream_key;
+	if (key != 0 && key < sh->keys && sh->by_key[key] != 0)
+		return sh->by_key[key] - 1;
 	bool added;
 	uint32_t idx = idmap_intern(sh->ids, ev->stream, strlen(ev->stream),
 				    &added);
@@ -61,6 +62,29 @@ static int apply_event(void *ctx, const store_event *ev)
 	}
 	if (added)
 		sh->balances[idx] = 0;
+	if (key != 0) {
+		if (key >= sh->keys) {
+			uint32_t n = key < 32 ? 64 : key * 2;
+			sh->by_key = xreallocarray(sh->by_key, n, sizeof *sh->by_key);
+			memset(sh->by_key + sh->keys, 0,
+			       (n - sh->keys) * sizeof *sh->by_key);
+			sh->keys = n;
+		}
+		sh->by_key[key] = idx + 1;
+	}
+	return idx;
+}
+
+static int apply_event(void *ctx, const store_event *ev)
+{
+	batch *b = ctx;
+	sheet *sh = b->sh;
+	b->seen++;
+	if (ev->position <= sh->checkpoint) {
+		b->err = ERR_STORAGE;	/* out of order: never apply twice */
+		return 1;
+	}
+	uint32_t idx = account_index(sh, ev);	/* may move sh->balances */
 	int64_t *bal = &sh->balances[idx];
 	if (ev->type == EVENT_CREDITED) {
 		if (__builtin_add_overflow(*bal, ev->amount, bal)) {

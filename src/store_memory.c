@@ -46,6 +46,7 @@ static void to_event(mem_store *m, uint64_t position, store_event *ev)
 	ev->position = position;
 	ev->version = e->version;
 	ev->stream = idmap_key(m->ids, e->stream);
+	ev->stream_key = e->stream + 1;
 	ev->type = e->amount < 0 ? EVENT_DEBITED : EVENT_CREDITED;
 	/* amounts are at least 1, so -amount never overflows here */
 	ev->amount = e->amount < 0 ? -e->amount : e->amount;

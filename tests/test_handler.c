@@ -13,6 +13,7 @@ typedef struct racing {
 	store *inner;
 	int races;
 	int appends_seen;
+	int reads;		/* read_stream calls */
 	store_new_event rival;
 } racing;
 
@@ -41,6 +42,7 @@ static error_code race_append(store *s, const store_new_event *evs, size_t n,
 static error_code race_read_stream(store *s, const char *id, uint64_t after,
 				   store_event_fn fn, void *ctx)
 {
+	((racing *)s)->reads++;
 	return store_read_stream(((racing *)s)->inner, id, after, fn, ctx);
 }
 
@@ -207,6 +209,34 @@ START_TEST(a_transfer_races_on_its_second_stream)
 }
 END_TEST
 
+START_TEST(the_cache_saves_reads_but_never_decides_a_refusal)
+{
+	handler *other = handler_new(&rs.base);
+	handler_result res;
+	handler_deposit(h, "A", 10, &res);	/* not cached yet: one read */
+	ck_assert_int_eq(rs.reads, 1);
+	rs.reads = 0;
+	ck_assert_int_eq(handler_deposit(h, "A", 5, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "A", 15, &res), ERR_OK);
+	ck_assert_int_eq(rs.reads, 0);	/* the cache was enough */
+	handler_deposit(other, "A", 50, &res);	/* h's cache is now behind */
+	rs.reads = 0;
+	/* the cache says 0: the refusal is checked against the store first */
+	ck_assert_int_eq(handler_withdraw(h, "A", 30, &res), ERR_OK);
+	ck_assert_int_eq(rs.reads, 1);
+	ck_assert_uint_eq(res.version, 5);
+	handler_deposit(other, "A", 1, &res);	/* behind again */
+	/* the cache says yes: the append carries a stale version, conflicts,
+	 * and the retry reads what changed */
+	ck_assert_int_eq(handler_deposit(h, "A", 2, &res), ERR_OK);
+	ck_assert_uint_eq(res.conflicts, 1);
+	ck_assert_uint_eq(res.version, 7);
+	ck_assert_int_eq(handler_withdraw(h, "A", 23, &res), ERR_OK);	/* 50-30+1+2 */
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, &res), ERR_INSUFFICIENT_FUNDS);
+	handler_free(other);
+}
+END_TEST
+
 START_TEST(cached_state_catches_up_with_other_handlers)
 {
 	handler *other = handler_new(&rs.base);
@@ -261,6 +291,7 @@ static Suite *handler_suite(void)
 	tcase_add_test(t, a_writer_that_always_wins_gives_conflict);
 	tcase_add_test(t, a_transfer_races_on_its_second_stream);
 	tcase_add_test(t, cached_state_catches_up_with_other_handlers);
+	tcase_add_test(t, the_cache_saves_reads_but_never_decides_a_refusal);
 	suite_add_tcase(s, t);
 	return s;
 }

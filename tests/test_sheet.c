@@ -4,6 +4,7 @@
 #include <string.h>
 #include "simplecqrs/handler.h"
 #include "simplecqrs/sheet.h"
+#include "store_impl.h"
 #include "unit.h"
 
 static store *s;
@@ -130,6 +131,68 @@ START_TEST(rows_sort_bytewise)
 }
 END_TEST
 
+/* A store that hands out the memory store's events without stream keys, as
+ * a store with no numbers for its streams would. */
+typedef struct keyless {
+	struct store base;
+	store *inner;
+	store_event_fn fn;
+	void *ctx;
+} keyless;
+
+static int strip_key(void *vctx, const store_event *ev)
+{
+	keyless *k = vctx;
+	store_event copy = *ev;
+	copy.stream_key = 0;
+	return k->fn(k->ctx, &copy);
+}
+
+static error_code keyless_read_all(store *st, uint64_t after, size_t limit,
+				   store_event_fn fn, void *ctx)
+{
+	keyless *k = (keyless *)st;
+	k->fn = fn;
+	k->ctx = ctx;
+	return store_read_all(k->inner, after, limit, strip_key, k);
+}
+
+START_TEST(stream_keys_are_only_a_shortcut)
+{
+	static const store_ops ops = { .kind = "keyless", .read_all = keyless_read_all };
+	keyless k = { .base = { .ops = &ops }, .inner = s };
+	sheet *plain = sheet_new();
+	handler_result r;
+	uint64_t a1, a2;
+	char id[16];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(id, sizeof id, "k%d", (i * 7) % 101);
+		dep(id, i + 1);
+		if (i % 3 == 0)
+			handler_withdraw(h, id, 1, &r);
+		if (i % 500 == 0) {	/* refresh both part way, often */
+			sheet_refresh(sh, s, &a1);
+			sheet_refresh(plain, &k.base, &a2);
+			ck_assert_uint_eq(a1, a2);
+		}
+	}
+	ck_assert_int_eq(sheet_refresh(sh, s, &a1), ERR_OK);
+	ck_assert_int_eq(sheet_refresh(plain, &k.base, &a2), ERR_OK);
+	size_t n1, n2;
+	sheet_row *r1 = sheet_sorted(sh, &n1), *r2 = sheet_sorted(plain, &n2);
+	ck_assert_uint_eq(n1, 101);
+	ck_assert_uint_eq(n1, n2);
+	for (size_t i = 0; i < n1; i++) {
+		ck_assert_str_eq(r1[i].account, r2[i].account);
+		ck_assert_int_eq(r1[i].balance, r2[i].balance);
+	}
+	ck_assert_uint_eq(sheet_checkpoint(sh), sheet_checkpoint(plain));
+	free(r1);
+	free(r2);
+	sheet_free(plain);
+}
+END_TEST
+
 static Suite *sheet_suite(void)
 {
 	Suite *su = suite_create("sheet");
@@ -143,6 +206,7 @@ static Suite *sheet_suite(void)
 	t = tcase_create("rows");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, rows_sort_bytewise);
+	tcase_add_test(t, stream_keys_are_only_a_shortcut);
 	suite_add_tcase(su, t);
 	return su;
 }

@@ -25,6 +25,9 @@ typedef struct store_event {
 	uint64_t position;
 	uint64_t version;
 	const char *stream;	/* valid during the callback only */
+	uint32_t stream_key;	/* a number for the stream, the same for as
+				   long as the store is open; 0 if the store
+				   has none. Lets a reader skip hashing ids. */
 	event_type type;
 	int64_t amount;		/* always > 0; type says which way */
 	int64_t time_ms;	/* milliseconds since the Unix epoch, UTC */
