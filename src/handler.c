@@ -169,6 +169,8 @@ static error_code execute(handler *h, const char *from, const char *to,
 			  int64_t amount, handler_result *res)
 {
 	memset(res, 0, sizeof *res);
+	/* The first attempt is decided on the cache; a stale cache costs it a
+	 * conflict without any race, so it does not use up a retry. */
 	for (unsigned attempt = 0;; attempt++) {
 		plan pl;
 		bool fresh = attempt > 0;
@@ -181,7 +183,7 @@ static error_code execute(handler *h, const char *from, const char *to,
 		if (rc != ERR_CONFLICT)
 			return rc;
 		res->conflicts++;
-		if (attempt == HANDLER_RETRIES)
+		if (attempt == HANDLER_RETRIES + 1)
 			return ERR_CONFLICT;
 	}
 }

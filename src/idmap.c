@@ -21,6 +21,7 @@ struct idmap {
 	size_t mask;		/* table size - 1 */
 	char **keys;		/* by index */
 	uint64_t *hashes;	/* by index */
+	uint32_t *lens;		/* by index: compared before any byte */
 	uint32_t count;
 	uint32_t cap;		/* of keys and hashes */
 	chunk *arena;
@@ -57,8 +58,8 @@ static uint64_t hash(const char *key, size_t len)
 	return h;
 }
 
-/* key[0..len) equals the NUL-terminated k. Ids are short: whole words
- * and two overlapping loads beat a call to memcmp. */
+/* key[0..len) equals k, which is len bytes long too. Ids are short: whole
+ * words and two overlapping loads beat a call to memcmp. */
 static bool same(const char *k, const char *key, size_t len)
 {
 	size_t i = 0;
@@ -82,7 +83,7 @@ static bool same(const char *k, const char *key, size_t len)
 			if (k[i] != key[i])
 				return false;
 	}
-	return k[len] == '\0';
+	return true;
 }
 
 idmap *idmap_new(void)
@@ -104,6 +105,7 @@ void idmap_free(idmap *m)
 	free(m->slots);
 	free(m->keys);
 	free(m->hashes);
+	free(m->lens);
 	free(m);
 }
 
@@ -131,7 +133,8 @@ static size_t probe(const idmap *m, uint64_t h, const char *key, size_t len)
 		uint32_t s = m->slots[i];
 		if (s == 0)
 			return i;
-		if (m->hashes[s - 1] == h && same(m->keys[s - 1], key, len))
+		if (m->hashes[s - 1] == h && m->lens[s - 1] == len &&
+		    same(m->keys[s - 1], key, len))
 			return i;
 		i = (i + 1) & m->mask;
 	}
@@ -171,10 +174,12 @@ uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added)
 		m->cap = m->cap ? m->cap * 2 : 16;
 		m->keys = xreallocarray(m->keys, m->cap, sizeof *m->keys);
 		m->hashes = xreallocarray(m->hashes, m->cap, sizeof *m->hashes);
+		m->lens = xreallocarray(m->lens, m->cap, sizeof *m->lens);
 	}
 	uint32_t idx = m->count++;
 	m->keys[idx] = arena_copy(m, key, len);
 	m->hashes[idx] = h;
+	m->lens[idx] = (uint32_t)len;
 	m->slots[i] = idx + 1;
 	if ((size_t)m->count * 2 > m->mask + 1)	/* at most half full */
 		grow(m);

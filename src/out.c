@@ -36,6 +36,7 @@ struct out {
 	buf e;			/* pending stderr, unless it shares stdout's file */
 	buf *errors;		/* where text-mode errors go: &b or &e */
 	int err;		/* errno of the first failed write, or 0 */
+	bool out_dead, err_dead;	/* that fd failed: write no more to it */
 };
 
 static bool same_file(int a, int b)
@@ -68,15 +69,22 @@ static bool write_all(int fd, const char *p, size_t n)
 	return true;
 }
 
+/* Writes one buffer to its fd unless that fd already failed; a failure
+ * of one does not silence the other. */
+static void drain(out *o, buf *b, int fd, bool *dead)
+{
+	if (b->len > 0 && !*dead && !write_all(fd, b->data, b->len)) {
+		*dead = true;
+		if (o->err == 0)
+			o->err = errno;
+	}
+	b->len = 0;
+}
+
 bool out_flush(out *o)
 {
-	if (o->b.len > 0 && o->err == 0 &&
-	    !write_all(o->opts.out_fd, o->b.data, o->b.len))
-		o->err = errno;
-	if (o->e.len > 0 && o->err == 0 &&
-	    !write_all(o->opts.err_fd, o->e.data, o->e.len))
-		o->err = errno;
-	o->b.len = o->e.len = 0;
+	drain(o, &o->b, o->opts.out_fd, &o->out_dead);
+	drain(o, &o->e, o->opts.err_fd, &o->err_dead);
 	errno = o->err;
 	return o->err == 0;
 }

@@ -62,7 +62,7 @@ static uint32_t account_index(sheet *sh, const store_event *ev)
 	}
 	if (added)
 		sh->balances[idx] = 0;
-	if (key != 0) {
+	if (key != 0 && key < UINT32_MAX / 2) {	/* else: hash every time */
 		if (key >= sh->keys) {
 			uint32_t n = key < 32 ? 64 : key * 2;
 			sh->by_key = xreallocarray(sh->by_key, n, sizeof *sh->by_key);

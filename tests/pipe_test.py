@@ -67,6 +67,20 @@ def test_one_file_keeps_the_order():
         assert lines[2 * i + 1].startswith(f'deposited {i + 1} into A'), lines[2 * i + 1]
 
 
+def test_a_full_disk_keeps_the_errors():
+    """stdout cannot be written (/dev/full): the errors already buffered for
+    stderr still come out, then the reason, and the status is 1."""
+    env = {k: v for k, v in os.environ.items() if k != 'SIMPLECQRS_STORE'}
+    with open('/dev/full', 'wb') as full:
+        p = subprocess.run(WRAPPER + [BIN], input=b'withdraw B 1\ndeposit A 1\n',
+                           stdout=full, stderr=subprocess.PIPE, env=env,
+                           timeout=TIMEOUT)
+    err = p.stderr.decode()
+    assert p.returncode == 1, f'exit status {p.returncode}'
+    assert err.startswith('error: 1: no account B\n'), repr(err)
+    assert 'No space left on device' in err, repr(err)
+
+
 def closed_pipe(sigpipe):
     """Like `simplecqrs < script | head -c 10`, with SIGPIPE as given."""
     with tempfile.TemporaryFile() as script:

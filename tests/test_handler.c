@@ -12,6 +12,7 @@ typedef struct racing {
 	struct store base;
 	store *inner;
 	int races;
+	int race_after;		/* appends to let through before racing */
 	int appends_seen;
 	int reads;		/* read_stream calls */
 	store_new_event rival;
@@ -28,7 +29,9 @@ static error_code race_append(store *s, const store_new_event *evs, size_t n,
 {
 	racing *r = (racing *)s;
 	r->appends_seen++;
-	if (r->races > 0) {
+	if (r->race_after > 0) {
+		r->race_after--;
+	} else if (r->races > 0) {
 		r->races--;
 		store_new_event e = r->rival;
 		uint64_t pos;
@@ -189,10 +192,11 @@ START_TEST(a_writer_that_always_wins_gives_conflict)
 	rs.appends_seen = 0;
 	uint64_t before = head();
 	ck_assert_int_eq(handler_deposit(h, "A", 7, &res), ERR_CONFLICT);
-	ck_assert_uint_eq(res.conflicts, HANDLER_RETRIES + 1);
-	ck_assert_int_eq(rs.appends_seen, HANDLER_RETRIES + 1);
+	/* the attempt on the cache, then HANDLER_RETRIES + 1 on fresh reads */
+	ck_assert_uint_eq(res.conflicts, HANDLER_RETRIES + 2);
+	ck_assert_int_eq(rs.appends_seen, HANDLER_RETRIES + 2);
 	/* only the rival's events were written, none of ours */
-	ck_assert_uint_eq(head(), before + HANDLER_RETRIES + 1);
+	ck_assert_uint_eq(head(), before + HANDLER_RETRIES + 2);
 }
 END_TEST
 
@@ -233,6 +237,24 @@ START_TEST(the_cache_saves_reads_but_never_decides_a_refusal)
 	ck_assert_uint_eq(res.version, 7);
 	ck_assert_int_eq(handler_withdraw(h, "A", 23, &res), ERR_OK);	/* 50-30+1+2 */
 	ck_assert_int_eq(handler_withdraw(h, "A", 1, &res), ERR_INSUFFICIENT_FUNDS);
+	handler_free(other);
+}
+END_TEST
+
+START_TEST(a_stale_cache_does_not_use_up_a_retry)
+{
+	handler *other = handler_new(&rs.base);
+	handler_result res;
+	handler_deposit(h, "A", 10, &res);
+	handler_deposit(other, "A", 1, &res);	/* h's cache is behind */
+	/* the cached attempt conflicts (no race), then a rival wins every
+	 * retry but the last */
+	rs.rival = (store_new_event){ "A", 0, EVENT_CREDITED, 1 };
+	rs.race_after = 1;
+	rs.races = HANDLER_RETRIES;
+	ck_assert_int_eq(handler_deposit(h, "A", 5, &res), ERR_OK);
+	ck_assert_uint_eq(res.conflicts, HANDLER_RETRIES + 1);
+	ck_assert_uint_eq(res.version, 2 + HANDLER_RETRIES + 1);
 	handler_free(other);
 }
 END_TEST
@@ -292,6 +314,7 @@ static Suite *handler_suite(void)
 	tcase_add_test(t, a_transfer_races_on_its_second_stream);
 	tcase_add_test(t, cached_state_catches_up_with_other_handlers);
 	tcase_add_test(t, the_cache_saves_reads_but_never_decides_a_refusal);
+	tcase_add_test(t, a_stale_cache_does_not_use_up_a_retry);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,10 +1,11 @@
 /* handler.h — the account handler: the write side.
  *
- * For each command it loads the aggregate (its cached state plus the events
- * the store has after that version), asks the rules, and appends the new
- * events with the version it read. When another writer got there first the
- * append conflicts, and the handler re-reads and decides again, at most
- * HANDLER_RETRIES times before answering ERR_CONFLICT. */
+ * For each command it takes the aggregate's cached state, asks the rules, and
+ * appends the new events with the cached version. When another writer got
+ * there first the append conflicts, and the handler reads the events after
+ * that version and decides again, at most HANDLER_RETRIES more times after
+ * the first such re-read, before answering ERR_CONFLICT. A refusal is always
+ * decided on what the store holds, never on the cache alone. */
 #ifndef SIMPLECQRS_HANDLER_H
 #define SIMPLECQRS_HANDLER_H
 
@@ -21,7 +22,8 @@ typedef struct handler_result {
 	uint64_t position;	/* position of the last event appended */
 	int64_t balance;	/* on insufficient_funds or overflow: the balance
 				   the rule saw */
-	unsigned conflicts;	/* appends lost to another writer */
+	unsigned conflicts;	/* appends that conflicted (at most
+				   HANDLER_RETRIES + 2) */
 } handler_result;
 
 /* The store is borrowed: it must outlive the handler. */

@@ -1,10 +1,11 @@
 /* out.h — how results look: text for people, or one JSON object per line.
  *
- * Results are built in a buffer and written to stdout in large blocks;
- * errors go to stderr (text) or stdout (JSON). Before anything is written to
- * stderr, stdout is flushed, so the two keep their relative order. Escape
- * codes and bars appear only when the options say the output is a terminal;
- * control characters from the input are never echoed raw in text mode. */
+ * Results are built in a buffer and written to stdout in large blocks and at
+ * out_flush(); errors go to stderr (text) or stdout (JSON). When stdout and
+ * stderr are one file, errors share stdout's buffer, so the two keep their
+ * order; otherwise stderr has its own buffer, flushed at the same moments.
+ * Escape codes and bars appear only when the options say the output is a
+ * terminal; control characters from the input are never echoed raw. */
 #ifndef SIMPLECQRS_OUT_H
 #define SIMPLECQRS_OUT_H
 
@@ -35,8 +36,9 @@ out *out_new(const out_opts *opts);
 void out_free(out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
-/* The errno of the first failed write to stdout or stderr, or 0. Once one
- * failed, nothing more is written. */
+/* The errno of the first failed write to stdout or stderr, or 0. Nothing
+ * more is written to a descriptor that failed; the other still gets its
+ * output. */
 int out_write_error(const out *o);
 /* The terminal was resized: bars follow the new width. */
 void out_set_width(out *o, int width);
