@@ -213,13 +213,7 @@ static cmd_status exec_help(cmd_ctx *ctx, const parse_result *p)
 			buf_printf(&text, "%s%-24s %s", i ? "\n" : "",
 				   cmd_table[i].usage, cmd_table[i].summary);
 	} else {
-		char name[32];
-		size_t i = 0;
-		for (; p->argv[0][i] && i < sizeof name - 1; i++)
-			name[i] = (char)(p->argv[0][i] >= 'A' && p->argv[0][i] <= 'Z'
-					 ? p->argv[0][i] - 'A' + 'a' : p->argv[0][i]);
-		name[i] = '\0';
-		const cmd_entry *c = p->argv[0][i] ? NULL : cmd_find(name);
+		const cmd_entry *c = cmd_find(p->argv[0]);
 		if (c == NULL) {
 			out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_COMMAND,
 				  "no command '%.80s' (type 'help' for the list)",
@@ -282,13 +276,41 @@ const cmd_entry cmd_table[] = {
 
 const size_t cmd_table_len = sizeof cmd_table / sizeof cmd_table[0];
 
-const cmd_entry *cmd_find(const char *name)
+#define NAME_MAX_LEN 8	/* no command name is longer: one word each */
+
+/* name[0..len) as one word with 0x20 or-ed into every byte. That
+ * lower-cases a letter and turns nothing else into one, so it equals a
+ * lower-case name's word only if the bytes are that name in some case. */
+static uint64_t name_word(const char *name, size_t len)
 {
-	for (size_t i = 0; i < cmd_table_len; i++)	/* first byte, then all */
-		if (cmd_table[i].name[0] == name[0] &&
-		    strcmp(cmd_table[i].name, name) == 0)
+	uint64_t w = 0;
+	for (size_t i = 0; i < len; i++)
+		w |= (uint64_t)((unsigned char)name[i] | 0x20) << (8 * i);
+	return w;
+}
+
+const cmd_entry *cmd_find_len(const char *name, size_t len)
+{
+	static uint64_t words[32];	/* the table's names, made once */
+	static bool made;
+	if (!made) {
+		for (size_t i = 0; i < cmd_table_len; i++)
+			words[i] = name_word(cmd_table[i].name,
+					     strlen(cmd_table[i].name));
+		made = true;
+	}
+	if (len == 0 || len > NAME_MAX_LEN)
+		return NULL;
+	uint64_t w = name_word(name, len);
+	for (size_t i = 0; i < cmd_table_len; i++)
+		if (words[i] == w && cmd_table[i].name[len] == '\0')
 			return &cmd_table[i];
 	return NULL;
+}
+
+const cmd_entry *cmd_find(const char *name)
+{
+	return cmd_find_len(name, strlen(name));
 }
 
 /* Edit distance (insert, delete, substitute, swap neighbours), capped. */

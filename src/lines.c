@@ -18,7 +18,8 @@ struct lines {
 	int fd;
 	void (*before_read)(void *ctx);
 	void *ctx;
-	char *buf;		/* BLOCK bytes, one kept free for a NUL */
+	char *buf;		/* BLOCK bytes, one kept free for a NUL, then
+				   PARSE_SLACK zeroes the parser may read */
 	size_t start, end;	/* unread bytes */
 	bool eof;
 	bool skipping;		/* inside a line already known too long */
@@ -30,7 +31,7 @@ lines *lines_new(int fd, void (*before_read)(void *ctx), void *ctx)
 	r->fd = fd;
 	r->before_read = before_read;
 	r->ctx = ctx;
-	r->buf = xmalloc(BLOCK);
+	r->buf = xcalloc(1, BLOCK + PARSE_SLACK);	/* all of it initialised */
 	return r;
 }
 

@@ -45,14 +45,42 @@ bool parse_amount(const char *s, int64_t *amount)
 	return true;
 }
 
-/* Bytes that end a token: the separators, and the NUL put at the line's
- * end (so the loops need no bounds check). */
-static const unsigned char ends_token[256] = { ['\0'] = 1, [' '] = 1, ['\t'] = 1 };
+#define ONES 0x0101010101010101ull
+
+/* The high bit of each byte of x that is zero (exact up to the first one,
+ * which is all token_end needs). */
+static inline uint64_t zero_bytes(uint64_t x)
+{
+	return (x - ONES) & ~x & (ONES << 7);
+}
+
+/* The first space, tab or NUL at or after p, eight bytes at a time: the NUL
+ * at the line's end stops it, and PARSE_SLACK covers the overread. */
+static char *token_end(char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (;; p += 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		uint64_t m = zero_bytes(w) | zero_bytes(w ^ (ONES * ' ')) |
+			     zero_bytes(w ^ (ONES * '\t'));
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+	}
+#else
+	while (*p != '\0' && *p != ' ' && *p != '\t')
+		p++;
+	return p;
+#endif
+}
 
 error_code parse_line(char *line, size_t len, parse_result *res)
 {
-	memset(res, 0, sizeof *res);
+	res->cmd = NULL;
 	res->name = "";
+	res->argc = 0;
+	res->account[0] = res->account[1] = NULL;
+	res->amount = 0;
 	res->bad = -1;
 	if (memchr(line, '\0', len))
 		return ERR_INVALID_INPUT;
@@ -65,6 +93,7 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	/* Split on spaces and tabs; a token starting with '#' ends the line.
 	 * Every token is counted, the first few kept. */
 	char *name = NULL;
+	size_t name_len = 0;
 	char *p = line;
 	for (;;) {
 		while (*p == ' ' || *p == '\t')
@@ -72,12 +101,13 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 		if (*p == '\0' || *p == '#')
 			break;
 		char *tok = p;
-		while (!ends_token[(unsigned char)*p])
-			p++;
+		p = token_end(p);
 		bool last = *p == '\0';
 		*p++ = '\0';
-		if (name == NULL)
+		if (name == NULL) {
 			name = tok;
+			name_len = (size_t)(p - 1 - tok);
+		}
 		else if (res->argc++ < PARSE_MAX_ARGS)
 			res->argv[res->argc - 1] = tok;
 		if (last)
@@ -85,15 +115,17 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	}
 	if (name == NULL)
 		return ERR_OK;	/* blank or comment */
-	for (char *c = name; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
-	res->name = name;
 
-	const cmd_entry *cmd = cmd_find(name);
-	if (cmd == NULL)
+	const cmd_entry *cmd = cmd_find_len(name, name_len);
+	if (cmd == NULL) {
+		for (char *c = name; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		res->name = name;
 		return ERR_UNKNOWN_COMMAND;
+	}
 	res->cmd = cmd;
+	res->name = cmd->name;
 	if (res->argc < cmd->min_args || res->argc > cmd->max_args)
 		return ERR_USAGE;
 	int accounts = 0;

@@ -303,6 +303,8 @@ static void on_line(char *text)
 		size_t len = strlen(text);
 		if (!blank(text, len))
 			history_add(text);
+		text = xrealloc(text, len + 1 + PARSE_SLACK);	/* the parser's */
+		memset(text + len + 1, 0, PARSE_SLACK);
 		run_line(sh, text, len, false);
 		out_flush(sh->ctx.out);
 		free(text);

@@ -187,8 +187,15 @@ START_TEST(every_table_row_is_found_and_consistent)
 		ck_assert_int_eq((int)strlen(c->args), c->max_args);
 		ck_assert_ptr_nonnull(c->exec);
 		ck_assert(strncmp(c->usage, c->name, strlen(c->name)) == 0);
+		ck_assert_uint_le(strlen(c->name), 8);	/* one word each */
+		ck_assert_uint_lt(cmd_table_len, 32);
 	}
-	ck_assert_ptr_null(cmd_find("Deposit"));
+	/* any case, but nothing else */
+	ck_assert_ptr_eq(cmd_find("DePoSiT"), &cmd_table[0]);
+	const char *near[] = { "deposi", "deposits", "deposit ", "{eposit",
+			       "deposi\x14", "d\xc5posit", "DEP", "", "@" };
+	for (size_t i = 0; i < sizeof near / sizeof *near; i++)
+		ck_assert_msg(cmd_find(near[i]) == NULL, "%s", near[i]);
 }
 END_TEST
 

@@ -45,8 +45,10 @@ typedef struct cmd_entry {
 extern const cmd_entry cmd_table[];
 extern const size_t cmd_table_len;
 
-/* The row named name (lower-case), or NULL. */
+/* The row named name, in any case, or NULL. */
 const cmd_entry *cmd_find(const char *name);
+/* The same for name[0..len). */
+const cmd_entry *cmd_find_len(const char *name, size_t len);
 /* The command nearest to an unknown name, or NULL if none is near. */
 const cmd_entry *cmd_suggest(const char *name);
 

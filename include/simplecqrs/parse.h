@@ -16,6 +16,8 @@
 #include "simplecqrs/error.h"
 
 #define PARSE_MAX_LINE 4096	/* bytes, not counting the line ending */
+#define PARSE_SLACK 8		/* readable bytes a line must have after its
+				   end: tokens are found 8 bytes at a time */
 #define PARSE_MAX_ID 64
 #define PARSE_MAX_ARGS 3
 
@@ -25,7 +27,7 @@ typedef struct parse_result {
 	const struct cmd_entry *cmd;	/* set once the name is known, even if an
 					   argument is then wrong; NULL for a
 					   blank line or an unknown command */
-	const char *name;	/* the first token lower-cased; "" if none */
+	const char *name;	/* the command's name, lower-case; "" if none */
 	int argc;		/* arguments after the name, all counted */
 	const char *argv[PARSE_MAX_ARGS];	/* the first ones, in the line */
 	const char *account[2];	/* the checked account ids, in order */
@@ -33,9 +35,11 @@ typedef struct parse_result {
 	int bad;		/* on an error: the argument at fault, or -1 */
 } parse_result;
 
-/* Parses line[0..len) in place: tokens are NUL-terminated inside the line
- * and the first is lower-cased, so res points into it; line[len] must be
- * writable. Returns ERR_OK with res->cmd NULL for a blank or comment line. */
+/* Parses line[0..len) in place: tokens are NUL-terminated inside the line,
+ * so res points into it. line[len] must be writable, and the PARSE_SLACK
+ * bytes after it readable and initialised. res->name is the command's name
+ * from the table, or for an unknown one the first token lower-cased in
+ * place. Returns ERR_OK with res->cmd NULL for a blank or comment line. */
 error_code parse_line(char *line, size_t len, parse_result *res);
 
 /* 1 to 64 characters from A-Z a-z 0-9 _ - . */
