@@ -35,36 +35,28 @@ void buf_fill(buf *b, char c, size_t n)
 
 size_t buf_fmt_u64(char *out, uint64_t v)
 {
-	/* two digits a step, from the end, then moved to the front */
+	/* two digits a step from the end of a scratch area, then one copy of
+	 * a fixed 20 bytes (out has room for 20; extra bytes are harmless) */
 	static const char pairs[] =
 		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 		"8081828384858687888990919293949596979899";
-	static const uint64_t tens[19] = {	/* 10^1 .. 10^19 */
-		10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
-		10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
-		100000000000ull, 1000000000000ull, 10000000000000ull,
-		100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-		100000000000000000ull, 1000000000000000000ull,
-		10000000000000000000ull,
-	};
-	size_t n = 1;		/* digits: count first, then fill in place */
-	while (n < 20 && v >= tens[n - 1])
-		n++;
-	size_t i = n;
+	char tmp[40];
+	size_t i = 20;
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100);
 		v /= 100;
-		out[--i] = pairs[2 * r + 1];
-		out[--i] = pairs[2 * r];
+		i -= 2;
+		memcpy(tmp + i, pairs + 2 * r, 2);
 	}
 	if (v >= 10) {
-		out[--i] = pairs[2 * v + 1];
-		out[--i] = pairs[2 * v];
+		i -= 2;
+		memcpy(tmp + i, pairs + 2 * v, 2);
 	} else {
-		out[--i] = (char)('0' + v);
+		tmp[--i] = (char)('0' + v);
 	}
-	return n;
+	memcpy(out, tmp + i, 20);
+	return 20 - i;
 }
 
 void buf_put_u64(buf *b, uint64_t v)

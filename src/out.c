@@ -121,7 +121,11 @@ void out_put_safe(buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
+	size_t plain = 0;	/* the usual message is all plain: one copy */
+	while (plain < n && u[plain] >= 0x20 && u[plain] < 0x7f && u[plain] != '\\')
+		plain++;
+	buf_put(b, s, plain);
+	for (size_t i = plain; i < n;) {
 		if ((u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') || u[i] == '\t') {
 			buf_putc(b, (char)u[i++]);
 			continue;
