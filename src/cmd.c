@@ -289,7 +289,7 @@ static uint64_t name_word(const char *name, size_t len)
 	return w;
 }
 
-const cmd_entry *cmd_find_len(const char *name, size_t len)
+const cmd_entry *cmd_find_word(uint64_t w)
 {
 	static uint64_t words[32];	/* the table's names, made once */
 	static bool made;
@@ -299,13 +299,17 @@ const cmd_entry *cmd_find_len(const char *name, size_t len)
 					     strlen(cmd_table[i].name));
 		made = true;
 	}
-	if (len == 0 || len > NAME_MAX_LEN)
-		return NULL;
-	uint64_t w = name_word(name, len);
 	for (size_t i = 0; i < cmd_table_len; i++)
-		if (words[i] == w && cmd_table[i].name[len] == '\0')
+		if (words[i] == w)	/* the zero bytes fix the length */
 			return &cmd_table[i];
 	return NULL;
+}
+
+const cmd_entry *cmd_find_len(const char *name, size_t len)
+{
+	if (len == 0 || len > NAME_MAX_LEN)
+		return NULL;
+	return cmd_find_word(name_word(name, len));
 }
 
 const cmd_entry *cmd_find(const char *name)

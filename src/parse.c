@@ -74,6 +74,22 @@ static char *token_end(char *p)
 #endif
 }
 
+/* The command a token names, in any case. The slack lets a name of up to
+ * eight bytes be read as one word. */
+static const cmd_entry *find_command(const char *name, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (len == 0 || len > 8)
+		return NULL;
+	uint64_t w;
+	memcpy(&w, name, 8);
+	uint64_t keep = len == 8 ? ~0ull : (1ull << (8 * len)) - 1;
+	return cmd_find_word((w | ONES * 0x20) & keep);
+#else
+	return cmd_find_len(name, len);
+#endif
+}
+
 error_code parse_line(char *line, size_t len, parse_result *res)
 {
 	res->cmd = NULL;
@@ -116,7 +132,7 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	if (name == NULL)
 		return ERR_OK;	/* blank or comment */
 
-	const cmd_entry *cmd = cmd_find_len(name, name_len);
+	const cmd_entry *cmd = find_command(name, name_len);
 	if (cmd == NULL) {
 		for (char *c = name; *c; c++)
 			if (*c >= 'A' && *c <= 'Z')

@@ -149,6 +149,16 @@ START_TEST(unknown_command_is_named_in_lower_case)
 	ck_assert_ptr_null(res.cmd);
 	ck_assert_int_eq(parse("   Deposits A 1"), ERR_UNKNOWN_COMMAND);
 	ck_assert_str_eq(res.name, "deposits");
+	/* names are matched a word at a time: near misses of every length */
+	const char *near[] = { "deposi", "{eposit", "d\xc5posit", "withdrawx",
+			       "transfe", "TRANSFER2", "quitquit", "e", "exi",
+			       "balancez", "\x7fefresh", "statuS_" };
+	for (size_t i = 0; i < sizeof near / sizeof *near; i++)
+		ck_assert_msg(parse(near[i]) == ERR_UNKNOWN_COMMAND, "%s", near[i]);
+	const char *names[] = { "TRANSFER A B 1", "Balances", "EXIT", "hElP",
+				"withdraw A 1", "quit" };
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		ck_assert_msg(parse(names[i]) == ERR_OK, "%s", names[i]);
 }
 END_TEST
 

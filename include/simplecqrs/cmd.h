@@ -9,6 +9,7 @@
 #define SIMPLECQRS_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "simplecqrs/handler.h"
 #include "simplecqrs/out.h"
 #include "simplecqrs/parse.h"
@@ -49,6 +50,9 @@ extern const size_t cmd_table_len;
 const cmd_entry *cmd_find(const char *name);
 /* The same for name[0..len). */
 const cmd_entry *cmd_find_len(const char *name, size_t len);
+/* The same for a name of 1 to 8 bytes given as one little-endian word,
+ * every byte or-ed with 0x20 and the unused bytes zero. */
+const cmd_entry *cmd_find_word(uint64_t word);
 /* The command nearest to an unknown name, or NULL if none is near. */
 const cmd_entry *cmd_suggest(const char *name);
 
