@@ -152,7 +152,7 @@ START_TEST(unknown_command_is_named_in_lower_case)
 	/* names are matched a word at a time: near misses of every length */
 	const char *near[] = { "deposi", "{eposit", "d\xc5posit", "withdrawx",
 			       "transfe", "TRANSFER2", "quitquit", "e", "exi",
-			       "balancez", "\x7f\x65fresh", "statuS_" };
+			       "balancez", "\177efresh", "statuS_" };
 	for (size_t i = 0; i < sizeof near / sizeof *near; i++)
 		ck_assert_msg(parse(near[i]) == ERR_UNKNOWN_COMMAND, "%s", near[i]);
 	const char *names[] = { "TRANSFER A B 1", "Balances", "EXIT", "hElP",
