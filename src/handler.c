@@ -132,35 +132,38 @@ typedef struct plan {
 	size_t n;
 } plan;
 
-/* Loads the accounts and asks the rules; ERR_OK with the plan filled in, or
- * why not (res->balance is the balance the refusing rule saw). */
+/* Loads one account and asks its rule; on ERR_OK adds the event to the
+ * plan. res->balance is the balance the rule saw. */
+static error_code plan_event(handler *h, const char *account, event_type type,
+			     int64_t amount, bool fresh, plan *pl,
+			     handler_result *res)
+{
+	account_state *st = &pl->states[pl->n];
+	error_code rc = load(h, account, fresh, st, &pl->slots[pl->n]);
+	if (rc != ERR_OK)
+		return rc;
+	res->balance = st->balance;
+	rc = type == EVENT_DEBITED ? account_can_withdraw(st, amount)
+				   : account_can_deposit(st, amount);
+	if (rc != ERR_OK)
+		return rc;
+	pl->evs[pl->n++] = (store_new_event){ account, st->version, type, amount };
+	return ERR_OK;
+}
+
+/* The debit of from and/or the credit of to, in that order: ERR_OK with the
+ * plan filled in, or the first rule that says no. */
 static error_code decide(handler *h, const char *from, const char *to,
 			 int64_t amount, bool fresh, plan *pl,
 			 handler_result *res)
 {
-	error_code rc;
+	error_code rc = ERR_OK;
 	pl->n = 0;
-	if (from) {
-		account_state *st = &pl->states[pl->n];
-		if ((rc = load(h, from, fresh, st, &pl->slots[pl->n])))
-			return rc;
-		res->balance = st->balance;
-		if ((rc = account_can_withdraw(st, amount)))
-			return rc;
-		pl->evs[pl->n++] = (store_new_event){ from, st->version,
-						      EVENT_DEBITED, amount };
-	}
-	if (to) {
-		account_state *st = &pl->states[pl->n];
-		if ((rc = load(h, to, fresh, st, &pl->slots[pl->n])))
-			return rc;
-		res->balance = st->balance;
-		if ((rc = account_can_deposit(st, amount)))
-			return rc;
-		pl->evs[pl->n++] = (store_new_event){ to, st->version,
-						      EVENT_CREDITED, amount };
-	}
-	return ERR_OK;
+	if (from)
+		rc = plan_event(h, from, EVENT_DEBITED, amount, fresh, pl, res);
+	if (rc == ERR_OK && to)
+		rc = plan_event(h, to, EVENT_CREDITED, amount, fresh, pl, res);
+	return rc;
 }
 
 /* The load-decide-append loop every command shares, retried while another

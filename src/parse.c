@@ -90,6 +90,20 @@ static const cmd_entry *find_command(const char *name, size_t len)
 #endif
 }
 
+bool parse_blank(const char *line, size_t len)
+{
+	if (memchr(line, '\0', len))
+		return false;	/* invalid_input */
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len > PARSE_MAX_LINE)
+		return false;	/* line_too_long */
+	size_t i = 0;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return i == len || line[i] == '#';
+}
+
 error_code parse_line(char *line, size_t len, parse_result *res)
 {
 	res->cmd = NULL;

@@ -24,14 +24,6 @@
 
 #define HISTORY_MAX 1000	/* entries kept in the history file */
 
-static bool blank(const char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
-		i++;
-	return i == n || s[i] == '#';
-}
-
 /* Runs one line and keeps score. */
 static void run_line(shell *sh, char *text, size_t len, bool too_long)
 {
@@ -40,7 +32,7 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	if (too_long) {
 		st = cmd_reject(&sh->ctx, ERR_LINE_TOO_LONG);
 	} else {
-		if (sh->echo && !blank(text, len))	/* as typed, less a CR */
+		if (sh->echo && !parse_blank(text, len))	/* as typed, less a CR */
 			out_echo(sh->ctx.out, text,
 				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&sh->ctx, text, len);
@@ -177,11 +169,8 @@ static char word_kind(int start)
 		while (i < start && rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t')
 			i++;
 		if (words++ == 0 && i - from < (int)sizeof first) {
-			for (int j = from; j < i; j++)
-				first[j - from] = (char)((rl_line_buffer[j] >= 'A' &&
-							  rl_line_buffer[j] <= 'Z')
-					? rl_line_buffer[j] - 'A' + 'a' : rl_line_buffer[j]);
-			first[i - from] = '\0';
+			memcpy(first, rl_line_buffer + from, (size_t)(i - from));
+			first[i - from] = '\0';	/* cmd_find takes any case */
 		}
 	}
 	if (words == 0)
@@ -301,7 +290,7 @@ static void on_line(char *text)
 		sh->stop = true;
 	} else {
 		size_t len = strlen(text);
-		if (!blank(text, len))
+		if (!parse_blank(text, len))
 			history_add(text);
 		text = xrealloc(text, len + 1 + PARSE_SLACK);	/* the parser's */
 		memset(text + len + 1, 0, PARSE_SLACK);

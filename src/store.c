@@ -1,7 +1,6 @@
 /* store.c — opening a store by URI, and the calls every backend answers. */
 #include <stdio.h>
 #include <string.h>
-#include "config.h"
 #include "simplecqrs/buf.h"
 #include "store_impl.h"
 

@@ -32,6 +32,25 @@ START_TEST(blank_and_comment_lines_do_nothing)
 }
 END_TEST
 
+START_TEST(parse_blank_agrees_with_parse_line)
+{
+	const char *lines[] = { "", " ", "\t#x", "# a", "\r", "\r\r", " \r",
+				"deposit A 1", "  x # y", "#", "\r#", "a\r",
+				" \t \r" };
+	for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+		size_t n = strlen(lines[i]);
+		bool blank = parse_blank(lines[i], n);
+		error_code rc = parse(lines[i]);
+		ck_assert_msg(blank == (rc == ERR_OK && res.cmd == NULL),
+			      "line %zu", i);
+	}
+	ck_assert(!parse_blank("# \0x", 4));	/* NUL: invalid_input */
+	char big[PARSE_MAX_LINE + 2];
+	memset(big, ' ', sizeof big);
+	ck_assert(!parse_blank(big, sizeof big));	/* too long */
+}
+END_TEST
+
 START_TEST(deposit_parses)
 {
 	ck_assert_int_eq(parse("deposit XX1 1000"), ERR_OK);
@@ -226,6 +245,7 @@ static Suite *parse_suite(void)
 
 	t = tcase_create("tokens");
 	tcase_add_test(t, blank_and_comment_lines_do_nothing);
+	tcase_add_test(t, parse_blank_agrees_with_parse_line);
 	tcase_add_test(t, deposit_parses);
 	tcase_add_test(t, keywords_fold_case_ids_do_not);
 	tcase_add_test(t, tabs_spaces_and_crlf_separate);

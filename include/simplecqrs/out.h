@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "simplecqrs/buf.h"
 #include "simplecqrs/error.h"
 #include "simplecqrs/handler.h"
 #include "simplecqrs/sheet.h"
@@ -72,7 +73,6 @@ void out_help(out *o, const char *text);
 
 /* Appends s to b for a terminal: printable text, tabs and valid UTF-8 as
  * they are, a backslash doubled, any other byte as \xNN. */
-struct buf;
-void out_put_safe(struct buf *b, const char *s, size_t n);
+void out_put_safe(buf *b, const char *s, size_t n);
 
 #endif

@@ -42,6 +42,11 @@ typedef struct parse_result {
  * place. Returns ERR_OK with res->cmd NULL for a blank or comment line. */
 error_code parse_line(char *line, size_t len, parse_result *res);
 
+/* Whether parse_line would find line[0..len) blank or a comment (and so
+ * run nothing), without touching it: the shell asks before echoing a line
+ * or keeping it in history. */
+bool parse_blank(const char *line, size_t len);
+
 /* 1 to 64 characters from A-Z a-z 0-9 _ - . */
 bool parse_account(const char *s);
 /* [1-9][0-9]* up to INT64_MAX. */
