@@ -11,15 +11,39 @@
 
 /* ---- helpers every exec shares ---- */
 
-/* Events after the checkpoint; the storage error is reported by caller. */
+/* Takes up the store's kept sheet if another shell moved it, then counts
+ * the events after its checkpoint; the caller reports a storage error. */
 static error_code lag(cmd_ctx *ctx, uint64_t *behind)
 {
+	error_code rc = sheet_sync(ctx->sheet, ctx->store);
+	if (rc != ERR_OK)
+		return rc;
 	return store_count_after(ctx->store, sheet_checkpoint(ctx->sheet), behind);
 }
 
 static cmd_status storage_failed(cmd_ctx *ctx, const char *cmd)
 {
 	out_error(ctx->out, ctx->line, cmd, ERR_STORAGE, "storage failed: %s",
+		  store_errmsg(ctx->store));
+	return CMD_FATAL;
+}
+
+bool cmd_commit(void *vctx)
+{
+	cmd_ctx *ctx = vctx;
+	if (store_commit(ctx->store) == ERR_OK)
+		return true;
+	ctx->lost = true;
+	return false;
+}
+
+cmd_status cmd_lost(cmd_ctx *ctx)
+{
+	if (!ctx->lost)
+		return CMD_OK;
+	ctx->lost = false;
+	out_error(ctx->out, ctx->line, "", ERR_STORAGE,
+		  "storage failed: %s; results after the last one shown may not be kept",
 		  store_errmsg(ctx->store));
 	return CMD_FATAL;
 }

@@ -153,6 +153,8 @@ int main(int argc, char **argv)
 		.echo = echo,
 		.color = oo.color_out,
 	};
+	/* no result leaves before the store has kept it */
+	out_set_gate(sh.ctx.out, cmd_commit, &sh.ctx);
 
 	int status = EXIT_OK;
 	if (interactive) {
@@ -181,7 +183,7 @@ int main(int argc, char **argv)
 			close(fds[i]);
 	free(fds);
 
-	out_flush(sh.ctx.out);
+	shell_flush(&sh);
 	int write_error = out_write_error(sh.ctx.out);
 	out_free(sh.ctx.out);
 	sheet_free(sh.ctx.sheet);

@@ -37,6 +37,8 @@ struct out {
 	buf *errors;		/* where text-mode errors go: &b or &e */
 	int err;		/* errno of the first failed write, or 0 */
 	bool out_dead, err_dead;	/* that fd failed: write no more to it */
+	bool (*gate)(void *ctx);	/* may the buffers go out? */
+	void *gate_ctx;
 };
 
 static bool same_file(int a, int b)
@@ -81,8 +83,19 @@ static void drain(out *o, buf *b, int fd, bool *dead)
 	b->len = 0;
 }
 
+void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx)
+{
+	o->gate = gate;
+	o->gate_ctx = ctx;
+}
+
 bool out_flush(out *o)
 {
+	if (o->gate && !o->gate(o->gate_ctx)) {
+		o->b.len = 0;
+		o->e.len = 0;
+		return o->err == 0;
+	}
 	drain(o, &o->b, o->opts.out_fd, &o->out_dead);
 	drain(o, &o->e, o->opts.err_fd, &o->err_dead);
 	errno = o->err;

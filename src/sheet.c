@@ -3,7 +3,13 @@
  * Balances live in an array indexed by interned account id; the checkpoint
  * is the position of the last event applied, never a clock, so a refresh
  * applies exactly the events after it, each once. Sorting happens only when
- * someone asks for the sorted rows. */
+ * someone asks for the sorted rows.
+ *
+ * A store that keeps the sheet (sqlite) holds the truth; this is its copy in
+ * memory. A refresh starts from the kept checkpoint (reloading the copy if
+ * another shell moved it), applies the new events, and saves the rows they
+ * changed with the new checkpoint, only if the kept one has not moved since:
+ * so however many shells refresh at once, each event is applied once. */
 #include <stdlib.h>
 #include <string.h>
 #include "simplecqrs/idmap.h"
@@ -11,6 +17,7 @@
 #include "simplecqrs/xmalloc.h"
 
 #define REFRESH_BATCH 4096	/* events asked of the store per read */
+#define SAVE_RETRIES 5		/* refreshes lost to other shells, at most */
 
 struct sheet {
 	idmap *ids;
@@ -19,6 +26,12 @@ struct sheet {
 	uint64_t checkpoint;
 	uint32_t *by_key;	/* store's stream_key -> interned id + 1 */
 	uint32_t keys;		/* entries in by_key */
+	/* only for a store that keeps the sheet: */
+	bool loaded;		/* this copy is the kept one as of checkpoint */
+	bool track;		/* note which rows a refresh changes */
+	uint8_t *changed;	/* by interned id: in dirty[] */
+	uint32_t *dirty;	/* ids changed since the last save */
+	uint32_t ndirty;
 };
 
 sheet *sheet_new(void)
@@ -35,7 +48,20 @@ void sheet_free(sheet *sh)
 	idmap_free(sh->ids);
 	free(sh->balances);
 	free(sh->by_key);
+	free(sh->changed);
+	free(sh->dirty);
 	free(sh);
+}
+
+/* Forgets every row: the state of a new sheet. */
+static void sheet_clear(sheet *sh)
+{
+	idmap_free(sh->ids);
+	free(sh->balances);
+	free(sh->by_key);
+	free(sh->changed);
+	free(sh->dirty);
+	*sh = (sheet){ .ids = idmap_new() };
 }
 
 typedef struct batch {
@@ -56,9 +82,16 @@ static uint32_t account_index(sheet *sh, const store_event *ev)
 	uint32_t idx = idmap_intern(sh->ids, ev->stream, strlen(ev->stream),
 				    &added);
 	if (idx >= sh->cap) {
+		uint32_t old = sh->cap;
 		sh->cap = sh->cap ? sh->cap * 2 : 64;
 		sh->balances = xreallocarray(sh->balances, sh->cap,
 					     sizeof *sh->balances);
+		if (sh->track) {
+			sh->changed = xreallocarray(sh->changed, sh->cap, 1);
+			memset(sh->changed + old, 0, sh->cap - old);
+			sh->dirty = xreallocarray(sh->dirty, sh->cap,
+						  sizeof *sh->dirty);
+		}
 	}
 	if (added)
 		sh->balances[idx] = 0;
@@ -98,12 +131,17 @@ static int apply_event(void *ctx, const store_event *ev)
 		}
 		*bal -= ev->amount;
 	}
+	if (sh->track && !sh->changed[idx]) {
+		sh->changed[idx] = 1;
+		sh->dirty[sh->ndirty++] = idx;
+	}
 	sh->checkpoint = ev->position;
 	b->applied++;
 	return 0;
 }
 
-error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
+/* Applies every event after the checkpoint, in batches. */
+static error_code catch_up(sheet *sh, store *s, uint64_t *applied)
 {
 	batch b = { .sh = sh };
 	error_code rc;
@@ -117,19 +155,103 @@ error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
 	return rc;
 }
 
-error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied)
+static int load_row(void *ctx, const char *account, int64_t balance)
 {
-	sheet *fresh = sheet_new();
-	error_code rc = sheet_refresh(fresh, s, applied);
+	sheet *sh = ctx;
+	store_event ev = { .stream = account };
+	uint32_t idx = account_index(sh, &ev);	/* may move sh->balances */
+	sh->balances[idx] = balance;
+	return 0;
+}
+
+/* Makes this copy the kept sheet, with change tracking on. */
+static error_code reload(sheet *sh, store *s)
+{
+	uint64_t checkpoint;
+	sheet_clear(sh);
+	sh->track = true;
+	error_code rc = store_sheet_load(s, &checkpoint, load_row, sh);
 	if (rc != ERR_OK) {
-		sheet_free(fresh);
+		sheet_clear(sh);
 		return rc;
 	}
-	sheet old = *sh;
-	*sh = *fresh;
-	*fresh = old;
-	sheet_free(fresh);
+	sh->checkpoint = checkpoint;
+	sh->loaded = true;
 	return ERR_OK;
+}
+
+error_code sheet_sync(sheet *sh, store *s)
+{
+	if (!store_keeps_sheet(s))
+		return ERR_OK;
+	uint64_t kept;
+	error_code rc = store_sheet_checkpoint(s, &kept);
+	if (rc != ERR_OK)
+		return rc;
+	return sh->loaded && kept == sh->checkpoint ? ERR_OK : reload(sh, s);
+}
+
+/* Saves the rows changed since the last save, moving the kept checkpoint
+ * from `from`; all rows, replacing the kept ones, with replace. */
+static error_code save(sheet *sh, store *s, uint64_t from, bool replace)
+{
+	uint32_t n = replace ? idmap_count(sh->ids) : sh->ndirty;
+	store_balance *rows = xreallocarray(NULL, n ? n : 1, sizeof *rows);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t idx = replace ? i : sh->dirty[i];
+		rows[i] = (store_balance){ idmap_key(sh->ids, idx),
+					   sh->balances[idx] };
+	}
+	error_code rc = store_sheet_save(s, from, sh->checkpoint, rows, n, replace);
+	free(rows);
+	for (uint32_t i = 0; i < sh->ndirty; i++)
+		sh->changed[sh->dirty[i]] = 0;
+	sh->ndirty = 0;
+	if (rc != ERR_OK)
+		sh->loaded = false;	/* not the kept sheet: reload next time */
+	return rc;
+}
+
+error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
+{
+	if (!store_keeps_sheet(s))
+		return catch_up(sh, s, applied);
+	for (unsigned attempt = 0;; attempt++) {
+		error_code rc = sheet_sync(sh, s);
+		uint64_t from = sh->checkpoint;
+		if (rc == ERR_OK)
+			rc = catch_up(sh, s, applied);
+		if (rc == ERR_OK)
+			rc = save(sh, s, from, false);
+		else
+			sh->loaded = false;
+		if (rc != ERR_CONFLICT || attempt == SAVE_RETRIES)
+			return rc;
+	}
+}
+
+error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied)
+{
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t kept;
+		error_code rc = store_sheet_checkpoint(s, &kept);
+		if (rc != ERR_OK)
+			return rc;
+		sheet *fresh = sheet_new();
+		fresh->track = store_keeps_sheet(s);
+		rc = catch_up(fresh, s, applied);
+		if (rc == ERR_OK && store_keeps_sheet(s))
+			rc = save(fresh, s, kept, true);
+		if (rc == ERR_OK) {
+			fresh->loaded = true;
+			sheet old = *sh;
+			*sh = *fresh;
+			*fresh = old;
+		}
+		sheet_free(fresh);
+		if (rc != ERR_CONFLICT || attempt == SAVE_RETRIES)
+			return rc;
+	}
 }
 
 uint64_t sheet_checkpoint(const sheet *sh)

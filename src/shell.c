@@ -28,6 +28,8 @@
 static void run_line(shell *sh, char *text, size_t len, bool too_long)
 {
 	cmd_status st;
+	if (sh->stop)	/* a commit failed while the line was being read */
+		return;
 	sh->ctx.line++;
 	if (too_long) {
 		st = cmd_reject(&sh->ctx, ERR_LINE_TOO_LONG);
@@ -37,6 +39,8 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&sh->ctx, text, len);
 	}
+	if (st != CMD_FATAL && cmd_lost(&sh->ctx) == CMD_FATAL)
+		st = CMD_FATAL;	/* a flush in the middle could not commit */
 	switch (st) {
 	case CMD_OK:
 		break;
@@ -53,14 +57,23 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	}
 }
 
-static void flush_output(void *o)
+void shell_flush(shell *sh)
 {
-	out_flush(o);
+	out_flush(sh->ctx.out);
+	if (cmd_lost(&sh->ctx) == CMD_FATAL) {
+		sh->failed = sh->fatal = sh->stop = true;
+		out_flush(sh->ctx.out);	/* the error; nothing is pending now */
+	}
+}
+
+static void flush_output(void *vsh)
+{
+	shell_flush(vsh);
 }
 
 int shell_run_fd(shell *sh, int fd)
 {
-	lines *r = lines_new(fd, flush_output, sh->ctx.out);
+	lines *r = lines_new(fd, flush_output, sh);
 	lines_line l;
 	int rc = 0;
 	sh->ctx.line = 0;
@@ -71,7 +84,7 @@ int shell_run_fd(shell *sh, int fd)
 		run_line(sh, l.text, l.len, l.too_long);
 	int saved = errno;
 	lines_free(r);
-	out_flush(sh->ctx.out);
+	shell_flush(sh);
 	errno = saved;
 	return rc < 0 ? -1 : 0;
 }
@@ -98,7 +111,9 @@ static void on_signal(int sig)
 static const char *make_prompt(shell *sh)
 {
 	uint64_t behind = 0;
-	store_count_after(sh->ctx.store, sheet_checkpoint(sh->ctx.sheet), &behind);
+	if (sheet_sync(sh->ctx.sheet, sh->ctx.store) == ERR_OK)
+		store_count_after(sh->ctx.store, sheet_checkpoint(sh->ctx.sheet),
+				  &behind);
 	if (behind == 0)
 		snprintf(prompt, sizeof prompt, "simplecqrs> ");
 	else if (sh->color)
@@ -295,7 +310,7 @@ static void on_line(char *text)
 		text = xrealloc(text, len + 1 + PARSE_SLACK);	/* the parser's */
 		memset(text + len + 1, 0, PARSE_SLACK);
 		run_line(sh, text, len, false);
-		out_flush(sh->ctx.out);
+		shell_flush(sh);
 		free(text);
 	}
 	if (sh->stop) {

@@ -17,6 +17,10 @@ typedef struct shell {
 	bool stop;		/* quit, exit, --bail or a store failure */
 } shell;
 
+/* Commits the store's group and writes what is buffered; if the commit
+ * fails, the unkept results are dropped, the storage error is shown, and the
+ * shell stops (exit 3). Call it wherever output must reach its reader. */
+void shell_flush(shell *sh);
 /* Runs every line read from fd. Returns 0, or -1 on a read error (errno). */
 int shell_run_fd(shell *sh, int fd);
 /* The interactive prompt on the terminal, until EOF or quit. */

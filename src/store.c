@@ -1,6 +1,8 @@
 /* store.c — opening a store by URI, and the calls every backend answers. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "config.h"
 #include "simplecqrs/buf.h"
 #include "store_impl.h"
 
@@ -58,11 +60,17 @@ error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 		*out = store_memory_open();
 		return ERR_OK;
 	}
-	/* Named by SPEC, not built yet: say so rather than "unknown". */
 	if (starts_with(uri, "sqlite:")) {
-		snprintf(why, why_len, "the SQLite store is not in this version yet");
+#if HAVE_SQLITE
+		*out = store_sqlite_open(uri + 7, why, why_len);
+		return *out ? ERR_OK : ERR_STORAGE;
+#else
+		snprintf(why, why_len, "this build has no SQLite support "
+			 "(rebuild with SQLite's headers installed)");
 		return ERR_STORAGE;
+#endif
 	}
+	/* Named by SPEC, not built yet: say so rather than "unknown". */
 	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
 		snprintf(why, why_len, "the PostgreSQL store is not in this version yet");
 		return ERR_STORAGE;
@@ -125,4 +133,45 @@ error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 			 void *ctx)
 {
 	return s->ops->streams(s, prefix, fn, ctx);
+}
+
+error_code store_commit(store *s)
+{
+	return s->ops->commit ? s->ops->commit(s) : ERR_OK;
+}
+
+bool store_keeps_sheet(const store *s)
+{
+	return s->ops->sheet_save != NULL;
+}
+
+error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint)
+{
+	*checkpoint = 0;
+	return s->ops->sheet_checkpoint ? s->ops->sheet_checkpoint(s, checkpoint)
+					: ERR_OK;
+}
+
+error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
+			    void *ctx)
+{
+	*checkpoint = 0;
+	return s->ops->sheet_load ? s->ops->sheet_load(s, checkpoint, fn, ctx)
+				  : ERR_OK;
+}
+
+error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
+			    const store_balance *rows, size_t n, bool replace)
+{
+	return s->ops->sheet_save ? s->ops->sheet_save(s, from, to, rows, n, replace)
+				  : ERR_OK;
+}
+
+error_code store_fail(store *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	va_end(ap);
+	return ERR_STORAGE;
 }

@@ -23,6 +23,15 @@ typedef struct store_ops {
 	error_code (*stream_count)(store *s, uint64_t *count);
 	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,
 			      void *ctx);
+	/* NULL in a store that commits every append at once. */
+	error_code (*commit)(store *s);
+	/* NULL in a store that keeps no balance sheet. */
+	error_code (*sheet_checkpoint)(store *s, uint64_t *checkpoint);
+	error_code (*sheet_load)(store *s, uint64_t *checkpoint,
+				 store_balance_fn fn, void *ctx);
+	error_code (*sheet_save)(store *s, uint64_t from, uint64_t to,
+				 const store_balance *rows, size_t n,
+				 bool replace);
 } store_ops;
 
 struct store {
@@ -31,5 +40,11 @@ struct store {
 };
 
 store *store_memory_open(void);
+/* path: the file after "sqlite:". On failure returns NULL and says why. */
+store *store_sqlite_open(const char *path, char *why, size_t why_len);
+
+/* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
+error_code store_fail(store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -82,8 +82,15 @@ static void race_free(store *s)
 }
 
 static const store_ops racing_ops = {
-	"racing", race_free, race_append, race_read_stream, race_read_all,
-	race_head, race_count_after, race_stream_count, race_streams,
+	.kind = "racing",
+	.free = race_free,
+	.append = race_append,
+	.read_stream = race_read_stream,
+	.read_all = race_read_all,
+	.head = race_head,
+	.count_after = race_count_after,
+	.stream_count = race_stream_count,
+	.streams = race_streams,
 };
 
 static racing rs;

@@ -35,6 +35,10 @@ typedef struct out out;
 out *out_new(const out_opts *opts);
 /* Flushes, then frees. */
 void out_free(out *o);
+/* Called before anything buffered is written; when it returns false, what
+ * is buffered is dropped instead. The shell's gate commits the store's
+ * group, so that no result is shown before its events are kept. */
+void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
 /* The errno of the first failed write to stdout or stderr, or 0. Nothing

@@ -24,12 +24,18 @@ sheet *sheet_new(void);
 void sheet_free(sheet *sh);
 
 /* Applies the events after the checkpoint, moving it past each; *applied
- * counts them. On failure the sheet stays consistent at the last event it
- * applied. */
+ * counts them. In a store that keeps the sheet, the changed rows and the new
+ * checkpoint are saved with the store's next commit; if another shell
+ * refreshed first, the refresh starts again from its sheet (ERR_CONFLICT
+ * after a few tries). On failure the sheet stays consistent at the last
+ * event it applied. */
 error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied);
-/* Forgets everything and replays the whole store. On failure the sheet is
- * as it was before. */
+/* Forgets everything and replays the whole store (and replaces the kept
+ * sheet). On failure the sheet is as it was before. */
 error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied);
+/* Makes this the store's kept sheet, if it keeps one and another shell
+ * moved it (or it was never read): queries call it first. */
+error_code sheet_sync(sheet *sh, store *s);
 
 uint64_t sheet_checkpoint(const sheet *sh);
 size_t sheet_count(const sheet *sh);

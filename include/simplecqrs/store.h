@@ -9,6 +9,7 @@
 #ifndef SIMPLECQRS_STORE_H
 #define SIMPLECQRS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "simplecqrs/error.h"
@@ -84,6 +85,38 @@ error_code store_head(store *s, uint64_t *head);
 /* How many events have a position > after. */
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
+
+/* Makes every write so far durable. A durable store (sqlite) gathers the
+ * writes of many commands into one transaction, a group, so a result must
+ * not be shown before the group holding its events is committed: the shell
+ * calls this before it writes anything. The memory store has nothing to do. On
+ * failure the whole group is rolled back and ERR_STORAGE comes back; whether
+ * the disk kept it is then unknown. */
+error_code store_commit(store *s);
+
+/* ---- the balance sheet, in stores that keep one (sqlite, postgresql) ---- */
+
+/* false for the memory store, where the sheet lives only in the process. */
+bool store_keeps_sheet(const store *s);
+/* The kept sheet's checkpoint (0 when the store keeps none). */
+error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint);
+/* Calls fn for each kept row, in no set order, and sets *checkpoint. */
+typedef int (*store_balance_fn)(void *ctx, const char *account, int64_t balance);
+error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
+			    void *ctx);
+
+typedef struct store_balance {
+	const char *account;
+	int64_t balance;
+} store_balance;
+
+/* Writes rows and moves the checkpoint from `from` to `to`, in the same
+ * transaction as the writes around it, but only if the kept checkpoint is
+ * still `from`: otherwise another shell refreshed first, nothing is written
+ * and ERR_CONFLICT comes back. With replace, the rows are the whole sheet and
+ * every other row goes (rebuild). */
+error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
+			    const store_balance *rows, size_t n, bool replace);
 
 /* Called once per stream id; a non-zero return stops the listing early. */
 typedef int (*store_stream_fn)(void *ctx, const char *stream);

@@ -1,0 +1,691 @@
+/* store_sqlite.c — the sqlite:PATH store: events and balance sheet in one file.
+ *
+ * Tables (see README, "The SQLite file"): events, one row per event, its
+ * position the rowid; streams, each account's version, the expected-version
+ * check of an append; balances and checkpoint, the kept balance sheet. The
+ * file is in WAL mode with synchronous=FULL.
+ *
+ * Writes are gathered in a group: the first write after a commit opens a
+ * BEGIN IMMEDIATE transaction, later ones join it, and store_commit ends it.
+ * The shell commits before it shows any result, so a result is never seen
+ * before its events are on disk, and a piped script pays one fsync per group
+ * rather than per command. Holding the write lock for the group also means
+ * that what the group read cannot change under it; another shell waits (the
+ * busy timeout) until the group commits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include "simplecqrs/xmalloc.h"
+#include "store_impl.h"
+
+#define APPLICATION_ID 0x53435152	/* "SCQR": this file is a simplecqrs ledger */
+#define SCHEMA_VERSION 1		/* PRAGMA user_version this build writes */
+#define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
+#define GROUP_MAX 16384			/* events in a group before it commits
+					   on its own (committing early is
+					   always safe; late never is) */
+
+static const char schema[] =
+	"CREATE TABLE events (\n"
+	"  position INTEGER PRIMARY KEY,\n"
+	"  stream TEXT NOT NULL,\n"
+	"  version INTEGER NOT NULL CHECK (version > 0),\n"
+	"  type TEXT NOT NULL CHECK (type IN ('AccountCredited', 'AccountDebited')),\n"
+	"  amount INTEGER NOT NULL CHECK (amount > 0),\n"
+	"  time TEXT NOT NULL,\n"
+	"  UNIQUE (stream, version)\n"
+	");\n"
+	"CREATE TABLE streams (\n"
+	"  stream TEXT PRIMARY KEY,\n"
+	"  version INTEGER NOT NULL CHECK (version > 0)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE balances (\n"
+	"  account TEXT PRIMARY KEY,\n"
+	"  balance INTEGER NOT NULL CHECK (balance >= 0)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE checkpoint (\n"
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+	"  position INTEGER NOT NULL\n"
+	");\n"
+	"INSERT INTO checkpoint VALUES (1, 0);\n";
+
+/* Every statement, prepared once at open. */
+enum {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+	Q_STREAM_VERSION, Q_STREAM_NEW, Q_STREAM_BUMP, Q_EVENT_ADD,
+	Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT, Q_STREAMS,
+	Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT, Q_BALANCES_CLEAR,
+	Q_BALANCES,
+	Q_COUNT
+};
+
+static const char *const sql[Q_COUNT] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_STREAM_VERSION] = "SELECT version FROM streams WHERE stream = ?1",
+	[Q_STREAM_NEW] = "INSERT INTO streams (stream, version) VALUES (?1, 1)",
+	[Q_STREAM_BUMP] = "UPDATE streams SET version = ?2 + 1 "
+			  "WHERE stream = ?1 AND version = ?2",
+	[Q_EVENT_ADD] = "INSERT INTO events (stream, version, type, amount, time) "
+			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM events "
+			  "WHERE stream = ?1 AND version > ?2 ORDER BY version",
+	[Q_READ_ALL] = "SELECT position, version, type, amount, time, stream "
+		       "FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+	[Q_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
+	[Q_STREAM_COUNT] = "SELECT count(*) FROM streams",
+	[Q_STREAMS] = "SELECT stream FROM streams WHERE stream >= ?1 ORDER BY stream",
+	[Q_CHECKPOINT] = "SELECT position FROM checkpoint WHERE id = 1",
+	[Q_CHECKPOINT_MOVE] = "UPDATE checkpoint SET position = ?2 "
+			      "WHERE id = 1 AND position = ?1",
+	[Q_BALANCE_PUT] = "INSERT INTO balances (account, balance) VALUES (?1, ?2) "
+			  "ON CONFLICT (account) DO UPDATE SET balance = excluded.balance",
+	[Q_BALANCES_CLEAR] = "DELETE FROM balances",
+	[Q_BALANCES] = "SELECT account, balance FROM balances",
+};
+
+typedef struct sql_store {
+	struct store base;
+	sqlite3 *db;
+	sqlite3_stmt *q[Q_COUNT];
+	bool in_group;		/* a BEGIN IMMEDIATE is open */
+	bool lost;		/* a group was rolled back after a failure: the
+				   next commit must say so, since results of
+				   it may be waiting to be shown */
+	size_t group_events;	/* events appended in the open group */
+	int64_t time_ms;	/* the time last formatted, and how */
+	char time_text[32];
+} sql_store;
+
+/* Records the database's last error as the store's; returns ERR_STORAGE. */
+static error_code db_fail(sql_store *q, const char *what)
+{
+	return store_fail(&q->base, "%s: %s", what, sqlite3_errmsg(q->db));
+}
+
+/* Resets a statement for its next use; its bindings are overwritten then. */
+static sqlite3_stmt *stmt(sql_store *q, int which)
+{
+	sqlite3_stmt *st = q->q[which];
+	sqlite3_reset(st);
+	return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(sql_store *q, int which)
+{
+	int rc = sqlite3_step(q->q[which]);
+	sqlite3_reset(q->q[which]);
+	return rc;
+}
+
+/* ---- time: the events' time column is ISO 8601 UTC, readable in sqlite3 ---- */
+
+/* Writes n decimal digits of v at p. */
+static char *digits(char *p, int v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
+}
+
+static const char *format_time(sql_store *q, int64_t ms)
+{
+	if (ms != q->time_ms || q->time_text[0] == '\0') {
+		time_t secs = (time_t)(ms / 1000);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		char *p = q->time_text;	/* 2026-11-27T21:03:04.123Z */
+		p = digits(p, tm.tm_year + 1900, 4);
+		*p++ = '-';
+		p = digits(p, tm.tm_mon + 1, 2);
+		*p++ = '-';
+		p = digits(p, tm.tm_mday, 2);
+		*p++ = 'T';
+		p = digits(p, tm.tm_hour, 2);
+		*p++ = ':';
+		p = digits(p, tm.tm_min, 2);
+		*p++ = ':';
+		p = digits(p, tm.tm_sec, 2);
+		*p++ = '.';
+		p = digits(p, (int)(ms % 1000), 3);
+		*p++ = 'Z';
+		*p = '\0';
+		q->time_ms = ms;
+	}
+	return q->time_text;
+}
+
+/* The inverse of format_time; false for anything else. */
+static bool parse_time(const char *s, int64_t *ms)
+{
+	struct tm tm = { 0 };
+	int ms_part, used = 0;
+	if (s == NULL ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms_part,
+		   &used) != 7 ||
+	    used != 24 || s[used] != '\0')
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*ms = (int64_t)timegm(&tm) * 1000 + ms_part;
+	return true;
+}
+
+/* ---- groups ---- */
+
+static error_code group_begin(sql_store *q)
+{
+	if (q->in_group)
+		return ERR_OK;
+	if (run(q, Q_BEGIN) != SQLITE_DONE)
+		return db_fail(q, "cannot start a transaction");
+	q->in_group = true;
+	q->group_events = 0;
+	return ERR_OK;
+}
+
+/* Ends the group after a failure: nothing of it is kept. */
+static void group_abandon(sql_store *q)
+{
+	if (q->in_group) {
+		if (!sqlite3_get_autocommit(q->db))
+			run(q, Q_ROLLBACK);
+		q->lost = true;
+	}
+	q->in_group = false;
+}
+
+static error_code sql_commit(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	if (q->lost) {	/* errmsg still says why */
+		q->lost = false;
+		return ERR_STORAGE;
+	}
+	if (!q->in_group)
+		return ERR_OK;
+	if (run(q, Q_COMMIT) != SQLITE_DONE) {
+		error_code rc = db_fail(q, "cannot commit");
+		group_abandon(q);
+		return rc;
+	}
+	q->in_group = false;
+	return ERR_OK;
+}
+
+/* ---- events ---- */
+
+/* The stream's version now (0: no stream), or -1 on failure. */
+static int64_t stream_version(sql_store *q, const char *stream)
+{
+	sqlite3_stmt *st = stmt(q, Q_STREAM_VERSION);
+	sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+				     : rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return v;
+}
+
+/* Writes one event whose stream is known to be at ev->expected_version. */
+static error_code write_event(sql_store *q, const store_new_event *ev,
+			      const char *time)
+{
+	sqlite3_stmt *st;
+	if (ev->expected_version == 0) {
+		st = stmt(q, Q_STREAM_NEW);
+		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
+	} else {
+		st = stmt(q, Q_STREAM_BUMP);
+		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(q->db) != 1)
+		return db_fail(q, "cannot write the stream's version");
+	st = stmt(q, Q_EVENT_ADD);
+	sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version + 1);
+	sqlite3_bind_text(st, 3, event_type_name(ev->type), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, ev->amount);
+	sqlite3_bind_text(st, 5, time, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot write an event");
+	return ERR_OK;
+}
+
+static error_code sql_append(store *s, const store_new_event *evs, size_t n,
+			     int64_t time_ms, uint64_t *last_position)
+{
+	sql_store *q = (sql_store *)s;
+	error_code rc = group_begin(q);
+	if (rc != ERR_OK)
+		return rc;
+	/* Check every stream before writing any: under the group's write
+	 * lock nothing can move between the check and the writes, so a
+	 * conflict leaves the group as it was. */
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = stream_version(q, evs[i].stream);
+		if (v < 0) {
+			rc = db_fail(q, "cannot read a stream's version");
+			group_abandon(q);
+			return rc;
+		}
+		if ((uint64_t)v != evs[i].expected_version)
+			return ERR_CONFLICT;
+	}
+	const char *time = format_time(q, time_ms);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = write_event(q, &evs[i], time)) != ERR_OK) {
+			/* half an append must never be kept: the group goes */
+			group_abandon(q);
+			return rc;
+		}
+	}
+	*last_position = (uint64_t)sqlite3_last_insert_rowid(q->db);
+	q->group_events += n;
+	if (q->group_events >= GROUP_MAX)
+		return sql_commit(s);
+	return ERR_OK;
+}
+
+/* Reads an event row laid out as position, version, type, amount, time. */
+static error_code row_event(sql_store *q, sqlite3_stmt *st, store_event *ev)
+{
+	const char *type = (const char *)sqlite3_column_text(st, 2);
+	ev->position = (uint64_t)sqlite3_column_int64(st, 0);
+	ev->version = (uint64_t)sqlite3_column_int64(st, 1);
+	ev->amount = sqlite3_column_int64(st, 3);
+	ev->stream_key = 0;
+	if (type && strcmp(type, "AccountCredited") == 0)
+		ev->type = EVENT_CREDITED;
+	else if (type && strcmp(type, "AccountDebited") == 0)
+		ev->type = EVENT_DEBITED;
+	else
+		return store_fail(&q->base, "event %llu has an unknown type",
+				  (unsigned long long)ev->position);
+	if (!parse_time((const char *)sqlite3_column_text(st, 4), &ev->time_ms))
+		return store_fail(&q->base, "event %llu has a bad time",
+				  (unsigned long long)ev->position);
+	return ERR_OK;
+}
+
+/* Steps st, calling fn per row, until the rows end or fn says stop. */
+static error_code each_event(sql_store *q, sqlite3_stmt *st, const char *stream,
+			     store_event_fn fn, void *ctx)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_event ev;
+		if (row_event(q, st, &ev) != ERR_OK) {
+			sqlite3_reset(st);
+			return ERR_STORAGE;
+		}
+		ev.stream = stream ? stream : (const char *)sqlite3_column_text(st, 5);
+		if (fn(ctx, &ev))
+			break;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(q, "cannot read events");
+	return ERR_OK;
+}
+
+static error_code sql_read_stream(store *s, const char *stream,
+				  uint64_t after_version, store_event_fn fn,
+				  void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_READ_STREAM);
+	sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)after_version);
+	return each_event(q, st, stream, fn, ctx);
+}
+
+static error_code sql_read_all(store *s, uint64_t after, size_t limit,
+			       store_event_fn fn, void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_READ_ALL);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	return each_event(q, st, NULL, fn, ctx);
+}
+
+/* Runs a statement that returns one integer. */
+static error_code one_int(sql_store *q, int which, int64_t *v, const char *what)
+{
+	sqlite3_stmt *st = stmt(q, which);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? ERR_OK : db_fail(q, what);
+}
+
+static error_code sql_head(store *s, uint64_t *head)
+{
+	int64_t v = 0;
+	error_code rc = one_int((sql_store *)s, Q_HEAD, &v, "cannot read the head");
+	*head = (uint64_t)v;
+	return rc;
+}
+
+/* Positions here are 1..head without gaps (a rowid is the largest plus one,
+ * and a rolled-back group gives its numbers back), so this is a subtraction,
+ * not a count over the rows. */
+static error_code sql_count_after(store *s, uint64_t after, uint64_t *count)
+{
+	uint64_t head;
+	error_code rc = sql_head(s, &head);
+	*count = rc == ERR_OK && after < head ? head - after : 0;
+	return rc;
+}
+
+static error_code sql_stream_count(store *s, uint64_t *count)
+{
+	int64_t v = 0;
+	error_code rc = one_int((sql_store *)s, Q_STREAM_COUNT, &v,
+				"cannot count the streams");
+	*count = (uint64_t)v;
+	return rc;
+}
+
+static error_code sql_streams(store *s, const char *prefix, store_stream_fn fn,
+			      void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_STREAMS);
+	size_t len = strlen(prefix);
+	int rc;
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (id == NULL || strncmp(id, prefix, len) != 0 || fn(ctx, id))
+			break;	/* sorted: past the prefix, none follow */
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(q, "cannot list the streams");
+	return ERR_OK;
+}
+
+/* ---- the balance sheet ---- */
+
+static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
+{
+	int64_t v = 0;
+	error_code rc = one_int((sql_store *)s, Q_CHECKPOINT, &v,
+				"cannot read the checkpoint");
+	*checkpoint = (uint64_t)v;
+	return rc;
+}
+
+static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
+				 store_balance_fn fn, void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	error_code err = sql_sheet_checkpoint(s, checkpoint);
+	if (err != ERR_OK)
+		return err;
+	sqlite3_stmt *st = stmt(q, Q_BALANCES);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (id && fn(ctx, id, sqlite3_column_int64(st, 1)))
+			break;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(q, "cannot read the balance sheet");
+	return ERR_OK;
+}
+
+static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
+				 const store_balance *rows, size_t n,
+				 bool replace)
+{
+	sql_store *q = (sql_store *)s;
+	error_code rc = group_begin(q);
+	if (rc != ERR_OK)
+		return rc;
+	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = db_fail(q, "cannot move the checkpoint");
+		goto fail;
+	}
+	if (sqlite3_changes(q->db) != 1)
+		return ERR_CONFLICT;	/* nothing written: the group is intact */
+	if (replace && run(q, Q_BALANCES_CLEAR) != SQLITE_DONE) {
+		rc = db_fail(q, "cannot empty the balance sheet");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		st = stmt(q, Q_BALANCE_PUT);
+		sqlite3_bind_text(st, 1, rows[i].account, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, rows[i].balance);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = db_fail(q, "cannot write the balance sheet");
+			goto fail;
+		}
+	}
+	return ERR_OK;
+fail:
+	group_abandon(q);
+	return rc;
+}
+
+/* ---- opening ---- */
+
+static void sql_free(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	group_abandon(q);	/* the shell commits what it showed */
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(q->q[i]);
+	sqlite3_close(q->db);
+	free(q);
+}
+
+static const store_ops sqlite_ops = {
+	.kind = "sqlite",
+	.free = sql_free,
+	.append = sql_append,
+	.read_stream = sql_read_stream,
+	.read_all = sql_read_all,
+	.head = sql_head,
+	.count_after = sql_count_after,
+	.stream_count = sql_stream_count,
+	.streams = sql_streams,
+	.commit = sql_commit,
+	.sheet_checkpoint = sql_sheet_checkpoint,
+	.sheet_load = sql_sheet_load,
+	.sheet_save = sql_sheet_save,
+};
+
+/* Runs one statement of SQL text at open; false on failure. */
+static bool exec_sql(sqlite3 *db, const char *text)
+{
+	return sqlite3_exec(db, text, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* One integer from a pragma or query, or false. */
+static bool query_int(sqlite3 *db, const char *text, int64_t *v)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, text, -1, &st, NULL) != SQLITE_OK)
+		return false;
+	bool ok = sqlite3_step(st) == SQLITE_ROW;
+	if (ok)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* Why SQLite could not use the file, in words for people. */
+static void say_why(sqlite3 *db, char *why, size_t why_len)
+{
+	int code = sqlite3_errcode(db);
+	int sys = sqlite3_system_errno(db);
+	if (code == SQLITE_NOTADB)
+		snprintf(why, why_len, "not a SQLite database");
+	else if (sys != 0)
+		snprintf(why, why_len, "%s (%s)", sqlite3_errmsg(db), strerror(sys));
+	else
+		snprintf(why, why_len, "%s", sqlite3_errmsg(db));
+}
+
+/* Checks that db is this program's ledger, or empty; on a new file writes
+ * the schema. Reads before it writes anything, so a file that is not ours is
+ * left exactly as it was. */
+static bool check_schema(sqlite3 *db, char *why, size_t why_len)
+{
+	int64_t app = 0, version = 0, objects = 0;
+	if (!query_int(db, "PRAGMA application_id", &app) ||
+	    !query_int(db, "PRAGMA user_version", &version) ||
+	    !query_int(db, "SELECT count(*) FROM sqlite_master", &objects)) {
+		say_why(db, why, why_len);
+		return false;
+	}
+	if (app == 0 && version == 0 && objects == 0) {
+		/* a new (or empty) file: make it a ledger, in WAL mode */
+		char stamp[96];
+		snprintf(stamp, sizeof stamp,
+			 "PRAGMA application_id = %d; PRAGMA user_version = %d",
+			 APPLICATION_ID, SCHEMA_VERSION);
+		if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
+		    !exec_sql(db, "BEGIN IMMEDIATE") || !exec_sql(db, schema) ||
+		    !exec_sql(db, stamp) ||
+		    !exec_sql(db, "COMMIT")) {
+			say_why(db, why, why_len);
+			return false;
+		}
+		return true;
+	}
+	if (app != APPLICATION_ID) {
+		snprintf(why, why_len,
+			 "a SQLite database of another program, not a simplecqrs ledger");
+		return false;
+	}
+	if (version > SCHEMA_VERSION) {
+		snprintf(why, why_len,
+			 "ledger schema version %lld is newer than this simplecqrs knows (%d)",
+			 (long long)version, SCHEMA_VERSION);
+		return false;
+	}
+	if (version < 1) {
+		snprintf(why, why_len, "a damaged ledger (schema version %lld)",
+			 (long long)version);
+		return false;
+	}
+	int64_t wal = 0;
+	if (!query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode", &wal)) {
+		say_why(db, why, why_len);
+		return false;
+	}
+	if (!wal && !exec_sql(db, "PRAGMA journal_mode = WAL")) {
+		say_why(db, why, why_len);
+		return false;
+	}
+	return true;
+}
+
+/* Creates path 0600 if it is not there; *created says whether it was. */
+static bool create_file(const char *path, bool *created, char *why,
+			size_t why_len)
+{
+	struct stat st;
+	*created = false;
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(why, why_len, "it is a folder");
+			return false;
+		}
+		return true;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot create it: %s", strerror(errno));
+		return false;
+	}
+	close(fd);
+	*created = true;
+	return true;
+}
+
+/* Removes a ledger file we created, and its WAL files. */
+static void remove_files(const char *path)
+{
+	static const char *const suffix[] = { "-wal", "-shm", "" };
+	char *name = xmalloc(strlen(path) + 5);
+	for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+		strcpy(stpcpy(name, path), suffix[i]);
+		unlink(name);
+	}
+	free(name);
+}
+
+store *store_sqlite_open(const char *path, char *why, size_t why_len)
+{
+	bool created;
+	if (path[0] == '\0') {
+		snprintf(why, why_len, "no file named; use sqlite:PATH, as in sqlite:ledger.db");
+		return NULL;
+	}
+	if (!create_file(path, &created, why, why_len))
+		return NULL;
+
+	sql_store *q = xcalloc(1, sizeof *q);
+	q->base.ops = &sqlite_ops;
+	/* no URI names, no shared cache: path is a file name, nothing more */
+	int rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		/* before anything else, so that every statement waits for a
+		 * busy writer rather than failing */
+		sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+		if (sqlite3_db_readonly(q->db, "main") == 1) {
+			snprintf(why, why_len, "the file is read-only");
+			goto fail;
+		}
+	} else if (q->db) {
+		say_why(q->db, why, why_len);
+		goto fail;
+	} else {
+		snprintf(why, why_len, "out of memory");
+		goto fail;
+	}
+	if (!check_schema(q->db, why, why_len))
+		goto fail;
+	if (!exec_sql(q->db, "PRAGMA synchronous = FULL") ||
+	    !exec_sql(q->db, "PRAGMA cache_size = -16384")) {
+		say_why(q->db, why, why_len);
+		goto fail;
+	}
+	for (int i = 0; i < Q_COUNT; i++) {
+		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &q->q[i], NULL) != SQLITE_OK) {
+			say_why(q->db, why, why_len);
+			goto fail;
+		}
+	}
+	return &q->base;
+fail:
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(q->q[i]);
+	sqlite3_close(q->db);
+	free(q);
+	if (created)	/* leave nothing behind that we made */
+		remove_files(path);
+	return NULL;
+}
