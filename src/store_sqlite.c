@@ -548,29 +548,53 @@ static void say_why(sqlite3 *db, char *why, size_t why_len)
 /* Checks that db is this program's ledger, or empty; on a new file writes
  * the schema. Reads before it writes anything, so a file that is not ours is
  * left exactly as it was. */
+/* The file's application id, schema version and number of tables etc., read
+ * in one transaction: another shell may be making the schema meanwhile. */
+static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
+			int64_t *objects)
+{
+	bool outer = sqlite3_get_autocommit(db);
+	if (outer && !exec_sql(db, "BEGIN"))
+		return false;
+	bool ok = query_int(db, "PRAGMA application_id", app) &&
+		  query_int(db, "PRAGMA user_version", version) &&
+		  query_int(db, "SELECT count(*) FROM sqlite_master", objects);
+	if (outer)
+		exec_sql(db, ok ? "COMMIT" : "ROLLBACK");
+	return ok;
+}
+
 static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 {
 	int64_t app = 0, version = 0, objects = 0;
-	if (!query_int(db, "PRAGMA application_id", &app) ||
-	    !query_int(db, "PRAGMA user_version", &version) ||
-	    !query_int(db, "SELECT count(*) FROM sqlite_master", &objects)) {
+	if (!read_header(db, &app, &version, &objects)) {
 		say_why(db, why, why_len);
 		return false;
 	}
 	if (app == 0 && version == 0 && objects == 0) {
-		/* a new (or empty) file: make it a ledger, in WAL mode */
+		/* A new (or empty) file: make it a ledger, in WAL mode. Another
+		 * shell may be doing the same: under the write lock, look again. */
 		char stamp[96];
 		snprintf(stamp, sizeof stamp,
 			 "PRAGMA application_id = %d; PRAGMA user_version = %d",
 			 APPLICATION_ID, SCHEMA_VERSION);
 		if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
-		    !exec_sql(db, "BEGIN IMMEDIATE") || !exec_sql(db, schema) ||
-		    !exec_sql(db, stamp) ||
-		    !exec_sql(db, "COMMIT")) {
+		    !exec_sql(db, "BEGIN IMMEDIATE") ||
+		    !read_header(db, &app, &version, &objects)) {
 			say_why(db, why, why_len);
+			exec_sql(db, "ROLLBACK");
 			return false;
 		}
-		return true;
+		if (app == 0 && version == 0 && objects == 0) {
+			if (!exec_sql(db, schema) || !exec_sql(db, stamp) ||
+			    !exec_sql(db, "COMMIT")) {
+				say_why(db, why, why_len);
+				exec_sql(db, "ROLLBACK");
+				return false;
+			}
+			return true;
+		}
+		exec_sql(db, "ROLLBACK");	/* the other shell made it */
 	}
 	if (app != APPLICATION_ID) {
 		snprintf(why, why_len,
@@ -614,6 +638,8 @@ static bool create_file(const char *path, bool *created, char *why,
 		return true;
 	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return true;	/* another shell made it just now */
 	if (fd < 0) {
 		snprintf(why, why_len, "cannot create it: %s", strerror(errno));
 		return false;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CLI tests: pipe a script to the real binary, compare what it prints.
 
-usage: cli_test.py BIN CASE [--update]
+usage: cli_test.py BIN CASE [--update] [--store sqlite]
        cli_test.py --listed DIR CASE...   (every DIR/*.cqrs is among CASE...)
 
 CASE is a path without extension inside tests/cli/. Files beside it:
@@ -15,8 +15,13 @@ CASE is a path without extension inside tests/cli/. Files beside it:
 With --update the expected files are rewritten from what the binary printed
 (review the diff before committing). SIMPLECQRS_WRAPPER, if set, is a
 command (e.g. valgrind …) the binary runs under.
+
+With --store sqlite the same case runs on a fresh SQLite file in a temporary
+folder (unless the case picks its own store), and must print the same,
+except that `status` names the sqlite store: one set of expected files holds
+both stores to the same contract.
 """
-import json, os, re, shlex, subprocess, sys
+import json, os, re, shlex, subprocess, sys, tempfile
 
 TIME = re.compile(rb'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z')
 
@@ -48,16 +53,28 @@ def main():
         return listed(sys.argv[2], sys.argv[3:])
     binary, case = os.path.abspath(sys.argv[1]), sys.argv[2]
     update = '--update' in sys.argv[3:]
+    sqlite = sys.argv[3:5] == ['--store', 'sqlite'] or sys.argv[4:6] == ['--store', 'sqlite']
     args = shlex.split(read(case + '.args', b'').decode())
     env = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
     for line in read(case + '.env', b'').decode().splitlines():
         if line.strip():
             k, _, v = line.partition('=')
             env[k] = v
+    own_store = 'SIMPLECQRS_STORE' in env or any(
+        a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args)
     wrapper = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
-    p = subprocess.run(wrapper + [binary] + args, input=read(case + '.cqrs'),
-                       capture_output=True, cwd=os.path.dirname(case) or '.',
-                       env=env, timeout=600)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = [] if not sqlite or own_store else [
+            '--store', 'sqlite:' + os.path.join(tmp, 'ledger.db')]
+        p = subprocess.run(wrapper + [binary] + store + args,
+                           input=read(case + '.cqrs'), capture_output=True,
+                           cwd=os.path.dirname(case) or '.', env=env, timeout=600)
+        ran = p.returncode in (0, 1) and not any(
+            a in ('-h', '--help', '-V', '--version') for a in args)
+        if store and ran and not os.path.exists(os.path.join(tmp, 'ledger.db')):
+            print(f'FAIL {os.path.basename(case)}: the SQLite file was not made')
+            print('0 passed, 1 failed')
+            return 1
     got = {'stdout': TIME.sub(b'<time>', p.stdout), 'stderr': p.stderr,
            'status': b'%d\n' % p.returncode}
     if update:
@@ -69,6 +86,9 @@ def main():
     failures = []
     for ext, data in got.items():
         want = read(f'{case}.{ext}', b'' if ext != 'status' else b'0\n')
+        if sqlite and not own_store:
+            want = re.sub(rb'^store( +)memory$', rb'store\1sqlite', want, flags=re.M)
+            want = want.replace(b'"store":"memory"', b'"store":"sqlite"')
         if data != want:
             failures.append(f'--- {ext} expected:\n{want.decode(errors="replace")}'
                             f'--- {ext} got:\n{data.decode(errors="replace")}')

@@ -59,6 +59,9 @@ TIME = Free('<YYYY-MM-DDTHH:MM:SS.mmmZ>',
             lambda v: isinstance(v, str) and TIME_RE.fullmatch(v) is not None)
 
 
+
+STORE_KIND = 'memory'  # what `status` names; --store sqlite changes it
+
 def tokenize(raw):
     """Split one input line (without '\\n') into tokens, dropping comments."""
     if raw.endswith('\r'):
@@ -178,7 +181,7 @@ class Model:
                 return err('unknown_account')
             return {**ok, 'account': args[0], 'events': [dict(e) for e in self.streams[args[0]]]}
         assert cmd == 'status'
-        return {**ok, 'store': 'memory', 'head': head, 'streams': len(self.streams),
+        return {**ok, 'store': STORE_KIND, 'head': head, 'streams': len(self.streams),
                 'checkpoint': self.checkpoint, 'behind': head - self.checkpoint}
 
 
@@ -407,7 +410,12 @@ def main():
     ap.add_argument('--commands', type=int, default=300, help='lines per script (default 300)')
     ap.add_argument('--long', type=int, default=10000,
                     help='lines in the one extra long script, 0 for none (default 10000)')
+    ap.add_argument('--store', choices=['memory', 'sqlite'], default='memory',
+                    help='sqlite: each script runs on a fresh SQLite file')
     opts = ap.parse_args()
+    global STORE_KIND
+    STORE_KIND = opts.store
+    tmp = tempfile.TemporaryDirectory()
     cmd = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
     cmd += [os.path.abspath(opts.bin), '--json']
     timeout = 3600 if os.environ.get('SIMPLECQRS_WRAPPER') else 300
@@ -415,7 +423,10 @@ def main():
     passed = failed = 0
     for i, nlines in enumerate(plan):
         data = Generator(random.Random(f'{opts.seed}:{i}:{nlines}'), nlines).script()
-        why = check(cmd, data, timeout)
+        run = cmd
+        if opts.store == 'sqlite':
+            run = cmd + ['--store', f'sqlite:{tmp.name}/ledger-{i}.db']
+        why = check(run, data, timeout)
         if why is None:
             passed += 1
             continue
@@ -424,7 +435,7 @@ def main():
         with os.fdopen(fd, 'w', newline='') as f:
             f.write(data)
         print(f'FAIL script {i} (--seed {opts.seed}, {nlines} lines), saved to {path}\n'
-              f'  rerun: {shlex.join(cmd)} < {path}\n  {why}', flush=True)
+              f'  rerun: {shlex.join(run)} < {path}\n  {why}', flush=True)
     print(f'model: {passed} passed, {failed} failed')
     sys.exit(1 if failed else 0)
 
