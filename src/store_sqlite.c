@@ -551,14 +551,15 @@ static void say_why(sqlite3 *db, char *why, size_t why_len)
 /* The file's application id, schema version and number of tables etc., read
  * in one transaction: another shell may be making the schema meanwhile. */
 static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
-			int64_t *objects)
+			int64_t *objects, char *why, size_t why_len)
 {
 	bool outer = sqlite3_get_autocommit(db);
-	if (outer && !exec_sql(db, "BEGIN"))
-		return false;
-	bool ok = query_int(db, "PRAGMA application_id", app) &&
+	bool ok = (!outer || exec_sql(db, "BEGIN")) &&
+		  query_int(db, "PRAGMA application_id", app) &&
 		  query_int(db, "PRAGMA user_version", version) &&
 		  query_int(db, "SELECT count(*) FROM sqlite_master", objects);
+	if (!ok)
+		say_why(db, why, why_len);	/* before ROLLBACK clears it */
 	if (outer)
 		exec_sql(db, ok ? "COMMIT" : "ROLLBACK");
 	return ok;
@@ -567,10 +568,8 @@ static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
 static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 {
 	int64_t app = 0, version = 0, objects = 0;
-	if (!read_header(db, &app, &version, &objects)) {
-		say_why(db, why, why_len);
+	if (!read_header(db, &app, &version, &objects, why, why_len))
 		return false;
-	}
 	if (app == 0 && version == 0 && objects == 0) {
 		/* A new (or empty) file: make it a ledger, in WAL mode. Another
 		 * shell may be doing the same: under the write lock, look again. */
@@ -579,9 +578,11 @@ static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 			 "PRAGMA application_id = %d; PRAGMA user_version = %d",
 			 APPLICATION_ID, SCHEMA_VERSION);
 		if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
-		    !exec_sql(db, "BEGIN IMMEDIATE") ||
-		    !read_header(db, &app, &version, &objects)) {
+		    !exec_sql(db, "BEGIN IMMEDIATE")) {
 			say_why(db, why, why_len);
+			return false;
+		}
+		if (!read_header(db, &app, &version, &objects, why, why_len)) {
 			exec_sql(db, "ROLLBACK");
 			return false;
 		}
