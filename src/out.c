@@ -1,6 +1,6 @@
 /* out.c — rendering results as text for people or as JSON lines.
  *
- * Results and errors are buffered and written in 64 KiB blocks and at
+ * Results and errors are buffered and written in 1 MiB blocks and at
  * out_flush() (the shell flushes before it waits for input). When stdout and
  * stderr are one file (2>&1, one pipe, one terminal), errors go into the
  * stdout buffer, so the two keep their order at no extra cost; when they are
@@ -19,7 +19,7 @@
 #include "simplecqrs/out.h"
 #include "simplecqrs/xmalloc.h"
 
-#define FLUSH_AT (64 * 1024)
+#define FLUSH_AT (1024 * 1024)
 
 /* Copies a string literal to p and moves p past it; its length is known
  * when compiling, so nobody counts characters by hand. */

@@ -1,9 +1,12 @@
 /* store_sqlite.c — the sqlite:PATH store: events and balance sheet in one file.
  *
- * Tables (see README, "The SQLite file"): events, one row per event, its
- * position the rowid; streams, each account's version, the expected-version
- * check of an append; balances and checkpoint, the kept balance sheet. The
- * file is in WAL mode with synchronous=FULL.
+ * Tables (see README, "The SQLite file"): streams, one row per account with
+ * its number and version, the expected-version check of an append;
+ * event_log, one compact row per event, its position the rowid, unique on
+ * (stream, version); balances and checkpoint, the kept balance sheet. A view,
+ * events, shows the log with account names, type names and ISO times, so
+ * `sqlite3 PATH 'select * from events'` reads like `history`. The file is in
+ * WAL mode with synchronous=FULL.
  *
  * Writes are gathered in a group: the first write after a commit opens a
  * BEGIN IMMEDIATE transaction, later ones join it, and store_commit ends it.
@@ -11,16 +14,20 @@
  * before its events are on disk, and a piped script pays one fsync per group
  * rather than per command. Holding the write lock for the group also means
  * that what the group read cannot change under it; another shell waits (the
- * busy timeout) until the group commits. */
+ * busy timeout) until the group commits.
+ *
+ * Account names are numbered once, and the numbers never change or go, so
+ * the store remembers them: an append names its streams by number, and
+ * readers get the number as the event's stream_key. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
+#include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
 
@@ -32,19 +39,26 @@
 					   always safe; late never is) */
 
 static const char schema[] =
-	"CREATE TABLE events (\n"
+	"CREATE TABLE streams (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  name TEXT NOT NULL UNIQUE,\n"
+	"  version INTEGER NOT NULL CHECK (version > 0)\n"
+	");\n"
+	"CREATE TABLE event_log (\n"
 	"  position INTEGER PRIMARY KEY,\n"
-	"  stream TEXT NOT NULL,\n"
+	"  stream INTEGER NOT NULL REFERENCES streams (id),\n"
 	"  version INTEGER NOT NULL CHECK (version > 0),\n"
-	"  type TEXT NOT NULL CHECK (type IN ('AccountCredited', 'AccountDebited')),\n"
+	"  type INTEGER NOT NULL CHECK (type IN (1, 2)),\n"
 	"  amount INTEGER NOT NULL CHECK (amount > 0),\n"
-	"  time TEXT NOT NULL,\n"
+	"  time INTEGER NOT NULL,\n"
 	"  UNIQUE (stream, version)\n"
 	");\n"
-	"CREATE TABLE streams (\n"
-	"  stream TEXT PRIMARY KEY,\n"
-	"  version INTEGER NOT NULL CHECK (version > 0)\n"
-	") WITHOUT ROWID;\n"
+	"CREATE VIEW events AS\n"
+	"  SELECT e.position, s.name AS stream, e.version,\n"
+	"         CASE e.type WHEN 1 THEN 'AccountCredited' ELSE 'AccountDebited' END AS type,\n"
+	"         e.amount,\n"
+	"         strftime('%Y-%m-%dT%H:%M:%fZ', e.time / 1000.0, 'unixepoch') AS time\n"
+	"  FROM event_log e JOIN streams s ON s.id = e.stream;\n"
 	"CREATE TABLE balances (\n"
 	"  account TEXT PRIMARY KEY,\n"
 	"  balance INTEGER NOT NULL CHECK (balance >= 0)\n"
@@ -58,10 +72,11 @@ static const char schema[] =
 /* Every statement, prepared once at open. */
 enum {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-	Q_STREAM_VERSION, Q_STREAM_NEW, Q_STREAM_BUMP, Q_EVENT_ADD,
-	Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT, Q_STREAMS,
-	Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT, Q_BALANCES_CLEAR,
-	Q_BALANCES,
+	Q_STREAM_ID, Q_STREAM_NAME, Q_STREAM_NEW, Q_STREAM_BUMP, Q_STREAM_UNDO,
+	Q_STREAM_DROP,
+	Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT,
+	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT,
+	Q_BALANCES_CLEAR, Q_BALANCES,
 	Q_COUNT
 };
 
@@ -69,19 +84,22 @@ static const char *const sql[Q_COUNT] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
-	[Q_STREAM_VERSION] = "SELECT version FROM streams WHERE stream = ?1",
-	[Q_STREAM_NEW] = "INSERT INTO streams (stream, version) VALUES (?1, 1)",
+	[Q_STREAM_ID] = "SELECT id FROM streams WHERE name = ?1",
+	[Q_STREAM_NAME] = "SELECT name FROM streams WHERE id = ?1",
+	[Q_STREAM_NEW] = "INSERT INTO streams (name, version) VALUES (?1, 1)",
 	[Q_STREAM_BUMP] = "UPDATE streams SET version = ?2 + 1 "
-			  "WHERE stream = ?1 AND version = ?2",
-	[Q_EVENT_ADD] = "INSERT INTO events (stream, version, type, amount, time) "
+			  "WHERE id = ?1 AND version = ?2",
+	[Q_STREAM_UNDO] = "UPDATE streams SET version = version - 1 WHERE id = ?1",
+	[Q_STREAM_DROP] = "DELETE FROM streams WHERE id = ?1",
+	[Q_EVENT_ADD] = "INSERT INTO event_log (stream, version, type, amount, time) "
 			"VALUES (?1, ?2, ?3, ?4, ?5)",
-	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM events "
+	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM event_log "
 			  "WHERE stream = ?1 AND version > ?2 ORDER BY version",
 	[Q_READ_ALL] = "SELECT position, version, type, amount, time, stream "
-		       "FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
-	[Q_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
+		       "FROM event_log WHERE position > ?1 ORDER BY position LIMIT ?2",
+	[Q_HEAD] = "SELECT coalesce(max(position), 0) FROM event_log",
 	[Q_STREAM_COUNT] = "SELECT count(*) FROM streams",
-	[Q_STREAMS] = "SELECT stream FROM streams WHERE stream >= ?1 ORDER BY stream",
+	[Q_STREAMS] = "SELECT name FROM streams WHERE name >= ?1 ORDER BY name",
 	[Q_CHECKPOINT] = "SELECT position FROM checkpoint WHERE id = 1",
 	[Q_CHECKPOINT_MOVE] = "UPDATE checkpoint SET position = ?2 "
 			      "WHERE id = 1 AND position = ?1",
@@ -100,8 +118,11 @@ typedef struct sql_store {
 				   next commit must say so, since results of
 				   it may be waiting to be shown */
 	size_t group_events;	/* events appended in the open group */
-	int64_t time_ms;	/* the time last formatted, and how */
-	char time_text[32];
+	/* the streams' numbers, as far as they are known */
+	idmap *names;		/* name -> slot */
+	int64_t *id_of;		/* by slot */
+	uint32_t *slot_of;	/* by id: slot + 1, 0 if not known */
+	int64_t slot_cap, id_cap;
 } sql_store;
 
 /* Records the database's last error as the store's; returns ERR_STORAGE. */
@@ -126,58 +147,74 @@ static int run(sql_store *q, int which)
 	return rc;
 }
 
-/* ---- time: the events' time column is ISO 8601 UTC, readable in sqlite3 ---- */
+/* ---- stream numbers ---- */
 
-/* Writes n decimal digits of v at p. */
-static char *digits(char *p, int v, int n)
+/* Remembers that name is stream id; returns its slot. */
+static uint32_t remember(sql_store *q, const char *name, int64_t id)
 {
-	for (int i = n - 1; i >= 0; i--, v /= 10)
-		p[i] = (char)('0' + v % 10);
-	return p + n;
-}
-
-static const char *format_time(sql_store *q, int64_t ms)
-{
-	if (ms != q->time_ms || q->time_text[0] == '\0') {
-		time_t secs = (time_t)(ms / 1000);
-		struct tm tm;
-		gmtime_r(&secs, &tm);
-		char *p = q->time_text;	/* 2026-11-27T21:03:04.123Z */
-		p = digits(p, tm.tm_year + 1900, 4);
-		*p++ = '-';
-		p = digits(p, tm.tm_mon + 1, 2);
-		*p++ = '-';
-		p = digits(p, tm.tm_mday, 2);
-		*p++ = 'T';
-		p = digits(p, tm.tm_hour, 2);
-		*p++ = ':';
-		p = digits(p, tm.tm_min, 2);
-		*p++ = ':';
-		p = digits(p, tm.tm_sec, 2);
-		*p++ = '.';
-		p = digits(p, (int)(ms % 1000), 3);
-		*p++ = 'Z';
-		*p = '\0';
-		q->time_ms = ms;
+	uint32_t slot = idmap_intern(q->names, name, strlen(name), NULL);
+	if (slot >= q->slot_cap) {
+		q->slot_cap = q->slot_cap ? q->slot_cap * 2 : 1024;
+		q->id_of = xreallocarray(q->id_of, (size_t)q->slot_cap,
+					 sizeof *q->id_of);
 	}
-	return q->time_text;
+	q->id_of[slot] = id;
+	if (id < UINT32_MAX) {	/* ids are 1, 2, 3, …: a plain array */
+		if (id >= q->id_cap) {
+			int64_t n = id < 512 ? 1024 : id * 2;
+			q->slot_of = xreallocarray(q->slot_of, (size_t)n,
+						   sizeof *q->slot_of);
+			memset(q->slot_of + q->id_cap, 0,
+			       (size_t)(n - q->id_cap) * sizeof *q->slot_of);
+			q->id_cap = n;
+		}
+		q->slot_of[id] = slot + 1;
+	}
+	return slot;
 }
 
-/* The inverse of format_time; false for anything else. */
-static bool parse_time(const char *s, int64_t *ms)
+/* Forgets every number: a rolled-back group may have made some that the
+ * file does not have. */
+static void forget_numbers(sql_store *q)
 {
-	struct tm tm = { 0 };
-	int ms_part, used = 0;
-	if (s == NULL ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
-		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms_part,
-		   &used) != 7 ||
-	    used != 24 || s[used] != '\0')
-		return false;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*ms = (int64_t)timegm(&tm) * 1000 + ms_part;
-	return true;
+	idmap_free(q->names);
+	q->names = idmap_new();
+	if (q->slot_of)
+		memset(q->slot_of, 0, (size_t)q->id_cap * sizeof *q->slot_of);
+}
+
+/* The stream's id: 0 if it has none yet, -1 on failure. */
+static int64_t stream_id(sql_store *q, const char *name)
+{
+	uint32_t slot = idmap_find(q->names, name, strlen(name));
+	if (slot != IDMAP_NONE)
+		return q->id_of[slot];
+	sqlite3_stmt *st = stmt(q, Q_STREAM_ID);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+				      : rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	if (id > 0)
+		remember(q, name, id);
+	return id;
+}
+
+/* The name of stream id (owned by the store), or NULL on failure. */
+static const char *stream_name(sql_store *q, int64_t id)
+{
+	if (id > 0 && id < q->id_cap && q->slot_of[id] != 0)
+		return idmap_key(q->names, q->slot_of[id] - 1);
+	sqlite3_stmt *st = stmt(q, Q_STREAM_NAME);
+	sqlite3_bind_int64(st, 1, id);
+	const char *name = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(st, 0);
+		if (text)
+			name = idmap_key(q->names, remember(q, text, id));
+	}
+	sqlite3_reset(st);
+	return name;
 }
 
 /* ---- groups ---- */
@@ -200,6 +237,7 @@ static void group_abandon(sql_store *q)
 		if (!sqlite3_get_autocommit(q->db))
 			run(q, Q_ROLLBACK);
 		q->lost = true;
+		forget_numbers(q);
 	}
 	q->in_group = false;
 }
@@ -224,41 +262,50 @@ static error_code sql_commit(store *s)
 
 /* ---- events ---- */
 
-/* The stream's version now (0: no stream), or -1 on failure. */
-static int64_t stream_version(sql_store *q, const char *stream)
+/* Moves one stream from ev->expected_version to the next: ERR_CONFLICT,
+ * with nothing written, if it is not there. *id is the stream's number. */
+static error_code claim_version(sql_store *q, const store_new_event *ev,
+				int64_t *id)
 {
-	sqlite3_stmt *st = stmt(q, Q_STREAM_VERSION);
-	sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-				     : rc == SQLITE_DONE ? 0 : -1;
-	sqlite3_reset(st);
-	return v;
-}
-
-/* Writes one event whose stream is known to be at ev->expected_version. */
-static error_code write_event(sql_store *q, const store_new_event *ev,
-			      const char *time)
-{
+	*id = stream_id(q, ev->stream);
+	if (*id < 0)
+		return db_fail(q, "cannot read a stream");
 	sqlite3_stmt *st;
 	if (ev->expected_version == 0) {
+		if (*id > 0)
+			return ERR_CONFLICT;	/* it exists now */
 		st = stmt(q, Q_STREAM_NEW);
 		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
-	} else {
-		st = stmt(q, Q_STREAM_BUMP);
-		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return db_fail(q, "cannot add a stream");
+		*id = sqlite3_last_insert_rowid(q->db);
+		remember(q, ev->stream, *id);
+		return ERR_OK;
 	}
-	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(q->db) != 1)
-		return db_fail(q, "cannot write the stream's version");
-	st = stmt(q, Q_EVENT_ADD);
-	sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version + 1);
-	sqlite3_bind_text(st, 3, event_type_name(ev->type), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, ev->amount);
-	sqlite3_bind_text(st, 5, time, -1, SQLITE_STATIC);
+	if (*id == 0)
+		return ERR_CONFLICT;	/* expected a stream that is not there */
+	st = stmt(q, Q_STREAM_BUMP);
+	sqlite3_bind_int64(st, 1, *id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return db_fail(q, "cannot write an event");
+		return db_fail(q, "cannot write a stream's version");
+	return sqlite3_changes(q->db) == 1 ? ERR_OK : ERR_CONFLICT;
+}
+
+/* Puts back what claim_version did for evs[0..n), after a later stream of
+ * the same append conflicted: versions step back, new streams go. */
+static error_code unclaim(sql_store *q, const store_new_event *evs,
+			  const int64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool added = evs[i].expected_version == 0;
+		sqlite3_stmt *st = stmt(q, added ? Q_STREAM_DROP : Q_STREAM_UNDO);
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return db_fail(q, "cannot undo a stream's version");
+		if (added)	/* its number may go to another name */
+			forget_numbers(q);
+	}
 	return ERR_OK;
 }
 
@@ -266,28 +313,31 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position)
 {
 	sql_store *q = (sql_store *)s;
+	int64_t ids[2];
 	error_code rc = group_begin(q);
 	if (rc != ERR_OK)
 		return rc;
-	/* Check every stream before writing any: under the group's write
-	 * lock nothing can move between the check and the writes, so a
-	 * conflict leaves the group as it was. */
+	if (n > sizeof ids / sizeof *ids)
+		return store_fail(s, "an append of %zu events", n);
+	/* Under the group's write lock nothing else moves, so a conflict can
+	 * put back what this append claimed and leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
-		int64_t v = stream_version(q, evs[i].stream);
-		if (v < 0) {
-			rc = db_fail(q, "cannot read a stream's version");
-			group_abandon(q);
-			return rc;
-		}
-		if ((uint64_t)v != evs[i].expected_version)
+		rc = claim_version(q, &evs[i], &ids[i]);
+		if (rc == ERR_CONFLICT && unclaim(q, evs, ids, i) == ERR_OK)
 			return ERR_CONFLICT;
+		if (rc != ERR_OK)
+			goto fail;
 	}
-	const char *time = format_time(q, time_ms);
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = write_event(q, &evs[i], time)) != ERR_OK) {
-			/* half an append must never be kept: the group goes */
-			group_abandon(q);
-			return rc;
+		sqlite3_stmt *st = stmt(q, Q_EVENT_ADD);
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)evs[i].expected_version + 1);
+		sqlite3_bind_int(st, 3, evs[i].type);
+		sqlite3_bind_int64(st, 4, evs[i].amount);
+		sqlite3_bind_int64(st, 5, time_ms);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = db_fail(q, "cannot write an event");
+			goto fail;
 		}
 	}
 	*last_position = (uint64_t)sqlite3_last_insert_rowid(q->db);
@@ -295,30 +345,30 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 	if (q->group_events >= GROUP_MAX)
 		return sql_commit(s);
 	return ERR_OK;
+fail:
+	/* half an append must never be kept: the group goes */
+	group_abandon(q);
+	return rc;
 }
 
 /* Reads an event row laid out as position, version, type, amount, time. */
 static error_code row_event(sql_store *q, sqlite3_stmt *st, store_event *ev)
 {
-	const char *type = (const char *)sqlite3_column_text(st, 2);
+	int type = sqlite3_column_int(st, 2);
 	ev->position = (uint64_t)sqlite3_column_int64(st, 0);
 	ev->version = (uint64_t)sqlite3_column_int64(st, 1);
 	ev->amount = sqlite3_column_int64(st, 3);
+	ev->time_ms = sqlite3_column_int64(st, 4);
 	ev->stream_key = 0;
-	if (type && strcmp(type, "AccountCredited") == 0)
-		ev->type = EVENT_CREDITED;
-	else if (type && strcmp(type, "AccountDebited") == 0)
-		ev->type = EVENT_DEBITED;
-	else
+	if (type != EVENT_CREDITED && type != EVENT_DEBITED)
 		return store_fail(&q->base, "event %llu has an unknown type",
 				  (unsigned long long)ev->position);
-	if (!parse_time((const char *)sqlite3_column_text(st, 4), &ev->time_ms))
-		return store_fail(&q->base, "event %llu has a bad time",
-				  (unsigned long long)ev->position);
+	ev->type = (event_type)type;
 	return ERR_OK;
 }
 
-/* Steps st, calling fn per row, until the rows end or fn says stop. */
+/* Steps st, calling fn per row, until the rows end or fn says stop. A row
+ * with a sixth column, the stream's number, is named from it. */
 static error_code each_event(sql_store *q, sqlite3_stmt *st, const char *stream,
 			     store_event_fn fn, void *ctx)
 {
@@ -329,7 +379,18 @@ static error_code each_event(sql_store *q, sqlite3_stmt *st, const char *stream,
 			sqlite3_reset(st);
 			return ERR_STORAGE;
 		}
-		ev.stream = stream ? stream : (const char *)sqlite3_column_text(st, 5);
+		ev.stream = stream;
+		if (stream == NULL) {
+			int64_t id = sqlite3_column_int64(st, 5);
+			if ((ev.stream = stream_name(q, id)) == NULL) {
+				sqlite3_reset(st);
+				return store_fail(&q->base,
+						  "event %llu has no stream",
+						  (unsigned long long)ev.position);
+			}
+			if (id < UINT32_MAX)
+				ev.stream_key = (uint32_t)id;
+		}
 		if (fn(ctx, &ev))
 			break;
 	}
@@ -344,8 +405,11 @@ static error_code sql_read_stream(store *s, const char *stream,
 				  void *ctx)
 {
 	sql_store *q = (sql_store *)s;
+	int64_t id = stream_id(q, stream);
+	if (id <= 0)
+		return id == 0 ? ERR_OK : db_fail(q, "cannot read a stream");
 	sqlite3_stmt *st = stmt(q, Q_READ_STREAM);
-	sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)after_version);
 	return each_event(q, st, stream, fn, ctx);
 }
@@ -494,6 +558,9 @@ static void sql_free(store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
 	sqlite3_close(q->db);
+	idmap_free(q->names);
+	free(q->id_of);
+	free(q->slot_of);
 	free(q);
 }
 
@@ -674,6 +741,7 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 
 	sql_store *q = xcalloc(1, sizeof *q);
 	q->base.ops = &sqlite_ops;
+	q->names = idmap_new();
 	/* no URI names, no shared cache: path is a file name, nothing more */
 	int rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
@@ -692,10 +760,16 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 		snprintf(why, why_len, "out of memory");
 		goto fail;
 	}
-	if (!check_schema(q->db, why, why_len))
-		goto fail;
+	/* Shells opening a new file together can meet where SQLite will not
+	 * wait (one reading while another switches it to WAL): try again. */
+	for (int tries = 0; !check_schema(q->db, why, why_len); tries++) {
+		if ((sqlite3_errcode(q->db) & 0xff) != SQLITE_BUSY ||
+		    tries * 10 >= BUSY_TIMEOUT_MS)
+			goto fail;
+		sqlite3_sleep(10);
+	}
 	if (!exec_sql(q->db, "PRAGMA synchronous = FULL") ||
-	    !exec_sql(q->db, "PRAGMA cache_size = -16384")) {
+	    !exec_sql(q->db, "PRAGMA cache_size = -65536")) {
 		say_why(q->db, why, why_len);
 		goto fail;
 	}
@@ -711,6 +785,7 @@ fail:
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
 	sqlite3_close(q->db);
+	idmap_free(q->names);
 	free(q);
 	if (created)	/* leave nothing behind that we made */
 		remove_files(path);
