@@ -3,6 +3,7 @@
 memory, against the floor (the bare C program for the same job) in one run.
 
     scripts/bench [--quick] [--runs N] [--floor FLOOR.c] [--binary BIN]
+    scripts/bench --store sqlite [--runs N] [--binary BIN]
 
 Builds a release binary (build-bench/), generates the workloads with
 scripts/workload.py (cached in build-bench/workloads/), runs the floor, the
@@ -15,11 +16,19 @@ run: the machine's speed drifts.
 The floor is ../shared/bench/floor.c when the checkout sits beside the team's
 shared folder, or --floor PATH; without one the ratios are left out.
 --quick: 1M instead of 10M commands for `mixed` (the goal is stated at 10M).
+
+--store sqlite: the durable store instead. `mixed` at 100k and 1M commands,
+piped, on a fresh SQLite file in build-bench/ (so on the disk the project
+sits on) against the memory store, alternately; then one more run of each
+under strace to count fsync and fdatasync calls per command; and the shared
+fsync_floor (one write + fdatasync per record, the most durable appends per
+second without grouping) on the same disk, when ../shared is beside us.
 """
 import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,11 +65,21 @@ def workload(kind, count):
     return script, expect, lines
 
 
+def remove_ledger(argv):
+    """A sqlite run starts on a fresh file: removes the one argv names."""
+    for a in argv:
+        if a.startswith('sqlite:'):
+            for suffix in ('', '-wal', '-shm'):
+                if os.path.exists(a[7:] + suffix):
+                    os.remove(a[7:] + suffix)
+
+
 def run(argv, script, out_path):
     """Wall seconds and peak RSS (KiB) of one run, stdin from script.
 
     GNU time reports the peak: a child forked straight from this (large)
     Python process would count Python's pages in its own maximum."""
+    remove_ledger(argv)
     rss_file = out_path + '.rss'
     with open(script, 'rb') as stdin, open(out_path, 'wb') as out, \
             open(out_path + '.err', 'wb') as err:
@@ -106,15 +125,62 @@ def measure(progs, script, expect, runs):
     return {n: (statistics.median(times[n]), peak[n]) for n in progs}
 
 
+def fsyncs(argv, script):
+    """fsync + fdatasync calls in one run, counted by strace."""
+    remove_ledger(argv)
+    log = os.path.join(WORK, 'strace.txt')
+    with open(script, 'rb') as stdin:
+        subprocess.run(['strace', '-f', '-c', '-o', log, '-e', 'trace=fsync,fdatasync']
+                       + argv, stdin=stdin, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    calls = 0
+    for line in open(log):
+        f = line.split()
+        if f and f[-1] in ('fsync', 'fdatasync'):
+            calls += int(f[3])
+    return calls
+
+
+def bench_sqlite(binary, runs):
+    ledger = os.path.join(WORK, 'bench-ledger.db')
+    print(f'simplecqrs benchmark, sqlite store: {os.cpu_count()} cores, '
+          f'{time.strftime("%Y-%m-%d")}, {runs} runs each, medians')
+    print(f'{"workload":<18}{"store":<9}{"wall s":>8}{"cmds/s":>12}{"us/cmd":>8}'
+          f'{"peak MiB":>10}{"fsyncs/cmd":>12}{"x memory":>10}')
+    for count in (100_000, 1_000_000):
+        script, expect, lines = workload('mixed', count)
+        progs = {'memory': ([binary], 'text'),
+                 'sqlite': ([binary, '--store', 'sqlite:' + ledger], 'text')}
+        m = measure(progs, script, expect, runs)
+        label = f'mixed {count:,}'
+        for name, (wall, rss) in m.items():
+            f = fsyncs(progs[name][0], script) / lines if shutil.which('strace') else float('nan')
+            print(f'{label:<18}{name:<9}{wall:>8.3f}{lines / wall:>12,.0f}'
+                  f'{wall / lines * 1e6:>8.2f}{rss / 1024:>10.1f}{f:>12.5f}'
+                  f'{wall / m["memory"][0]:>10.2f}')
+    remove_ledger(['sqlite:' + ledger])
+    src = os.path.join(ROOT, '..', 'shared', 'bench', 'fsync_floor.c')
+    if os.path.exists(src):
+        exe = os.path.join(WORK, 'fsync_floor')
+        sh('cc', '-O2', '-o', exe, src)
+        out = subprocess.run([exe, WORK, '5000', '5'], capture_output=True,
+                             text=True).stdout.strip()
+        print(f'fsync floor on the same disk (one durable append at a time): {out}')
+    print('goal: mixed 1,000,000 on sqlite within 3x the memory store')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--floor')
     ap.add_argument('--binary')
+    ap.add_argument('--store', choices=['memory', 'sqlite'], default='memory')
     a = ap.parse_args()
 
     binary = a.binary or build()
+    if a.store == 'sqlite':
+        return bench_sqlite(binary, a.runs)
     floor_c = a.floor or os.path.join(ROOT, '..', 'shared', 'bench', 'floor.c')
     floor = None
     if os.path.exists(floor_c):

@@ -272,6 +272,10 @@ def run_and_kill(path, lines, delay, rng):
         out += chunk
     status = p.wait(TIMEOUT)
     feeder.join(TIMEOUT)
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
     p.stdout.close()
     err.seek(0)
     stderr = err.read()
@@ -326,7 +330,7 @@ def read_file(path):
         db.close()
 
 
-def check_events(events, streams_table):
+def check_events(events, stream_versions):
     """Gapless positions and versions, valid rows, never a negative balance."""
     versions, bal = {}, {}
     for i, (p, s, v, t, a, tm) in enumerate(events):
@@ -339,11 +343,11 @@ def check_events(events, streams_table):
         check(isinstance(tm, str) and TIME_RE.match(tm), f'position {p}: time {tm!r}')
         bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
         check(bal[s] >= 0, f'position {p}: {s} goes to {bal[s]}')
-    check(streams_table == versions,
-          f'streams table {streams_table} is not the versions {versions}')
+    check(stream_versions == versions,
+          f'streams table {stream_versions} is not the versions {versions}')
 
 
-def verify_run(base, cmds, lines, killed, status, stderr, after, streams_table,
+def verify_run(base, cmds, lines, killed, status, stderr, after, stream_versions,
                integrity, run_start_wall):
     """Returns the number of acknowledged commands verified."""
     check(integrity == [('ok',)], f'integrity_check: {integrity}')
@@ -363,7 +367,7 @@ def verify_run(base, cmds, lines, killed, status, stderr, after, streams_table,
         check(status == (1 if refused else 0), f'exit status {status}')
 
     events = after.events
-    check_events(events, streams_table)
+    check_events(events, stream_versions)
     nbase = len(base.events)
     check(len(events) >= nbase, f'{nbase - len(events)} events were lost')
     check(events[:nbase] == base.events, 'events of earlier runs changed')
@@ -474,9 +478,9 @@ def main():
                 # dead one left (every fourth run, the file itself is used)
                 direct = run_no % 4 == 0
                 target = path if direct else snapshot(path, os.path.join(tmp, 'copy'))
-                after, streams_table, integrity = read_file(target)
+                after, versions, integrity = read_file(target)
                 verified += verify_run(base, cmds, lines, killed, status, stderr,
-                                       after, streams_table, integrity, wall)
+                                       after, versions, integrity, wall)
                 refreshed = verify_refresh(target, after)
                 base = refreshed if direct else after
                 passed += 1
