@@ -33,30 +33,45 @@ void buf_fill(buf *b, char c, size_t n)
 	b->len += n;
 }
 
+/* The number of decimal digits of v. The bit length gives it to within
+ * one (1233 / 4096 is just under log10 2); a table of powers of ten
+ * settles it. The table starts at 0, not 1: every number, 0 too, has at
+ * least one digit. */
+static size_t digits(uint64_t v)
+{
+	static const uint64_t pow10[20] = {
+		0, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+		10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+		100000000000ull, 1000000000000ull, 10000000000000ull,
+		100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+		100000000000000000ull, 1000000000000000000ull,
+		10000000000000000000ull,
+	};
+	size_t bits = 64 - (size_t)__builtin_clzll(v | 1);
+	size_t t = (bits * 1233) >> 12;
+	return t + (v >= pow10[t]);
+}
+
 size_t buf_fmt_u64(char *out, uint64_t v)
 {
-	/* two digits a step from the end of a scratch area, then one copy of
-	 * a fixed 20 bytes (out has room for 20; extra bytes are harmless) */
+	/* the length first, then two digits a step straight into place from
+	 * the end: no scratch copy */
 	static const char pairs[] =
 		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 		"8081828384858687888990919293949596979899";
-	char tmp[40];
-	size_t i = 20;
+	size_t n = digits(v);
+	char *p = out + n;
 	while (v >= 100) {
-		unsigned r = (unsigned)(v % 100);
+		p -= 2;
+		memcpy(p, pairs + 2 * (v % 100), 2);
 		v /= 100;
-		i -= 2;
-		memcpy(tmp + i, pairs + 2 * r, 2);
 	}
-	if (v >= 10) {
-		i -= 2;
-		memcpy(tmp + i, pairs + 2 * v, 2);
-	} else {
-		tmp[--i] = (char)('0' + v);
-	}
-	memcpy(out, tmp + i, 20);
-	return 20 - i;
+	if (v >= 10)
+		memcpy(p - 2, pairs + 2 * v, 2);
+	else
+		p[-1] = (char)('0' + v);
+	return n;
 }
 
 void buf_put_u64(buf *b, uint64_t v)

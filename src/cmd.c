@@ -106,7 +106,7 @@ static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
 	if (rc != ERR_OK)
 		return refused(ctx, "deposit", rc, p->account[0], p->account[0],
 			       p->amount, &res);
-	out_deposit(ctx->out, p->account[0], p->amount, &res);
+	out_deposit(ctx->out, p->account[0], p->account_len[0], p->amount, &res);
 	return CMD_OK;
 }
 
@@ -117,7 +117,8 @@ static cmd_status exec_withdraw(cmd_ctx *ctx, const parse_result *p)
 	if (rc != ERR_OK)
 		return refused(ctx, "withdraw", rc, p->account[0], NULL,
 			       p->amount, &res);
-	out_withdraw(ctx->out, p->account[0], p->amount, &res);
+	out_withdraw(ctx->out, p->account[0], p->account_len[0], p->amount,
+		     &res);
 	return CMD_OK;
 }
 
@@ -140,7 +141,7 @@ static cmd_status exec_refresh(cmd_ctx *ctx, const parse_result *p)
 	uint64_t applied;
 	if (sheet_refresh(ctx->sheet, ctx->store, &applied) != ERR_OK)
 		return storage_failed(ctx, p->name);
-	out_refresh(ctx->out, "refresh", applied, sheet_checkpoint(ctx->sheet));
+	out_refresh(ctx->out, false, applied, sheet_checkpoint(ctx->sheet));
 	return CMD_OK;
 }
 
@@ -149,7 +150,7 @@ static cmd_status exec_rebuild(cmd_ctx *ctx, const parse_result *p)
 	uint64_t applied;
 	if (sheet_rebuild(ctx->sheet, ctx->store, &applied) != ERR_OK)
 		return storage_failed(ctx, p->name);
-	out_refresh(ctx->out, "rebuild", applied, sheet_checkpoint(ctx->sheet));
+	out_refresh(ctx->out, true, applied, sheet_checkpoint(ctx->sheet));
 	return CMD_OK;
 }
 

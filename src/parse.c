@@ -21,51 +21,79 @@ static const unsigned char id_byte[256] = {
 	['y'] = 1, ['z'] = 1,
 };
 
-bool parse_account(const char *s)
+/* s[0..n) is an account id. Called with the length the tokeniser already
+ * found, so the id is not walked a second time for its end. */
+static bool valid_id(const char *s, size_t n)
 {
-	size_t n = 0;
-	while (id_byte[(unsigned char)s[n]])
-		n++;
-	return n > 0 && n <= PARSE_MAX_ID && s[n] == '\0';
+	if (n == 0 || n > PARSE_MAX_ID)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!id_byte[(unsigned char)s[i]])
+			return false;
+	return true;
 }
 
-bool parse_amount(const char *s, int64_t *amount)
+/* Up to 18 digits cannot pass INT64_MAX (about 9.2e18), so only longer
+ * amounts pay for overflow checks. */
+#define AMOUNT_SAFE_DIGITS 18
+
+/* s[0..n) is an amount: [1-9][0-9]*, at most INT64_MAX. */
+static bool valid_amount(const char *s, size_t n, int64_t *amount)
 {
-	int64_t v = 0;
-	if (s[0] < '1' || s[0] > '9')
+	if (n == 0 || s[0] < '1' || s[0] > '9')
 		return false;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, *p - '0', &v))
-			return false;
+	int64_t v = 0;
+	if (n <= AMOUNT_SAFE_DIGITS) {
+		for (size_t i = 0; i < n; i++) {
+			unsigned d = (unsigned char)s[i] - (unsigned)'0';
+			if (d > 9)
+				return false;
+			v = v * 10 + (int64_t)d;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			unsigned d = (unsigned char)s[i] - (unsigned)'0';
+			if (d > 9 || __builtin_mul_overflow(v, 10, &v) ||
+			    __builtin_add_overflow(v, (int64_t)d, &v))
+				return false;
+		}
 	}
 	*amount = v;
 	return true;
 }
 
-#define ONES 0x0101010101010101ull
-
-/* The high bit of each byte of x that is zero (exact up to the first one,
- * which is all token_end needs). */
-static inline uint64_t zero_bytes(uint64_t x)
+bool parse_account(const char *s)
 {
-	return (x - ONES) & ~x & (ONES << 7);
+	return valid_id(s, strlen(s));
 }
 
-/* The first space, tab or NUL at or after p, eight bytes at a time: the NUL
- * at the line's end stops it, and PARSE_SLACK covers the overread. */
+bool parse_amount(const char *s, int64_t *amount)
+{
+	return valid_amount(s, strlen(s), amount);
+}
+
+#define ONES 0x0101010101010101ull
+
+/* The first space, tab or NUL at or after p. Eight bytes at a time, a word
+ * is tested for any byte below 0x21 with one subtract and mask (exact for
+ * the first such byte, which is the only one looked at); the rare control
+ * byte that is none of the three is stepped over. The NUL at the line's
+ * end stops it, and PARSE_SLACK covers the overread. */
 static char *token_end(char *p)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	for (;; p += 8) {
+	for (;;) {
 		uint64_t w;
 		memcpy(&w, p, 8);
-		uint64_t m = zero_bytes(w) | zero_bytes(w ^ (ONES * ' ')) |
-			     zero_bytes(w ^ (ONES * '\t'));
-		if (m)
-			return p + (__builtin_ctzll(m) >> 3);
+		uint64_t low = (w - ONES * 0x21) & ~w & (ONES << 7);
+		if (low == 0) {
+			p += 8;
+			continue;
+		}
+		p += __builtin_ctzll(low) >> 3;
+		if (*p == ' ' || *p == '\t' || *p == '\0')
+			return p;
+		p++;
 	}
 #else
 	while (*p != '\0' && *p != ' ' && *p != '\t')
@@ -112,39 +140,52 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	res->account[0] = res->account[1] = NULL;
 	res->amount = 0;
 	res->bad = -1;
-	if (memchr(line, '\0', len))
-		return ERR_INVALID_INPUT;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	if (len > PARSE_MAX_LINE)
-		return ERR_LINE_TOO_LONG;
-	line[len] = '\0';
+	size_t n = len;
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	if (n > PARSE_MAX_LINE)
+		return memchr(line, '\0', len) ? ERR_INVALID_INPUT
+						 : ERR_LINE_TOO_LONG;
+	char *end = line + n;
+	*end = '\0';
 
 	/* Split on spaces and tabs; a token starting with '#' ends the line.
 	 * Every token is counted, the first few kept. */
-	char *name = NULL;
-	size_t name_len = 0;
+	char *tok[1 + PARSE_MAX_ARGS];
+	size_t tok_len[1 + PARSE_MAX_ARGS];
+	int ntok = 0;
 	char *p = line;
 	for (;;) {
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '\0' || *p == '#')
 			break;
-		char *tok = p;
+		char *t = p;
 		p = token_end(p);
-		bool last = *p == '\0';
-		*p++ = '\0';
-		if (name == NULL) {
-			name = tok;
-			name_len = (size_t)(p - 1 - tok);
+		if (ntok <= PARSE_MAX_ARGS) {
+			tok[ntok] = t;
+			tok_len[ntok] = (size_t)(p - t);
 		}
-		else if (res->argc++ < PARSE_MAX_ARGS)
-			res->argv[res->argc - 1] = tok;
-		if (last)
+		ntok++;
+		if (*p == '\0')
 			break;
+		*p++ = '\0';
 	}
-	if (name == NULL)
+	/* The scan stops at any NUL, so where it stopped tells whether the
+	 * line held one: that finds invalid_input without a pass of its own
+	 * over every line. */
+	if (*p == '#' ? memchr(p, '\0', (size_t)(end - p)) != NULL : p != end) {
+		res->argc = 0;	/* nothing of the line is reported */
+		return ERR_INVALID_INPUT;
+	}
+	if (ntok == 0)
 		return ERR_OK;	/* blank or comment */
+	char *name = tok[0];
+	size_t name_len = tok_len[0];
+	size_t *arg_len = tok_len + 1;
+	res->argc = ntok - 1;
+	for (int a = 0; a < res->argc && a < PARSE_MAX_ARGS; a++)
+		res->argv[a] = tok[a + 1];
 
 	const cmd_entry *cmd = find_command(name, name_len);
 	if (cmd == NULL) {
@@ -162,19 +203,22 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	for (int a = 0; a < res->argc; a++) {
 		if (cmd->args[a] != 'a')
 			continue;
-		if (!parse_account(res->argv[a])) {
+		if (!valid_id(res->argv[a], arg_len[a])) {
 			res->bad = a;
 			return ERR_INVALID_ACCOUNT;
 		}
-		res->account[accounts++] = res->argv[a];
+		res->account[accounts] = res->argv[a];
+		res->account_len[accounts++] = arg_len[a];
 	}
 	for (int a = 0; a < res->argc; a++) {
-		if (cmd->args[a] == 'n' && !parse_amount(res->argv[a], &res->amount)) {
+		if (cmd->args[a] == 'n' &&
+		    !valid_amount(res->argv[a], arg_len[a], &res->amount)) {
 			res->bad = a;
 			return ERR_INVALID_AMOUNT;
 		}
 	}
-	if (accounts == 2 && strcmp(res->account[0], res->account[1]) == 0)
+	if (accounts == 2 && res->account_len[0] == res->account_len[1] &&
+	    memcmp(res->account[0], res->account[1], res->account_len[0]) == 0)
 		return ERR_SAME_ACCOUNT;
 	return ERR_OK;
 }

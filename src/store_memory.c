@@ -70,10 +70,63 @@ static uint32_t new_stream(mem_store *m, const char *stream)
 	return idx;
 }
 
+/* Writes one checked event at the next position. */
+static void push(mem_store *m, uint32_t idx, const store_new_event *ev,
+		 int64_t time_ms)
+{
+	if ((m->head >> BLOCK_BITS) == m->nblocks) {
+		m->blocks = xreallocarray(m->blocks, m->nblocks + 1,
+					  sizeof *m->blocks);
+		m->blocks[m->nblocks++] = xmalloc(BLOCK_LEN * sizeof(mem_event));
+	}
+	uint64_t pos = ++m->head;
+	mem_event *e = at(m, pos);
+	e->amount = ev->type == EVENT_DEBITED ? -ev->amount : ev->amount;
+	e->time_ms = time_ms;
+	e->prev = m->last[idx];
+	e->stream = idx;
+	e->version = ++m->version[idx];
+	m->last[idx] = pos;
+}
+
+/* The version a stream is at, given its index (or IDMAP_NONE); an event
+ * that would not fit a record is the store's failure. */
+static error_code check(mem_store *m, uint32_t idx, uint64_t earlier,
+			const store_new_event *ev)
+{
+	uint64_t v = (idx == IDMAP_NONE ? 0 : m->version[idx]) + earlier;
+	if (v != ev->expected_version)
+		return ERR_CONFLICT;
+	if (v >= UINT32_MAX || ev->amount <= 0) {
+		snprintf(m->base.errmsg, sizeof m->base.errmsg,
+			 "memory store: event out of range");
+		return ERR_STORAGE;
+	}
+	return ERR_OK;
+}
+
+/* A deposit or a withdrawal: one event, so nothing to compare within the
+ * append and no list of indexes to keep. Most appends are this one. */
+static error_code append_one(mem_store *m, const store_new_event *ev,
+			     int64_t time_ms, uint64_t *last_position)
+{
+	uint32_t idx = idmap_find(m->ids, ev->stream, strlen(ev->stream));
+	error_code rc = check(m, idx, 0, ev);
+	if (rc != ERR_OK)
+		return rc;
+	if (idx == IDMAP_NONE)
+		idx = new_stream(m, ev->stream);
+	push(m, idx, ev, time_ms);
+	*last_position = m->head;
+	return ERR_OK;
+}
+
 static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position)
 {
 	mem_store *m = (mem_store *)s;
+	if (n == 1)
+		return append_one(m, evs, time_ms, last_position);
 	uint32_t small[4];
 	uint32_t *ids = n <= 4 ? small : xreallocarray(NULL, n, sizeof *ids);
 	error_code rc = ERR_OK;
@@ -81,37 +134,17 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 	 * An earlier event of this append to the same stream counts. */
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
 		ids[i] = idmap_find(m->ids, evs[i].stream, strlen(evs[i].stream));
-		uint64_t v = ids[i] == IDMAP_NONE ? 0 : m->version[ids[i]];
+		uint64_t earlier = 0;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(evs[j].stream, evs[i].stream) == 0)
-				v++;
-		if (v != evs[i].expected_version) {
-			rc = ERR_CONFLICT;
-		} else if (v >= UINT32_MAX || evs[i].amount <= 0) {
-			snprintf(s->errmsg, sizeof s->errmsg,
-				 "memory store: event out of range");
-			rc = ERR_STORAGE;
-		}
+				earlier++;
+		rc = check(m, ids[i], earlier, &evs[i]);
 	}
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
 		uint32_t idx = ids[i];
 		if (idx == IDMAP_NONE)	/* a new stream (or one new earlier here) */
 			idx = new_stream(m, evs[i].stream);
-		if ((m->head >> BLOCK_BITS) == m->nblocks) {
-			m->blocks = xreallocarray(m->blocks, m->nblocks + 1,
-						  sizeof *m->blocks);
-			m->blocks[m->nblocks++] =
-				xmalloc(BLOCK_LEN * sizeof(mem_event));
-		}
-		uint64_t pos = ++m->head;
-		mem_event *e = at(m, pos);
-		e->amount = evs[i].type == EVENT_DEBITED ? -evs[i].amount
-							 : evs[i].amount;
-		e->time_ms = time_ms;
-		e->prev = m->last[idx];
-		e->stream = idx;
-		e->version = ++m->version[idx];
-		m->last[idx] = pos;
+		push(m, idx, &evs[i], time_ms);
 	}
 	if (ids != small)
 		free(ids);

@@ -56,8 +56,8 @@ void buf_printf(buf *b, const char *fmt, ...)
 /* NUL-terminates (without counting the NUL in len) and returns data. */
 const char *buf_cstr(buf *b);
 
-/* Decimal digits of v written to out, which must have room for 20 bytes
- * (all 20 may be written); returns the number of digits. */
+/* Decimal digits of v written to out, which must have room for 20 bytes;
+ * returns the number of digits (only those are written). */
 size_t buf_fmt_u64(char *out, uint64_t v);
 
 #endif

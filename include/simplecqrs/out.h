@@ -57,14 +57,15 @@ void out_error(out *o, unsigned long line, const char *cmd, error_code code,
 void out_error_msg(out *o, unsigned long line, const char *cmd,
 		   error_code code, const char *msg, size_t len);
 
-void out_deposit(out *o, const char *account, int64_t amount,
-		 const handler_result *res);
-void out_withdraw(out *o, const char *account, int64_t amount,
-		  const handler_result *res);
+/* account[0..account_len): the checked id, which needs no escaping. */
+void out_deposit(out *o, const char *account, size_t account_len,
+		 int64_t amount, const handler_result *res);
+void out_withdraw(out *o, const char *account, size_t account_len,
+		  int64_t amount, const handler_result *res);
 void out_transfer(out *o, const char *from, const char *to, int64_t amount,
 		  const handler_result *res);
-/* cmd is "refresh" or "rebuild". */
-void out_refresh(out *o, const char *cmd, uint64_t applied, uint64_t position);
+/* The result of a refresh, or of a rebuild when rebuild is true. */
+void out_refresh(out *o, bool rebuild, uint64_t applied, uint64_t position);
 void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 		  uint64_t behind);
 void out_balance(out *o, const char *account, int64_t balance,

@@ -31,6 +31,7 @@ typedef struct parse_result {
 	int argc;		/* arguments after the name, all counted */
 	const char *argv[PARSE_MAX_ARGS];	/* the first ones, in the line */
 	const char *account[2];	/* the checked account ids, in order */
+	size_t account_len[2];	/* and their lengths */
 	int64_t amount;		/* the checked amount, if the command has one */
 	int bad;		/* on an error: the argument at fault, or -1 */
 } parse_result;
