@@ -1,22 +1,53 @@
-/* test_store.c — the memory store: appends, expected versions, atomicity,
- * stream reads, reads after a position, across block boundaries. */
+/* test_store.c — the store contract: appends, expected versions, atomicity,
+ * stream reads, reads after a position, across block boundaries. Runs on
+ * the memory store, or with SIMPLECQRS_TEST_STORE=sqlite on a fresh SQLite
+ * file per test, where the kept balance sheet is tested too. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "simplecqrs/store.h"
 #include "unit.h"
 
 static store *s;
+static char dir[64], uri[128];
+
+static bool on_sqlite(void)
+{
+	const char *kind = getenv("SIMPLECQRS_TEST_STORE");
+	return kind && strcmp(kind, "sqlite") == 0;
+}
 
 static void setup(void)
 {
-	char why[128];
-	ck_assert_int_eq(store_open("memory", &s, why, sizeof why), 0);
+	char why[256];
+	snprintf(uri, sizeof uri, "memory");
+	if (on_sqlite()) {
+		strcpy(dir, "/tmp/simplecqrs-test-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(uri, sizeof uri, "sqlite:%s/t.db", dir);
+	}
+	ck_assert_msg(store_open(uri, &s, why, sizeof why) == ERR_OK, "%s", why);
 }
 
 static void teardown(void)
 {
 	store_free(s);
 	s = NULL;
+	if (on_sqlite()) {
+		char path[128];
+		snprintf(path, sizeof path, "%s/t.db", dir);
+		unlink(path);
+		rmdir(dir);
+	}
+}
+
+/* Closes the store and opens the same one again (sqlite: the same file). */
+static void reopen(void)
+{
+	char why[256];
+	store_free(s);
+	ck_assert_msg(store_open(uri, &s, why, sizeof why) == ERR_OK, "%s", why);
 }
 
 typedef struct seen {
@@ -56,7 +87,7 @@ static uint64_t put(const char *stream, uint64_t expected, event_type t,
 START_TEST(empty_store)
 {
 	uint64_t n;
-	ck_assert_str_eq(store_kind(s), "memory");
+	ck_assert_str_eq(store_kind(s), on_sqlite() ? "sqlite" : "memory");
 	ck_assert_uint_eq(head(), 0);
 	ck_assert_int_eq(store_stream_count(s, &n), ERR_OK);
 	ck_assert_uint_eq(n, 0);
@@ -233,6 +264,26 @@ static int list(void *ctx, const char *stream)
 	return strcmp(stream, "stop") == 0;
 }
 
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The comma-separated list sorted: stores list streams in no set order. */
+static const char *sorted(char *out)
+{
+	char copy[256], *items[16], *save = NULL;
+	size_t n = 0;
+	strcpy(copy, out);
+	for (char *t = strtok_r(copy, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
+		items[n++] = t;
+	qsort(items, n, sizeof *items, by_string);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		strcat(strcat(out, items[i]), ",");
+	return out;
+}
+
 START_TEST(streams_are_listed_by_prefix)
 {
 	char out[256] = "";
@@ -241,10 +292,10 @@ START_TEST(streams_are_listed_by_prefix)
 		put(ids[i], 0, EVENT_CREDITED, 1);
 	put("XX1", 1, EVENT_CREDITED, 1);	/* listed once, not per event */
 	ck_assert_int_eq(store_streams(s, "XX", list, out), 0);
-	ck_assert_str_eq(out, "XX1,XX2,");
+	ck_assert_str_eq(sorted(out), "XX1,XX2,");
 	out[0] = '\0';
 	store_streams(s, "", list, out);
-	ck_assert_str_eq(out, "XX1,XY,XX2,A,X,");
+	ck_assert_str_eq(sorted(out), "A,X,XX1,XX2,XY,");
 	out[0] = '\0';
 	store_streams(s, "nothing", list, out);
 	ck_assert_str_eq(out, "");
@@ -294,6 +345,111 @@ START_TEST(unknown_uris_do_not_open)
 }
 END_TEST
 
+START_TEST(a_conflict_puts_back_a_new_stream)
+{
+	put("B", 0, EVENT_CREDITED, 1);
+	store_new_event t[2] = {
+		{ "new", 0, EVENT_CREDITED, 4 },
+		{ "B", 0, EVENT_CREDITED, 4 },	/* stale: B is at 1 */
+	};
+	uint64_t pos, n;
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
+	store_stream_count(s, &n);
+	ck_assert_uint_eq(n, 1);
+	seen r = { 0 };
+	store_read_stream(s, "new", 0, record, &r);
+	ck_assert_uint_eq(r.n, 0);
+	ck_assert_uint_eq(put("new", 0, EVENT_CREDITED, 2), 2);	/* no gap */
+	ck_assert_uint_eq(put("B", 1, EVENT_CREDITED, 2), 3);
+}
+END_TEST
+
+START_TEST(reopened_the_store_is_as_left)
+{
+	put("A", 0, EVENT_CREDITED, 10);
+	put("A", 1, EVENT_DEBITED, 3);
+	store_new_event t[2] = {
+		{ "A", 2, EVENT_DEBITED, 2 },
+		{ "B", 0, EVENT_CREDITED, 2 },
+	};
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, t, 2, 1795899784123, &pos), ERR_OK);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	if (!on_sqlite())
+		return;	/* the memory store forgets, as it should */
+	reopen();
+	ck_assert_uint_eq(head(), 4);
+	seen r = { 0 };
+	store_read_all(s, 0, 10, record, &r);
+	ck_assert_uint_eq(r.n, 4);
+	ck_assert_str_eq(r.stream[2], "A");
+	ck_assert_uint_eq(r.ev[2].version, 3);
+	ck_assert_int_eq(r.ev[2].type, EVENT_DEBITED);
+	ck_assert_str_eq(r.stream[3], "B");
+	ck_assert_int_eq(r.ev[3].time_ms, 1795899784123);
+	ck_assert_uint_eq(r.ev[3].stream_key != 0, 1);
+	/* and the next append carries on from there */
+	ck_assert_uint_eq(put("B", 1, EVENT_CREDITED, 1), 5);
+}
+END_TEST
+
+START_TEST(a_group_not_committed_is_not_kept)
+{
+	put("A", 0, EVENT_CREDITED, 10);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	put("A", 1, EVENT_CREDITED, 5);	/* no commit: closing drops it */
+	if (!on_sqlite())
+		return;
+	reopen();
+	ck_assert_uint_eq(head(), 1);
+	ck_assert_uint_eq(put("A", 1, EVENT_CREDITED, 7), 2);
+}
+END_TEST
+
+typedef struct rows_seen {
+	char text[256];
+} rows_seen;
+
+static int row(void *ctx, const char *account, int64_t balance)
+{
+	rows_seen *r = ctx;
+	char one[80];
+	snprintf(one, sizeof one, "%s=%lld,", account, (long long)balance);
+	strcat(r->text, one);
+	return 0;
+}
+
+START_TEST(the_kept_sheet_moves_only_from_its_checkpoint)
+{
+	uint64_t cp = 99;
+	rows_seen r = { "" };
+	ck_assert_int_eq(store_keeps_sheet(s), on_sqlite());
+	ck_assert_int_eq(store_sheet_load(s, &cp, row, &r), ERR_OK);
+	ck_assert_uint_eq(cp, 0);
+	ck_assert_str_eq(r.text, "");
+	if (!on_sqlite())
+		return;
+	store_balance b[2] = { { "A", 5 }, { "B", 7 } };
+	ck_assert_int_eq(store_sheet_save(s, 0, 3, b, 2, false), ERR_OK);
+	/* a second shell that also started from 0 loses */
+	ck_assert_int_eq(store_sheet_save(s, 0, 4, b, 1, false), ERR_CONFLICT);
+	b[0].balance = 6;
+	ck_assert_int_eq(store_sheet_save(s, 3, 4, b, 1, false), ERR_OK);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	reopen();
+	ck_assert_int_eq(store_sheet_checkpoint(s, &cp), ERR_OK);
+	ck_assert_uint_eq(cp, 4);
+	store_sheet_load(s, &cp, row, &r);
+	ck_assert_str_eq(r.text, "A=6,B=7,");
+	/* rebuild: the rows given are the whole sheet */
+	ck_assert_int_eq(store_sheet_save(s, 4, 9, b + 1, 1, true), ERR_OK);
+	r.text[0] = '\0';
+	store_sheet_load(s, &cp, row, &r);
+	ck_assert_str_eq(r.text, "B=7,");
+	ck_assert_uint_eq(cp, 9);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -304,6 +460,13 @@ static Suite *store_suite(void)
 	tcase_add_test(t, stale_expected_version_conflicts_and_writes_nothing);
 	tcase_add_test(t, two_stream_append_is_all_or_nothing);
 	tcase_add_test(t, one_append_may_hold_a_stream_twice);
+	tcase_add_test(t, a_conflict_puts_back_a_new_stream);
+	suite_add_tcase(su, t);
+	t = tcase_create("keep");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, reopened_the_store_is_as_left);
+	tcase_add_test(t, a_group_not_committed_is_not_kept);
+	tcase_add_test(t, the_kept_sheet_moves_only_from_its_checkpoint);
 	suite_add_tcase(su, t);
 	t = tcase_create("read");
 	tcase_add_checked_fixture(t, setup, teardown);
