@@ -71,7 +71,7 @@ static const char schema[] =
 
 /* Every statement, prepared once at open. */
 enum {
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+	Q_BEGIN, Q_BEGIN_READ, Q_COMMIT, Q_ROLLBACK,
 	Q_STREAM_ID, Q_STREAM_NAME, Q_STREAM_NEW, Q_STREAM_BUMP, Q_STREAM_UNDO,
 	Q_STREAM_DROP,
 	Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT,
@@ -82,6 +82,7 @@ enum {
 
 static const char *const sql[Q_COUNT] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_BEGIN_READ] = "BEGIN",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_STREAM_ID] = "SELECT id FROM streams WHERE name = ?1",
@@ -497,20 +498,28 @@ static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 				 store_balance_fn fn, void *ctx)
 {
 	sql_store *q = (sql_store *)s;
-	error_code err = sql_sheet_checkpoint(s, checkpoint);
-	if (err != ERR_OK)
-		return err;
-	sqlite3_stmt *st = stmt(q, Q_BALANCES);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		if (id && fn(ctx, id, sqlite3_column_int64(st, 1)))
-			break;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	/* The checkpoint and the rows must come from one snapshot: another
+	 * shell's refresh may commit between two reads. A group already is
+	 * one; otherwise a read transaction makes one. */
+	bool snapshot = !q->in_group;
+	if (snapshot && run(q, Q_BEGIN_READ) != SQLITE_DONE)
 		return db_fail(q, "cannot read the balance sheet");
-	return ERR_OK;
+	error_code err = sql_sheet_checkpoint(s, checkpoint);
+	int rc = SQLITE_DONE;
+	if (err == ERR_OK) {
+		sqlite3_stmt *st = stmt(q, Q_BALANCES);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *id = (const char *)sqlite3_column_text(st, 0);
+			if (id && fn(ctx, id, sqlite3_column_int64(st, 1)))
+				break;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			err = db_fail(q, "cannot read the balance sheet");
+	}
+	if (snapshot)
+		run(q, err == ERR_OK ? Q_COMMIT : Q_ROLLBACK);
+	return err;
 }
 
 static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,

@@ -32,7 +32,7 @@ shell's refresh rather than applying those events again.
 
 test_concurrent_refreshes: two shells refresh after almost every deposit
 while a third deposits and withdraws and two more only ask for `balances`;
-the same checks of the sheet, five rounds on one file.
+the same checks of the sheet, eight rounds on one file.
 
 Prints 'race: P passed, F failed'; exits 1 on failure.
 """
@@ -471,7 +471,7 @@ def test_racing_writers(tmp, checks):
           f'{"?" if spans is None else spans} refreshes that applied events')
 
 
-def test_concurrent_refreshes(tmp, checks, rounds=5):
+def test_concurrent_refreshes(tmp, checks, rounds=8):
     path = os.path.join(tmp, 'refresh.db')
     conflicts = applied_spans = shown = start = 0
     for r in range(rounds):
