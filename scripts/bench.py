@@ -4,6 +4,7 @@ memory, against the floor (the bare C program for the same job) in one run.
 
     scripts/bench [--quick] [--runs N] [--floor FLOOR.c] [--binary BIN]
     scripts/bench --store sqlite [--runs N] [--binary BIN]
+    scripts/bench --store postgresql [--runs N] [--binary BIN]
 
 Builds a release binary (build-bench/), generates the workloads with
 scripts/workload.py (cached in build-bench/workloads/), runs the floor, the
@@ -23,6 +24,12 @@ sits on) against the memory store, alternately; then one more run of each
 under strace to count fsync and fdatasync calls per command; and the shared
 fsync_floor (one write + fdatasync per record, the most durable appends per
 second without grouping) on the same disk, when ../shared is beside us.
+
+--store postgresql: under pg_virtualenv (scripts/bench starts one), `mixed`
+100k piped into one shell, then four shells at once, each with its own 25k
+script (other seeds) on the same 10,000 accounts, all on fresh databases over
+loopback TCP: commands per second, and the conflicts (appends refused because
+another shell moved the account first, each retried) and `conflict` errors.
 """
 import argparse
 import json
@@ -169,18 +176,102 @@ def bench_sqlite(binary, runs):
     print('goal: mixed 1,000,000 on sqlite within 3x the memory store')
 
 
+def fresh_db(name):
+    sh('psql', '-q', '-X', '-c', f'DROP DATABASE IF EXISTS {name}', stdout=subprocess.DEVNULL)
+    sh('psql', '-q', '-X', '-c', f'CREATE DATABASE {name}', stdout=subprocess.DEVNULL)
+    return f'postgresql:///{name}'
+
+
+def psql(db, query):
+    return subprocess.run(['psql', '-X', '-At', '-d', db, '-c', query], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def bench_pg(binary, runs):
+    if not os.environ.get('PGHOST'):
+        sys.exit('--store postgresql needs a server: run it as scripts/bench, '
+                 'which starts one with pg_virtualenv')
+    env = dict(os.environ, SIMPLECQRS_STATS='1')
+    print(f'simplecqrs benchmark, postgresql store: {os.cpu_count()} cores, '
+          f'{time.strftime("%Y-%m-%d")}, {runs} runs each, medians, loopback TCP')
+    print(f'{"run":<28}{"wall s":>8}{"cmds/s":>10}{"us/cmd":>8}'
+          f'{"conflicts":>11}{"conflict errors":>17}')
+    script, expect, lines = workload('mixed', 100_000)
+    parts = []
+    for seed in range(4):
+        part = os.path.join(WORK, 'workloads', f'mixed-25000-seed{seed}.cqrs')
+        if not os.path.exists(part):
+            sh(sys.executable, os.path.join(ROOT, 'scripts', 'workload.py'), 'mixed', '25000',
+               '--seed', str(100 + seed), '-o', part)
+        parts.append(part)
+    part_lines = sum(sum(1 for line in open(p, 'rb') if not line.startswith(b'#')) for p in parts)
+    results = {'one shell, mixed 100k': [], 'four shells, 4 x 25k': []}
+    stats = {k: (0, 0) for k in results}
+    for _ in range(runs):
+        uri = fresh_db('bench1')
+        out = os.path.join(WORK, 'out')
+        t0 = time.perf_counter()
+        with open(script, 'rb') as i, open(out, 'wb') as o, open(out + '.err', 'wb') as e:
+            code = subprocess.run([binary, '--store', uri], stdin=i, stdout=o, stderr=e,
+                                  env=env).returncode
+        wall = time.perf_counter() - t0
+        if code not in (0, 1) or final_balances(out, 'text') != open(expect).read():
+            sys.exit(f'one shell: exit {code} or wrong balances; see {out}')
+        errs = open(out + '.err').read()
+        results['one shell, mixed 100k'].append(wall)
+        stats['one shell, mixed 100k'] = (conflicts_of(errs), errs.count(' conflict'))
+
+        uri = fresh_db('bench4')
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([binary, '--json', '--store', uri], stdin=open(p, 'rb'),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                 for p in parts]
+        outs = [p.communicate() for p in procs]
+        wall = time.perf_counter() - t0
+        if any(p.returncode not in (0, 1) for p in procs):
+            sys.exit(f'four shells: exit codes {[p.returncode for p in procs]}')
+        results['four shells, 4 x 25k'].append(wall)
+        conflicts = sum(conflicts_of(e.decode()) for _, e in outs)
+        errors = sum(o.count(b'"error":"conflict"') for o, _ in outs)
+        stats['four shells, 4 x 25k'] = (conflicts, errors)
+        # the shared sheet after a last refresh must be the replay
+        subprocess.run([binary, '--store', uri], input=b'refresh\n', env=os.environ,
+                       capture_output=True, check=True)
+        bad = psql('bench4', "SELECT count(*) FROM (SELECT stream, sum(CASE type WHEN "
+                   "'AccountCredited' THEN amount ELSE -amount END) AS b FROM events "
+                   "GROUP BY stream) r FULL JOIN balances ON account = stream "
+                   "WHERE b IS DISTINCT FROM balance")
+        if bad.strip() != '0':
+            sys.exit('four shells: the kept sheet differs from a replay of the events')
+    for name, walls in results.items():
+        wall = statistics.median(walls)
+        n = lines if name.startswith('one') else part_lines
+        c, e = stats[name]
+        print(f'{name:<28}{wall:>8.2f}{n / wall:>10,.0f}{wall / n * 1e6:>8.1f}{c:>11,}{e:>17,}')
+
+
+def conflicts_of(stderr_text):
+    """The conflicts a shell counted (SIMPLECQRS_STATS)."""
+    for line in stderr_text.splitlines():
+        if line.startswith('simplecqrs: ') and 'conflicts' in line:
+            return int(line.split()[3])
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--floor')
     ap.add_argument('--binary')
-    ap.add_argument('--store', choices=['memory', 'sqlite'], default='memory')
+    ap.add_argument('--store', choices=['memory', 'sqlite', 'postgresql'], default='memory')
     a = ap.parse_args()
 
     binary = a.binary or build()
     if a.store == 'sqlite':
         return bench_sqlite(binary, a.runs)
+    if a.store == 'postgresql':
+        return bench_pg(binary, a.runs)
     floor_c = a.floor or os.path.join(ROOT, '..', 'shared', 'bench', 'floor.c')
     floor = None
     if os.path.exists(floor_c):

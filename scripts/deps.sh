@@ -28,6 +28,9 @@ need_packages() {
 BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libreadline-dev)
 # Optional stores: built when their libraries are there.
 STORE_PACKAGES=(libsqlite3-dev libpq-dev)
+# A throwaway PostgreSQL server for the postgres tests and benchmark
+# (initdb and pg_ctl, pg_virtualenv, psql).
+PG_SERVER_PACKAGES=(postgresql)
 # To run every test: unit tests, sanitizers under gcc and clang, valgrind,
 # the pty-driven interactive tests and the man page check.
 TEST_PACKAGES=(check python3 clang libclang-rt-14-dev valgrind man-db groff-base)

@@ -186,6 +186,12 @@ int main(int argc, char **argv)
 	shell_flush(&sh);
 	int write_error = out_write_error(sh.ctx.out);
 	out_free(sh.ctx.out);
+	if (getenv("SIMPLECQRS_STATS")) {	/* for benchmarks and operators */
+		store_stats ss = store_get_stats(st);
+		fprintf(stderr, "simplecqrs: %llu appends, %llu conflicts (each one retried)\n",
+			(unsigned long long)ss.appends,
+			(unsigned long long)ss.conflicts);
+	}
 	sheet_free(sh.ctx.sheet);
 	handler_free(sh.ctx.handler);
 	store_free(st);

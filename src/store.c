@@ -70,10 +70,15 @@ error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 		return ERR_STORAGE;
 #endif
 	}
-	/* Named by SPEC, not built yet: say so rather than "unknown". */
 	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-		snprintf(why, why_len, "the PostgreSQL store is not in this version yet");
+#if HAVE_LIBPQ
+		*out = store_pg_open(uri, why, why_len);
+		return *out ? ERR_OK : ERR_STORAGE;
+#else
+		snprintf(why, why_len, "this build lacks PostgreSQL support "
+			 "(rebuild with libpq's headers installed)");
 		return ERR_STORAGE;
+#endif
 	}
 	snprintf(why, why_len,
 		 "unknown store (use memory, sqlite:PATH or postgresql://...)");
@@ -99,7 +104,15 @@ const char *store_errmsg(const store *s)
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position)
 {
-	return s->ops->append(s, evs, n, time_ms, last_position);
+	error_code rc = s->ops->append(s, evs, n, time_ms, last_position);
+	s->stats.appends += rc == ERR_OK;
+	s->stats.conflicts += rc == ERR_CONFLICT;
+	return rc;
+}
+
+store_stats store_get_stats(const store *s)
+{
+	return s->stats;
 }
 
 error_code store_read_stream(store *s, const char *stream,

@@ -37,11 +37,14 @@ typedef struct store_ops {
 struct store {
 	const store_ops *ops;
 	char errmsg[256];	/* the last ERR_STORAGE's reason */
+	store_stats stats;	/* kept by store.c, for every backend */
 };
 
 store *store_memory_open(void);
 /* path: the file after "sqlite:". On failure returns NULL and says why. */
 store *store_sqlite_open(const char *path, char *why, size_t why_len);
+/* uri: the whole postgresql:// or postgres:// URI, as libpq takes it. */
+store *store_pg_open(const char *uri, char *why, size_t why_len);
 
 /* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
 error_code store_fail(store *s, const char *fmt, ...)

@@ -86,6 +86,14 @@ error_code store_head(store *s, uint64_t *head);
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
+/* What a store was asked since it opened: appends that wrote, and appends
+ * refused because a stream had moved (each one a handler's retry). */
+typedef struct store_stats {
+	uint64_t appends;
+	uint64_t conflicts;
+} store_stats;
+store_stats store_get_stats(const store *s);
+
 /* Makes every write so far durable. A durable store (sqlite) gathers the
  * writes of many commands into one transaction, a group, so a result must
  * not be shown before the group holding its events is committed: the shell
