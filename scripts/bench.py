@@ -177,8 +177,9 @@ def bench_sqlite(binary, runs):
 
 
 def fresh_db(name):
-    sh('psql', '-q', '-X', '-c', f'DROP DATABASE IF EXISTS {name}', stdout=subprocess.DEVNULL)
-    sh('psql', '-q', '-X', '-c', f'CREATE DATABASE {name}', stdout=subprocess.DEVNULL)
+    quiet = dict(os.environ, PGOPTIONS='-c client_min_messages=warning')
+    sh('psql', '-q', '-X', '-c', f'DROP DATABASE IF EXISTS {name}', env=quiet)
+    sh('psql', '-q', '-X', '-c', f'CREATE DATABASE {name}', env=quiet)
     return f'postgresql:///{name}'
 
 
@@ -219,7 +220,8 @@ def bench_pg(binary, runs):
             sys.exit(f'one shell: exit {code} or wrong balances; see {out}')
         errs = open(out + '.err').read()
         results['one shell, mixed 100k'].append(wall)
-        stats['one shell, mixed 100k'] = (conflicts_of(errs), errs.count(' conflict'))
+        stats['one shell, mixed 100k'] = (conflicts_of(errs),
+                                          errs.count('another writer changed'))
 
         uri = fresh_db('bench4')
         t0 = time.perf_counter()
