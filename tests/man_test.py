@@ -32,7 +32,7 @@ def main():
     for opt in sorted(set(re.findall(r'--[a-z]+', usage))):
         if opt not in text.replace('\u2010', '-'):
             problems.append(f'option {opt} is not documented')
-    for var in ('SIMPLECQRS_STORE', 'SIMPLECQRS_HISTORY', 'NO_COLOR'):
+    for var in ('SIMPLECQRS_STORE', 'SIMPLECQRS_HISTORY', 'NO_COLOR', 'SIMPLECQRS_STATS'):
         if var not in text:
             problems.append(f'{var} is not documented')
     if problems:
