@@ -102,7 +102,8 @@ static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
-	error_code rc = handler_deposit(ctx->handler, p->account[0], p->amount, &res);
+	error_code rc = handler_deposit(ctx->handler, p->account[0],
+					 p->account_len[0], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "deposit", rc, p->account[0], p->account[0],
 			       p->amount, &res);
@@ -113,7 +114,8 @@ static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
 static cmd_status exec_withdraw(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
-	error_code rc = handler_withdraw(ctx->handler, p->account[0], p->amount, &res);
+	error_code rc = handler_withdraw(ctx->handler, p->account[0],
+					  p->account_len[0], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "withdraw", rc, p->account[0], NULL,
 			       p->amount, &res);
@@ -126,7 +128,8 @@ static cmd_status exec_transfer(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
 	error_code rc = handler_transfer(ctx->handler, p->account[0],
-					 p->account[1], p->amount, &res);
+					 p->account_len[0], p->account[1],
+					 p->account_len[1], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "transfer", rc, p->account[0], p->account[1],
 			       p->amount, &res);
