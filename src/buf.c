@@ -54,23 +54,40 @@ static size_t digits(uint64_t v)
 
 size_t buf_fmt_u64(char *out, uint64_t v)
 {
-	/* the length first, then two digits a step straight into place from
-	 * the end: no scratch copy */
+	/* the length first, then digits straight into place from the end: no
+	 * scratch copy. Below 2^32 (every position and version in practice)
+	 * the arithmetic is 32-bit, whose divisions by a constant are a
+	 * multiply and a shift, and four digits come from one division. */
 	static const char pairs[] =
 		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 		"8081828384858687888990919293949596979899";
 	size_t n = digits(v);
 	char *p = out + n;
-	while (v >= 100) {
+	while (v > UINT32_MAX) {
 		p -= 2;
 		memcpy(p, pairs + 2 * (v % 100), 2);
 		v /= 100;
 	}
-	if (v >= 10)
-		memcpy(p - 2, pairs + 2 * v, 2);
+	uint32_t x = (uint32_t)v;
+	while (x >= 10000) {
+		uint32_t q = x / 10000, r = x - q * 10000;
+		uint32_t hi = r / 100, lo = r - hi * 100;
+		p -= 4;
+		memcpy(p, pairs + 2 * hi, 2);
+		memcpy(p + 2, pairs + 2 * lo, 2);
+		x = q;
+	}
+	if (x >= 100) {
+		uint32_t q = x / 100;
+		p -= 2;
+		memcpy(p, pairs + 2 * (x - q * 100), 2);
+		x = q;
+	}
+	if (x >= 10)
+		memcpy(p - 2, pairs + 2 * x, 2);
 	else
-		p[-1] = (char)('0' + v);
+		p[-1] = (char)('0' + x);
 	return n;
 }
 

@@ -102,7 +102,8 @@ static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
-	error_code rc = handler_deposit(ctx->handler, p->account[0], p->amount, &res);
+	error_code rc = handler_deposit(ctx->handler, p->account[0],
+					 p->account_len[0], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "deposit", rc, p->account[0], p->account[0],
 			       p->amount, &res);
@@ -113,7 +114,8 @@ static cmd_status exec_deposit(cmd_ctx *ctx, const parse_result *p)
 static cmd_status exec_withdraw(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
-	error_code rc = handler_withdraw(ctx->handler, p->account[0], p->amount, &res);
+	error_code rc = handler_withdraw(ctx->handler, p->account[0],
+					  p->account_len[0], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "withdraw", rc, p->account[0], NULL,
 			       p->amount, &res);
@@ -126,7 +128,8 @@ static cmd_status exec_transfer(cmd_ctx *ctx, const parse_result *p)
 {
 	handler_result res;
 	error_code rc = handler_transfer(ctx->handler, p->account[0],
-					 p->account[1], p->amount, &res);
+					 p->account_len[0], p->account[1],
+					 p->account_len[1], p->amount, &res);
 	if (rc != ERR_OK)
 		return refused(ctx, "transfer", rc, p->account[0], p->account[1],
 			       p->amount, &res);
@@ -314,20 +317,51 @@ static uint64_t name_word(const char *name, size_t len)
 	return w;
 }
 
+#define FIND_BITS 5	/* a 32-slot table for the dozen names */
+
+/* The slot of a name's word under multiplier m: its top FIND_BITS bits. */
+static unsigned find_slot(uint64_t w, uint64_t m)
+{
+	return (unsigned)((w * m) >> (64 - FIND_BITS));
+}
+
+/* Every line looks its command up, so the names get a perfect hash: the
+ * first multiplier (from a fixed sequence) that puts no two names in one
+ * slot. A look-up is then a multiply, a shift and one compare. */
+static uint64_t find_words[1 << FIND_BITS];	/* by slot; 0 = empty */
+static uint8_t find_index[1 << FIND_BITS];	/* by slot: table index */
+static uint64_t find_mult;			/* 0 until made */
+
+/* Out of line: made once, and its loop's registers would otherwise be
+ * saved on every look-up. */
+static __attribute__((noinline)) void make_find_table(void)
+{
+	for (uint64_t m = 0x9e3779b97f4a7c15ull;; m += 2 * 0x2545f4914f6cdd1dull) {
+		bool ok = true;
+		memset(find_words, 0, sizeof find_words);
+		for (size_t i = 0; i < cmd_table_len && ok; i++) {
+			const char *name = cmd_table[i].name;
+			uint64_t w = name_word(name, strlen(name));
+			unsigned slot = find_slot(w, m);
+			ok = find_words[slot] == 0;
+			find_words[slot] = w;
+			find_index[slot] = (uint8_t)i;
+		}
+		if (ok) {
+			find_mult = m;	/* odd: m starts odd and steps by even */
+			return;
+		}
+	}
+}
+
 const cmd_entry *cmd_find_word(uint64_t w)
 {
-	static uint64_t words[32];	/* the table's names, made once */
-	static bool made;
-	if (!made) {
-		for (size_t i = 0; i < cmd_table_len; i++)
-			words[i] = name_word(cmd_table[i].name,
-					     strlen(cmd_table[i].name));
-		made = true;
-	}
-	for (size_t i = 0; i < cmd_table_len; i++)
-		if (words[i] == w)	/* the zero bytes fix the length */
-			return &cmd_table[i];
-	return NULL;
+	if (find_mult == 0)
+		make_find_table();
+	unsigned slot = find_slot(w, find_mult);
+	/* the zero bytes fix the length; an empty slot's 0 is no name */
+	return find_words[slot] == w && w != 0 ? &cmd_table[find_index[slot]]
+					       : NULL;
 }
 
 const cmd_entry *cmd_find_len(const char *name, size_t len)

@@ -16,10 +16,18 @@
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 
+/* What the handler knows of one account. */
+typedef struct known {
+	account_state st;
+	uint32_t key;		/* the store's key for the stream, 0 if none:
+				   handed back so the store need not hash the
+				   id again */
+} known;
+
 struct handler {
 	store *store;
 	idmap *ids;
-	account_state *states;	/* by interned id */
+	known *cache;		/* by interned id */
 	uint32_t cap;
 };
 
@@ -45,7 +53,7 @@ void handler_free(handler *h)
 	if (h == NULL)
 		return;
 	idmap_free(h->ids);
-	free(h->states);
+	free(h->cache);
 	free(h);
 }
 
@@ -65,31 +73,35 @@ static int fold_event(void *ctx, const store_event *ev)
 	return f->err != ERR_OK;
 }
 
-/* Caches st as the account's latest known state; *slot is its cache slot,
- * IDMAP_NONE until it has one. */
+/* Caches st (and the store's key) as the account's latest known state;
+ * *slot is its cache slot, IDMAP_NONE until it has one. */
 static void remember(handler *h, uint32_t *slot, const char *account,
-		     const account_state *st)
+		     size_t len, const account_state *st, uint32_t key)
 {
 	if (*slot == IDMAP_NONE) {
-		*slot = idmap_intern(h->ids, account, strlen(account), NULL);
+		*slot = idmap_intern(h->ids, account, len, NULL);
 		if (*slot >= h->cap) {
 			h->cap = h->cap ? h->cap * 2 : 64;
-			h->states = xreallocarray(h->states, h->cap,
-						  sizeof *h->states);
+			h->cache = xreallocarray(h->cache, h->cap,
+						 sizeof *h->cache);
 		}
 	}
-	h->states[*slot] = *st;
+	h->cache[*slot] = (known){ *st, key };
 }
 
 /* The account's state: the cached one, plus (when fresh, or when nothing is
- * cached) the events the store has after it. */
-static error_code load(handler *h, const char *account, bool fresh,
-		       account_state *st, uint32_t *slot)
+ * cached) the events the store has after it. *key is the store's key for
+ * the stream as far as the cache knows it (0: not known). */
+static error_code load(handler *h, const char *account, size_t len,
+		       bool fresh, account_state *st, uint32_t *slot,
+		       uint32_t *key)
 {
-	*slot = idmap_find(h->ids, account, strlen(account));
+	*slot = idmap_find(h->ids, account, len);
 	fold f = { .st = { 0, 0 }, .err = ERR_OK };
+	*key = 0;
 	if (*slot != IDMAP_NONE) {
-		f.st = h->states[*slot];
+		f.st = h->cache[*slot].st;
+		*key = h->cache[*slot].key;
 		if (!fresh) {
 			*st = f.st;
 			return ERR_OK;
@@ -101,12 +113,13 @@ static error_code load(handler *h, const char *account, bool fresh,
 	if (f.err != ERR_OK)
 		return f.err;
 	if (f.st.version != cached)	/* an account with no stream is not kept */
-		remember(h, slot, account, &f.st);
+		remember(h, slot, account, len, &f.st, *key);
 	*st = f.st;
 	return ERR_OK;
 }
 
-/* Appends evs; on success folds them into the cache too. */
+/* Appends evs; on success folds them into the cache too, with the keys
+ * the store gave back. */
 static error_code append(handler *h, const store_new_event *evs,
 			 account_state *states, uint32_t *slots, size_t n,
 			 handler_result *res)
@@ -118,7 +131,8 @@ static error_code append(handler *h, const store_new_event *evs,
 	for (size_t i = 0; i < n; i++) {
 		if (account_apply(&states[i], evs[i].type, evs[i].amount))
 			return ERR_STORAGE;
-		remember(h, &slots[i], evs[i].stream, &states[i]);
+		remember(h, &slots[i], evs[i].stream, evs[i].stream_len,
+			 &states[i], *evs[i].stream_key);
 	}
 	res->version = states[n - 1].version;
 	return ERR_OK;
@@ -129,17 +143,19 @@ typedef struct plan {
 	store_new_event evs[2];
 	account_state states[2];
 	uint32_t slots[2];
+	uint32_t keys[2];	/* the store's keys: hints in, keys out */
 	size_t n;
 } plan;
 
 /* Loads one account and asks its rule; on ERR_OK adds the event to the
  * plan. res->balance is the balance the rule saw. */
-static error_code plan_event(handler *h, const char *account, event_type type,
-			     int64_t amount, bool fresh, plan *pl,
-			     handler_result *res)
+static error_code plan_event(handler *h, const char *account, size_t len,
+			     event_type type, int64_t amount, bool fresh,
+			     plan *pl, handler_result *res)
 {
 	account_state *st = &pl->states[pl->n];
-	error_code rc = load(h, account, fresh, st, &pl->slots[pl->n]);
+	uint32_t *key = &pl->keys[pl->n];
+	error_code rc = load(h, account, len, fresh, st, &pl->slots[pl->n], key);
 	if (rc != ERR_OK)
 		return rc;
 	res->balance = st->balance;
@@ -147,29 +163,36 @@ static error_code plan_event(handler *h, const char *account, event_type type,
 				   : account_can_deposit(st, amount);
 	if (rc != ERR_OK)
 		return rc;
-	pl->evs[pl->n++] = (store_new_event){ account, st->version, type, amount };
+	pl->evs[pl->n++] = (store_new_event){
+		.stream = account, .expected_version = st->version,
+		.type = type, .amount = amount, .stream_len = len,
+		.stream_key = key,
+	};
 	return ERR_OK;
 }
 
 /* The debit of from and/or the credit of to, in that order: ERR_OK with the
  * plan filled in, or the first rule that says no. */
-static error_code decide(handler *h, const char *from, const char *to,
-			 int64_t amount, bool fresh, plan *pl,
-			 handler_result *res)
+static error_code decide(handler *h, const char *from, size_t from_len,
+			 const char *to, size_t to_len, int64_t amount,
+			 bool fresh, plan *pl, handler_result *res)
 {
 	error_code rc = ERR_OK;
 	pl->n = 0;
 	if (from)
-		rc = plan_event(h, from, EVENT_DEBITED, amount, fresh, pl, res);
+		rc = plan_event(h, from, from_len, EVENT_DEBITED, amount, fresh,
+				pl, res);
 	if (rc == ERR_OK && to)
-		rc = plan_event(h, to, EVENT_CREDITED, amount, fresh, pl, res);
+		rc = plan_event(h, to, to_len, EVENT_CREDITED, amount, fresh,
+				pl, res);
 	return rc;
 }
 
 /* The load-decide-append loop every command shares, retried while another
  * writer wins the append. */
-static error_code execute(handler *h, const char *from, const char *to,
-			  int64_t amount, handler_result *res)
+static error_code execute(handler *h, const char *from, size_t from_len,
+			  const char *to, size_t to_len, int64_t amount,
+			  handler_result *res)
 {
 	memset(res, 0, sizeof *res);
 	/* The first attempt is decided on the cache; a stale cache costs it a
@@ -177,9 +200,11 @@ static error_code execute(handler *h, const char *from, const char *to,
 	for (unsigned attempt = 0;; attempt++) {
 		plan pl;
 		bool fresh = attempt > 0;
-		error_code rc = decide(h, from, to, amount, fresh, &pl, res);
+		error_code rc = decide(h, from, from_len, to, to_len, amount,
+				       fresh, &pl, res);
 		if (rc != ERR_OK && rc != ERR_STORAGE && !fresh)	/* confirm */
-			rc = decide(h, from, to, amount, true, &pl, res);
+			rc = decide(h, from, from_len, to, to_len, amount, true,
+				    &pl, res);
 		if (rc != ERR_OK)
 			return rc;
 		rc = append(h, pl.evs, pl.states, pl.slots, pl.n, res);
@@ -191,22 +216,23 @@ static error_code execute(handler *h, const char *from, const char *to,
 	}
 }
 
-error_code handler_deposit(handler *h, const char *account, int64_t amount,
-			   handler_result *res)
+error_code handler_deposit(handler *h, const char *account, size_t len,
+			   int64_t amount, handler_result *res)
 {
-	return execute(h, NULL, account, amount, res);
+	return execute(h, NULL, 0, account, len, amount, res);
 }
 
-error_code handler_withdraw(handler *h, const char *account, int64_t amount,
-			    handler_result *res)
-{
-	return execute(h, account, NULL, amount, res);
-}
-
-error_code handler_transfer(handler *h, const char *from, const char *to,
+error_code handler_withdraw(handler *h, const char *account, size_t len,
 			    int64_t amount, handler_result *res)
 {
-	if (strcmp(from, to) == 0)
+	return execute(h, account, len, NULL, 0, amount, res);
+}
+
+error_code handler_transfer(handler *h, const char *from, size_t from_len,
+			    const char *to, size_t to_len, int64_t amount,
+			    handler_result *res)
+{
+	if (from_len == to_len && memcmp(from, to, from_len) == 0)
 		return ERR_SAME_ACCOUNT;
-	return execute(h, from, to, amount, res);
+	return execute(h, from, from_len, to, to_len, amount, res);
 }

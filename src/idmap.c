@@ -192,6 +192,12 @@ uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added)
 	return idx;
 }
 
+bool idmap_is(const idmap *m, uint32_t index, const char *key, size_t len)
+{
+	return index < m->count && m->lens[index] == len &&
+	       same(m->keys[index], key, len);
+}
+
 const char *idmap_key(const idmap *m, uint32_t index)
 {
 	return index < m->count ? m->keys[index] : NULL;

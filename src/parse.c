@@ -199,20 +199,19 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	res->name = cmd->name;
 	if (res->argc < cmd->min_args || res->argc > cmd->max_args)
 		return ERR_USAGE;
+	/* One pass, left to right: in every row of the table the ids come
+	 * before the amount (test_parse checks), so this is SPEC's order. */
 	int accounts = 0;
 	for (int a = 0; a < res->argc; a++) {
-		if (cmd->args[a] != 'a')
-			continue;
-		if (!valid_id(res->argv[a], arg_len[a])) {
-			res->bad = a;
-			return ERR_INVALID_ACCOUNT;
-		}
-		res->account[accounts] = res->argv[a];
-		res->account_len[accounts++] = arg_len[a];
-	}
-	for (int a = 0; a < res->argc; a++) {
-		if (cmd->args[a] == 'n' &&
-		    !valid_amount(res->argv[a], arg_len[a], &res->amount)) {
+		if (cmd->args[a] == 'a') {
+			if (!valid_id(res->argv[a], arg_len[a])) {
+				res->bad = a;
+				return ERR_INVALID_ACCOUNT;
+			}
+			res->account[accounts] = res->argv[a];
+			res->account_len[accounts++] = arg_len[a];
+		} else if (cmd->args[a] == 'n' &&
+			   !valid_amount(res->argv[a], arg_len[a], &res->amount)) {
 			res->bad = a;
 			return ERR_INVALID_AMOUNT;
 		}

@@ -212,10 +212,12 @@ static error_code save(sheet *sh, store *s, uint64_t from, bool replace)
 	return rc;
 }
 
-error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
+/* sheet_refresh for a store that keeps the sheet. Kept out of line so that
+ * the memory store's refresh, which may follow every command, does not pay
+ * for this loop's registers. */
+static __attribute__((noinline)) error_code
+refresh_kept(sheet *sh, store *s, uint64_t *applied)
 {
-	if (!store_keeps_sheet(s))
-		return catch_up(sh, s, applied);
 	for (unsigned attempt = 0;; attempt++) {
 		error_code rc = sheet_sync(sh, s);
 		uint64_t from = sh->checkpoint;
@@ -228,6 +230,13 @@ error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
 		if (rc != ERR_CONFLICT || attempt == SAVE_RETRIES)
 			return rc;
 	}
+}
+
+error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
+{
+	if (!store_keeps_sheet(s))
+		return catch_up(sh, s, applied);
+	return refresh_kept(sh, s, applied);
 }
 
 error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied)

@@ -53,11 +53,28 @@ static void to_event(mem_store *m, uint64_t position, store_event *ev)
 	ev->time_ms = e->time_ms;
 }
 
+/* ev's id and its length. */
+static size_t id_len(const store_new_event *ev)
+{
+	return ev->stream_len ? ev->stream_len : strlen(ev->stream);
+}
+
+/* The index of ev's stream, or IDMAP_NONE. A key the caller kept from an
+ * earlier append is checked with one compare of the id; only without one,
+ * or when it no longer names this id, is the id hashed and probed. */
+static uint32_t find_stream(mem_store *m, const store_new_event *ev, size_t len)
+{
+	if (ev->stream_key != NULL && *ev->stream_key != 0 &&
+	    idmap_is(m->ids, *ev->stream_key - 1, ev->stream, len))
+		return *ev->stream_key - 1;
+	return idmap_find(m->ids, ev->stream, len);
+}
+
 /* The index of a stream, interned now if it is new. */
-static uint32_t new_stream(mem_store *m, const char *stream)
+static uint32_t new_stream(mem_store *m, const char *stream, size_t len)
 {
 	bool added;
-	uint32_t idx = idmap_intern(m->ids, stream, strlen(stream), &added);
+	uint32_t idx = idmap_intern(m->ids, stream, len, &added);
 	if (idx >= m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 64;
 		m->last = xreallocarray(m->last, m->cap, sizeof *m->last);
@@ -87,6 +104,8 @@ static void push(mem_store *m, uint32_t idx, const store_new_event *ev,
 	e->stream = idx;
 	e->version = ++m->version[idx];
 	m->last[idx] = pos;
+	if (ev->stream_key != NULL)
+		*ev->stream_key = idx + 1;
 }
 
 /* The version a stream is at, given its index (or IDMAP_NONE); an event
@@ -110,12 +129,13 @@ static error_code check(mem_store *m, uint32_t idx, uint64_t earlier,
 static error_code append_one(mem_store *m, const store_new_event *ev,
 			     int64_t time_ms, uint64_t *last_position)
 {
-	uint32_t idx = idmap_find(m->ids, ev->stream, strlen(ev->stream));
+	size_t len = id_len(ev);
+	uint32_t idx = find_stream(m, ev, len);
 	error_code rc = check(m, idx, 0, ev);
 	if (rc != ERR_OK)
 		return rc;
 	if (idx == IDMAP_NONE)
-		idx = new_stream(m, ev->stream);
+		idx = new_stream(m, ev->stream, len);
 	push(m, idx, ev, time_ms);
 	*last_position = m->head;
 	return ERR_OK;
@@ -133,7 +153,7 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 	/* Check every expectation before changing anything: all or nothing.
 	 * An earlier event of this append to the same stream counts. */
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
-		ids[i] = idmap_find(m->ids, evs[i].stream, strlen(evs[i].stream));
+		ids[i] = find_stream(m, &evs[i], id_len(&evs[i]));
 		uint64_t earlier = 0;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(evs[j].stream, evs[i].stream) == 0)
@@ -143,7 +163,7 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
 		uint32_t idx = ids[i];
 		if (idx == IDMAP_NONE)	/* a new stream (or one new earlier here) */
-			idx = new_stream(m, evs[i].stream);
+			idx = new_stream(m, evs[i].stream, id_len(&evs[i]));
 		push(m, idx, &evs[i], time_ms);
 	}
 	if (ids != small)

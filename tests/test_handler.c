@@ -18,6 +18,14 @@ typedef struct racing {
 	store_new_event rival;
 } racing;
 
+/* An event for the rival to append; race_append sets its version. */
+static store_new_event rival_event(const char *stream, event_type type,
+				   int64_t amount)
+{
+	return (store_new_event){ .stream = stream, .type = type,
+				  .amount = amount };
+}
+
 static int last_version(void *ctx, const store_event *ev)
 {
 	*(uint64_t *)ctx = ev->version;
@@ -127,22 +135,22 @@ static uint64_t head(void)
 START_TEST(deposit_withdraw_transfer_results)
 {
 	handler_result res;
-	ck_assert_int_eq(handler_deposit(h, "XX1", 1000, &res), ERR_OK);
+	ck_assert_int_eq(handler_deposit(h, "XX1", 3, 1000, &res), ERR_OK);
 	ck_assert_uint_eq(res.version, 1);
 	ck_assert_uint_eq(res.position, 1);
-	ck_assert_int_eq(handler_withdraw(h, "XX1", 300, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "XX1", 3, 300, &res), ERR_OK);
 	ck_assert_uint_eq(res.version, 2);
 	ck_assert_uint_eq(res.position, 2);
-	ck_assert_int_eq(handler_transfer(h, "XX1", "XX2", 700, &res), ERR_OK);
+	ck_assert_int_eq(handler_transfer(h, "XX1", 3, "XX2", 3, 700, &res), ERR_OK);
 	ck_assert_uint_eq(res.position, 4);
-	ck_assert_int_eq(handler_withdraw(h, "XX1", 1, &res),
+	ck_assert_int_eq(handler_withdraw(h, "XX1", 3, 1, &res),
 			 ERR_INSUFFICIENT_FUNDS);
 	ck_assert_int_eq(res.balance, 0);
-	ck_assert_int_eq(handler_withdraw(h, "nobody", 1, &res),
+	ck_assert_int_eq(handler_withdraw(h, "nobody", 6, 1, &res),
 			 ERR_UNKNOWN_ACCOUNT);
-	ck_assert_int_eq(handler_transfer(h, "nobody", "XX1", 1, &res),
+	ck_assert_int_eq(handler_transfer(h, "nobody", 6, "XX1", 3, 1, &res),
 			 ERR_UNKNOWN_ACCOUNT);
-	ck_assert_int_eq(handler_transfer(h, "XX2", "XX2", 1, &res),
+	ck_assert_int_eq(handler_transfer(h, "XX2", 3, "XX2", 3, 1, &res),
 			 ERR_SAME_ACCOUNT);
 	ck_assert_uint_eq(head(), 4);
 }
@@ -151,29 +159,29 @@ END_TEST
 START_TEST(transfer_is_both_events_or_neither)
 {
 	handler_result res;
-	handler_deposit(h, "A", 10, &res);
-	handler_deposit(h, "B", INT64_MAX - 5, &res);
+	handler_deposit(h, "A", 1, 10, &res);
+	handler_deposit(h, "B", 1, INT64_MAX - 5, &res);
 	/* B cannot take 6 more: neither A's debit nor B's credit happens */
-	ck_assert_int_eq(handler_transfer(h, "A", "B", 6, &res), ERR_OVERFLOW);
+	ck_assert_int_eq(handler_transfer(h, "A", 1, "B", 1, 6, &res), ERR_OVERFLOW);
 	ck_assert_int_eq(res.balance, INT64_MAX - 5);
-	ck_assert_int_eq(handler_transfer(h, "A", "B", 11, &res),
+	ck_assert_int_eq(handler_transfer(h, "A", 1, "B", 1, 11, &res),
 			 ERR_INSUFFICIENT_FUNDS);
 	ck_assert_uint_eq(head(), 2);
-	ck_assert_int_eq(handler_transfer(h, "A", "B", 5, &res), ERR_OK);
+	ck_assert_int_eq(handler_transfer(h, "A", 1, "B", 1, 5, &res), ERR_OK);
 	ck_assert_uint_eq(head(), 4);
-	ck_assert_int_eq(handler_deposit(h, "B", 1, &res), ERR_OVERFLOW);
+	ck_assert_int_eq(handler_deposit(h, "B", 1, 1, &res), ERR_OVERFLOW);
 }
 END_TEST
 
 START_TEST(a_lost_race_is_retried_and_redecided)
 {
 	handler_result res;
-	handler_deposit(h, "A", 100, &res);
+	handler_deposit(h, "A", 1, 100, &res);
 	/* another writer takes 60 between our read and our append */
-	rs.rival = (store_new_event){ "A", 0, EVENT_DEBITED, 60 };
+	rs.rival = rival_event("A", EVENT_DEBITED, 60);
 	rs.races = 1;
 	rs.appends_seen = 0;
-	ck_assert_int_eq(handler_withdraw(h, "A", 50, &res),
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 50, &res),
 			 ERR_INSUFFICIENT_FUNDS);
 	ck_assert_int_eq(res.balance, 40);
 	ck_assert_uint_eq(res.conflicts, 1);
@@ -181,9 +189,9 @@ START_TEST(a_lost_race_is_retried_and_redecided)
 	ck_assert_uint_eq(head(), 2);		/* only the rival's debit */
 
 	/* a race that still leaves room: the retry succeeds */
-	rs.rival = (store_new_event){ "A", 0, EVENT_CREDITED, 5 };
+	rs.rival = rival_event("A", EVENT_CREDITED, 5);
 	rs.races = 1;
-	ck_assert_int_eq(handler_withdraw(h, "A", 40, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 40, &res), ERR_OK);
 	ck_assert_uint_eq(res.conflicts, 1);
 	ck_assert_uint_eq(res.version, 4);
 	ck_assert_uint_eq(res.position, 4);
@@ -193,12 +201,12 @@ END_TEST
 START_TEST(a_writer_that_always_wins_gives_conflict)
 {
 	handler_result res;
-	handler_deposit(h, "A", 100, &res);
-	rs.rival = (store_new_event){ "A", 0, EVENT_CREDITED, 1 };
+	handler_deposit(h, "A", 1, 100, &res);
+	rs.rival = rival_event("A", EVENT_CREDITED, 1);
 	rs.races = 1000;
 	rs.appends_seen = 0;
 	uint64_t before = head();
-	ck_assert_int_eq(handler_deposit(h, "A", 7, &res), ERR_CONFLICT);
+	ck_assert_int_eq(handler_deposit(h, "A", 1, 7, &res), ERR_CONFLICT);
 	/* the attempt on the cache, then HANDLER_RETRIES + 1 on fresh reads */
 	ck_assert_uint_eq(res.conflicts, HANDLER_RETRIES + 2);
 	ck_assert_int_eq(rs.appends_seen, HANDLER_RETRIES + 2);
@@ -210,11 +218,11 @@ END_TEST
 START_TEST(a_transfer_races_on_its_second_stream)
 {
 	handler_result res;
-	handler_deposit(h, "A", 10, &res);
-	handler_deposit(h, "B", 10, &res);
-	rs.rival = (store_new_event){ "B", 0, EVENT_CREDITED, 1 };
+	handler_deposit(h, "A", 1, 10, &res);
+	handler_deposit(h, "B", 1, 10, &res);
+	rs.rival = rival_event("B", EVENT_CREDITED, 1);
 	rs.races = 1;
-	ck_assert_int_eq(handler_transfer(h, "A", "B", 4, &res), ERR_OK);
+	ck_assert_int_eq(handler_transfer(h, "A", 1, "B", 1, 4, &res), ERR_OK);
 	ck_assert_uint_eq(res.conflicts, 1);
 	ck_assert_uint_eq(res.position, 5);
 }
@@ -224,26 +232,27 @@ START_TEST(the_cache_saves_reads_but_never_decides_a_refusal)
 {
 	handler *other = handler_new(&rs.base);
 	handler_result res;
-	handler_deposit(h, "A", 10, &res);	/* not cached yet: one read */
+	handler_deposit(h, "A", 1, 10, &res);	/* not cached yet: one read */
 	ck_assert_int_eq(rs.reads, 1);
 	rs.reads = 0;
-	ck_assert_int_eq(handler_deposit(h, "A", 5, &res), ERR_OK);
-	ck_assert_int_eq(handler_withdraw(h, "A", 15, &res), ERR_OK);
+	ck_assert_int_eq(handler_deposit(h, "A", 1, 5, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 15, &res), ERR_OK);
 	ck_assert_int_eq(rs.reads, 0);	/* the cache was enough */
-	handler_deposit(other, "A", 50, &res);	/* h's cache is now behind */
+	handler_deposit(other, "A", 1, 50, &res);	/* h's cache is now behind */
 	rs.reads = 0;
 	/* the cache says 0: the refusal is checked against the store first */
-	ck_assert_int_eq(handler_withdraw(h, "A", 30, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 30, &res), ERR_OK);
 	ck_assert_int_eq(rs.reads, 1);
 	ck_assert_uint_eq(res.version, 5);
-	handler_deposit(other, "A", 1, &res);	/* behind again */
+	handler_deposit(other, "A", 1, 1, &res);	/* behind again */
 	/* the cache says yes: the append carries a stale version, conflicts,
 	 * and the retry reads what changed */
-	ck_assert_int_eq(handler_deposit(h, "A", 2, &res), ERR_OK);
+	ck_assert_int_eq(handler_deposit(h, "A", 1, 2, &res), ERR_OK);
 	ck_assert_uint_eq(res.conflicts, 1);
 	ck_assert_uint_eq(res.version, 7);
-	ck_assert_int_eq(handler_withdraw(h, "A", 23, &res), ERR_OK);	/* 50-30+1+2 */
-	ck_assert_int_eq(handler_withdraw(h, "A", 1, &res), ERR_INSUFFICIENT_FUNDS);
+	/* 50-30+1+2 */
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 23, &res), ERR_OK);
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 1, &res), ERR_INSUFFICIENT_FUNDS);
 	handler_free(other);
 }
 END_TEST
@@ -252,14 +261,14 @@ START_TEST(a_stale_cache_does_not_use_up_a_retry)
 {
 	handler *other = handler_new(&rs.base);
 	handler_result res;
-	handler_deposit(h, "A", 10, &res);
-	handler_deposit(other, "A", 1, &res);	/* h's cache is behind */
+	handler_deposit(h, "A", 1, 10, &res);
+	handler_deposit(other, "A", 1, 1, &res);	/* h's cache is behind */
 	/* the cached attempt conflicts (no race), then a rival wins every
 	 * retry but the last */
-	rs.rival = (store_new_event){ "A", 0, EVENT_CREDITED, 1 };
+	rs.rival = rival_event("A", EVENT_CREDITED, 1);
 	rs.race_after = 1;
 	rs.races = HANDLER_RETRIES;
-	ck_assert_int_eq(handler_deposit(h, "A", 5, &res), ERR_OK);
+	ck_assert_int_eq(handler_deposit(h, "A", 1, 5, &res), ERR_OK);
 	ck_assert_uint_eq(res.conflicts, HANDLER_RETRIES + 1);
 	ck_assert_uint_eq(res.version, 2 + HANDLER_RETRIES + 1);
 	handler_free(other);
@@ -270,12 +279,12 @@ START_TEST(cached_state_catches_up_with_other_handlers)
 {
 	handler *other = handler_new(&rs.base);
 	handler_result res;
-	handler_deposit(h, "A", 10, &res);
-	handler_deposit(other, "A", 90, &res);	/* h's cache is now behind */
-	ck_assert_int_eq(handler_withdraw(h, "A", 100, &res), ERR_OK);
+	handler_deposit(h, "A", 1, 10, &res);
+	handler_deposit(other, "A", 1, 90, &res);	/* h's cache is now behind */
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 100, &res), ERR_OK);
 	ck_assert_uint_eq(res.version, 3);
 	ck_assert_uint_eq(res.conflicts, 0);
-	ck_assert_int_eq(handler_withdraw(other, "A", 1, &res),
+	ck_assert_int_eq(handler_withdraw(other, "A", 1, 1, &res),
 			 ERR_INSUFFICIENT_FUNDS);
 	handler_free(other);
 	handler_free(NULL);
@@ -297,7 +306,7 @@ static int grab_time(void *ctx, const store_event *ev)
 START_TEST(events_carry_the_clock)
 {
 	handler_result res;
-	handler_deposit(h, "A", 1, &res);
+	handler_deposit(h, "A", 1, 1, &res);
 	times t = { 0, 0 };
 	store_read_all(&rs.base, 0, 10, grab_time, &t);
 	ck_assert_int_eq(t.n, 1);

@@ -90,6 +90,20 @@ START_TEST(digits_match_printf)
 			ck_assert_str_eq(got, want);
 		}
 	}
+	/* around 2^32, where the 32-bit steps take over, and a spread of
+	 * every length (xorshift64, shifted to vary the length) */
+	uint64_t seed = 88172645463325252ull;
+	for (uint64_t i = 0; i < 100000; i++) {
+		uint64_t x = UINT32_MAX - 50000 + i;
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		if (i & 1)
+			x = seed >> (i % 64);
+		got[buf_fmt_u64(got, x)] = '\0';
+		snprintf(want, sizeof want, "%llu", (unsigned long long)x);
+		ck_assert_str_eq(got, want);
+	}
 }
 END_TEST
 

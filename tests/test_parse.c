@@ -126,6 +126,17 @@ START_TEST(account_ids)
 	const char *bad[] = { "a/b", "a b", "é", "a\x1b", "a;drop", "'", "a,b" };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		ck_assert_msg(!parse_account(bad[i]), "%s", bad[i]);
+	/* every length, with one bad byte in each place */
+	for (size_t n = 1; n <= 64; n++) {
+		memset(id, 'q', n);
+		id[n] = '\0';
+		ck_assert(parse_account(id));
+		for (size_t at = 0; at < n; at++) {
+			id[at] = at % 2 ? '/' : '\xff';
+			ck_assert_msg(!parse_account(id), "%zu %zu", n, at);
+			id[at] = 'q';
+		}
+	}
 }
 END_TEST
 
@@ -218,6 +229,9 @@ START_TEST(every_table_row_is_found_and_consistent)
 		ck_assert(strncmp(c->usage, c->name, strlen(c->name)) == 0);
 		ck_assert_uint_le(strlen(c->name), 8);	/* one word each */
 		ck_assert_uint_lt(cmd_table_len, 32);
+		/* ids before the amount: the parser checks in one pass */
+		const char *n = strchr(c->args, 'n');
+		ck_assert(n == NULL || strchr(n, 'a') == NULL);
 	}
 	/* any case, but nothing else */
 	ck_assert_ptr_eq(cmd_find("DePoSiT"), &cmd_table[0]);

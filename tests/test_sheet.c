@@ -29,7 +29,7 @@ static void teardown(void)
 static void dep(const char *id, int64_t amount)
 {
 	handler_result r;
-	ck_assert_int_eq(handler_deposit(h, id, amount, &r), ERR_OK);
+	ck_assert_int_eq(handler_deposit(h, id, strlen(id), amount, &r), ERR_OK);
 }
 
 static uint64_t behind(void)
@@ -67,7 +67,7 @@ START_TEST(refresh_applies_exactly_the_events_after_the_checkpoint)
 	ck_assert_uint_eq(applied, 2);
 	ck_assert_uint_eq(sheet_checkpoint(sh), 2);
 	ck_assert_uint_eq(behind(), 0);
-	ck_assert_int_eq(handler_transfer(h, "A", "B", 5, &r), ERR_OK);
+	ck_assert_int_eq(handler_transfer(h, "A", 1, "B", 1, 5, &r), ERR_OK);
 	dep("C", 1);
 	ck_assert_uint_eq(behind(), 3);
 	ck_assert_int_eq(bal("A"), 5);	/* still the old figure */
@@ -169,7 +169,7 @@ START_TEST(stream_keys_are_only_a_shortcut)
 		snprintf(id, sizeof id, "k%d", (i * 7) % 101);
 		dep(id, i + 1);
 		if (i % 3 == 0)
-			handler_withdraw(h, id, 1, &r);
+			handler_withdraw(h, id, strlen(id), 1, &r);
 		if (i % 500 == 0) {	/* refresh both part way, often */
 			sheet_refresh(sh, s, &a1);
 			sheet_refresh(plain, &k.base, &a2);

@@ -75,10 +75,17 @@ static uint64_t head(void)
 	return h;
 }
 
+static store_new_event ev(const char *stream, uint64_t expected, event_type t,
+			   int64_t amount)
+{
+	return (store_new_event){ .stream = stream, .expected_version = expected,
+				  .type = t, .amount = amount };
+}
+
 static uint64_t put(const char *stream, uint64_t expected, event_type t,
 		    int64_t amount)
 {
-	store_new_event e = { stream, expected, t, amount };
+	store_new_event e = ev(stream, expected, t, amount);
 	uint64_t pos = 0;
 	ck_assert_int_eq(store_append(s, &e, 1, 1000, &pos), ERR_OK);
 	return pos;
@@ -126,7 +133,7 @@ END_TEST
 START_TEST(stale_expected_version_conflicts_and_writes_nothing)
 {
 	put("A", 0, EVENT_CREDITED, 10);
-	store_new_event e = { "A", 0, EVENT_CREDITED, 5 };
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 5);
 	uint64_t pos = 99;
 	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_CONFLICT);
 	e.expected_version = 2;	/* from the future */
@@ -144,8 +151,8 @@ START_TEST(two_stream_append_is_all_or_nothing)
 	put("A", 0, EVENT_CREDITED, 10);
 	put("B", 0, EVENT_CREDITED, 1);
 	store_new_event t[2] = {
-		{ "A", 1, EVENT_DEBITED, 4 },
-		{ "B", 0, EVENT_CREDITED, 4 },	/* stale: B is at 1 */
+		ev("A", 1, EVENT_DEBITED, 4),
+		ev("B", 0, EVENT_CREDITED, 4),	/* stale: B is at 1 */
 	};
 	uint64_t pos;
 	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
@@ -171,8 +178,8 @@ END_TEST
 START_TEST(one_append_may_hold_a_stream_twice)
 {
 	store_new_event t[2] = {
-		{ "A", 0, EVENT_CREDITED, 4 },
-		{ "A", 1, EVENT_CREDITED, 5 },
+		ev("A", 0, EVENT_CREDITED, 4),
+		ev("A", 1, EVENT_CREDITED, 5),
 	};
 	uint64_t pos;
 	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_OK);
@@ -181,6 +188,74 @@ START_TEST(one_append_may_hold_a_stream_twice)
 	t[1].expected_version = 2;	/* must be 3 after the first */
 	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
 	ck_assert_uint_eq(head(), 2);
+}
+END_TEST
+
+START_TEST(an_append_gives_back_the_stream_key)
+{
+	uint32_t ka = 0, kb = 0;
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 4);
+	e.stream_len = 1;
+	e.stream_key = &ka;
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+	ck_assert_uint_ne(ka, 0);
+	e = ev("B", 0, EVENT_CREDITED, 4);	/* stream_len 0: measured */
+	e.stream_key = &kb;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+	ck_assert_uint_ne(kb, 0);
+	ck_assert_uint_ne(ka, kb);
+	/* the key is the one readers see */
+	seen r = { .n = 0 };
+	ck_assert_int_eq(store_read_all(s, 0, 10, record, &r), ERR_OK);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(r.ev[0].stream_key, ka);
+	ck_assert_uint_eq(r.ev[1].stream_key, kb);
+}
+END_TEST
+
+START_TEST(a_wrong_stream_key_is_only_a_hint)
+{
+	put("A", 0, EVENT_CREDITED, 4);
+	uint32_t kb = 0;
+	store_new_event e = ev("B", 0, EVENT_CREDITED, 4);
+	e.stream_key = &kb;
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+	/* B's key, a key no stream has, and the largest key: each is wrong
+	 * for A, and each append still goes to A */
+	uint32_t wrong[] = { kb, 99, UINT32_MAX };
+	for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+		uint32_t k = wrong[i];
+		e = ev("A", 1 + i, EVENT_CREDITED, 1);
+		e.stream_len = 1;
+		e.stream_key = &k;
+		ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+		ck_assert_uint_ne(k, kb);
+	}
+	seen r = { .n = 0 };
+	ck_assert_int_eq(store_read_stream(s, "A", 0, record, &r), ERR_OK);
+	ck_assert_uint_eq(r.n, 4);
+	r.n = 0;
+	ck_assert_int_eq(store_read_stream(s, "B", 0, record, &r), ERR_OK);
+	ck_assert_uint_eq(r.n, 1);
+	/* a new stream with another's key is still new, in both appends */
+	uint32_t k = kb;
+	e = ev("C", 0, EVENT_CREDITED, 1);
+	e.stream_key = &k;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+	ck_assert_uint_ne(k, kb);
+	k = kb;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_CONFLICT);
+	store_new_event t[2] = { ev("D", 0, EVENT_CREDITED, 1),
+				 ev("B", 1, EVENT_CREDITED, 1) };
+	uint32_t kt[2] = { kb, kb };
+	t[0].stream_key = &kt[0];
+	t[1].stream_key = &kt[1];
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_OK);
+	ck_assert_uint_ne(kt[0], kb);
+	ck_assert_uint_eq(kt[1], kb);
+	ck_assert_uint_eq(head(), 8);
 }
 END_TEST
 
@@ -467,6 +542,11 @@ static Suite *store_suite(void)
 	tcase_add_test(t, reopened_the_store_is_as_left);
 	tcase_add_test(t, a_group_not_committed_is_not_kept);
 	tcase_add_test(t, the_kept_sheet_moves_only_from_its_checkpoint);
+	suite_add_tcase(su, t);
+	t = tcase_create("hints");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, an_append_gives_back_the_stream_key);
+	tcase_add_test(t, a_wrong_stream_key_is_only_a_hint);
 	suite_add_tcase(su, t);
 	t = tcase_create("read");
 	tcase_add_checked_fixture(t, setup, teardown);

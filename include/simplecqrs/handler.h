@@ -30,13 +30,17 @@ typedef struct handler_result {
 handler *handler_new(store *s);
 void handler_free(handler *h);
 
-error_code handler_deposit(handler *h, const char *account, int64_t amount,
-			   handler_result *res);
-error_code handler_withdraw(handler *h, const char *account, int64_t amount,
-			    handler_result *res);
-/* Debits from and credits to in one append: both events or neither. */
-error_code handler_transfer(handler *h, const char *from, const char *to,
+/* Each id comes with its length, strlen(id), which the caller has already
+ * measured (the parser has), so the handler and the store never walk the
+ * id for it. */
+error_code handler_deposit(handler *h, const char *account, size_t len,
+			   int64_t amount, handler_result *res);
+error_code handler_withdraw(handler *h, const char *account, size_t len,
 			    int64_t amount, handler_result *res);
+/* Debits from and credits to in one append: both events or neither. */
+error_code handler_transfer(handler *h, const char *from, size_t from_len,
+			    const char *to, size_t to_len, int64_t amount,
+			    handler_result *res);
 
 /* The clock the handler stamps events with; tests may replace it. */
 extern int64_t (*handler_clock)(void);

@@ -23,6 +23,9 @@ void idmap_free(idmap *m);
 uint32_t idmap_find(const idmap *m, const char *key, size_t len);
 /* Index of key[0..len), adding it if new (then *added is set, if given). */
 uint32_t idmap_intern(idmap *m, const char *key, size_t len, bool *added);
+/* Whether index holds key[0..len): a check of a remembered index that
+ * costs one compare instead of a hash and a probe. Any index may be asked. */
+bool idmap_is(const idmap *m, uint32_t index, const char *key, size_t len);
 /* The NUL-terminated key of an index; owned by the map. */
 const char *idmap_key(const idmap *m, uint32_t index);
 uint32_t idmap_count(const idmap *m);

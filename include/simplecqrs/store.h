@@ -35,12 +35,20 @@ typedef struct store_event {
 } store_event;
 
 /* One event to append, with the version its stream must be at now (0: the
- * stream must not exist yet). */
+ * stream must not exist yet). The last two fields only save work: left 0
+ * and NULL, the store measures the id and finds the stream itself. */
 typedef struct store_new_event {
 	const char *stream;
 	uint64_t expected_version;
 	event_type type;
 	int64_t amount;
+	size_t stream_len;	/* strlen(stream), or 0: the store measures it */
+	uint32_t *stream_key;	/* NULL, or in: the key a store put here in an
+				   earlier append of this stream (0: none
+				   yet), only a hint that the store checks
+				   against the id; out: a store that numbers
+				   streams puts the stream's key here (as in
+				   store_event), others leave it alone */
 } store_new_event;
 
 /* Called once per event read. A non-zero return stops the read early; that
