@@ -573,13 +573,24 @@ static bool check_schema(pg_store *g, char *why, size_t why_len)
 	} else {
 		res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
 				      "WHERE key = 'schema_version'");
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			pg_failed(g, "cannot read the schema version", res);
 			PQclear(res);
 			goto failed;
 		}
-		long version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		/* only a plain positive number is a version */
+		char text[32] = "";
+		if (PQntuples(res) == 1)
+			snprintf(text, sizeof text, "%s", PQgetvalue(res, 0, 0));
 		PQclear(res);
+		char *end;
+		long version = strtol(text, &end, 10);
+		if (text[0] < '1' || text[0] > '9' || *end != '\0' ||
+		    strlen(text) > 9) {
+			snprintf(why, why_len, "a damaged ledger: its schema_version "
+				 "is '%.20s', not a version", text);
+			goto refused;
+		}
 		if (version > SCHEMA_VERSION) {
 			snprintf(why, why_len, "ledger schema version %ld is newer than "
 				 "this simplecqrs knows (%d)", version, SCHEMA_VERSION);

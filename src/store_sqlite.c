@@ -271,6 +271,8 @@ static error_code claim_version(sql_store *q, const store_new_event *ev,
 	*id = stream_id(q, ev->stream);
 	if (*id < 0)
 		return db_fail(q, "cannot read a stream");
+	if (ev->stream_key && *id > 0 && *id < UINT32_MAX)
+		*ev->stream_key = (uint32_t)*id;	/* readers see the same */
 	sqlite3_stmt *st;
 	if (ev->expected_version == 0) {
 		if (*id > 0)
@@ -281,6 +283,8 @@ static error_code claim_version(sql_store *q, const store_new_event *ev,
 			return db_fail(q, "cannot add a stream");
 		*id = sqlite3_last_insert_rowid(q->db);
 		remember(q, ev->stream, *id);
+		if (ev->stream_key && *id < UINT32_MAX)
+			*ev->stream_key = (uint32_t)*id;
 		return ERR_OK;
 	}
 	if (*id == 0)

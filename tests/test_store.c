@@ -424,8 +424,8 @@ START_TEST(a_conflict_puts_back_a_new_stream)
 {
 	put("B", 0, EVENT_CREDITED, 1);
 	store_new_event t[2] = {
-		{ "new", 0, EVENT_CREDITED, 4 },
-		{ "B", 0, EVENT_CREDITED, 4 },	/* stale: B is at 1 */
+		ev("new", 0, EVENT_CREDITED, 4),
+		ev("B", 0, EVENT_CREDITED, 4),	/* stale: B is at 1 */
 	};
 	uint64_t pos, n;
 	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_CONFLICT);
@@ -444,8 +444,8 @@ START_TEST(reopened_the_store_is_as_left)
 	put("A", 0, EVENT_CREDITED, 10);
 	put("A", 1, EVENT_DEBITED, 3);
 	store_new_event t[2] = {
-		{ "A", 2, EVENT_DEBITED, 2 },
-		{ "B", 0, EVENT_CREDITED, 2 },
+		ev("A", 2, EVENT_DEBITED, 2),
+		ev("B", 0, EVENT_CREDITED, 2),
 	};
 	uint64_t pos;
 	ck_assert_int_eq(store_append(s, t, 2, 1795899784123, &pos), ERR_OK);

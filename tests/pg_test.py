@@ -1,0 +1,1306 @@
+#!/usr/bin/env python3
+"""The postgresql:// store against a real, throwaway PostgreSQL cluster.
+
+usage: pg_test.py BIN [--only NAME[,NAME...]]
+
+A private cluster is made with initdb and run with pg_ctl (the newest
+/usr/lib/postgresql/*/bin, else whatever is on PATH) in a fresh temporary
+folder: unix socket only (listen_addresses = ''), port 5432 inside that
+folder, trust authentication. Run as root, the server runs as the `postgres`
+system user (else `nobody`) through setpriv. It is stopped and removed at the
+end whatever happens (finally, atexit, SIGTERM/SIGINT). Missing server
+binaries are a failure, not a skip. The database is read back with `psql`.
+Every test gets its own database, dropped afterwards.
+
+Tests (NAME for --only):
+
+  cli          every tests/cli/*.cqrs case that does not pick its own store
+               runs with `--store postgresql:///DB` first, on a fresh database,
+               and prints what the case expects (`status` names postgresql);
+               a case that ran commands must have made the tables.
+  model        four random --json scripts (500, 500, 500, 2000 lines) of deposits, withdrawals, transfers,
+               refresh, balances, balance, history, status, rebuild and bad
+               lines, run on the memory store and on PostgreSQL: identical
+               output (times masked, status store name aside), status, stderr.
+  race         8 shells x 200 withdrawals and transfers between 4 seeded
+               accounts at once: exit 0 or 1 only, one result per command;
+               per-stream replay never negative, versions 1..n, positions
+               1..max without gaps, every event one acknowledged write's
+               (deposits + withdrawals + 2 x transfers = events), money
+               conserved, positions in commit order (commit timestamps from
+               track_commit_timestamp rise with position, each transaction
+               one run of positions), a last refresh equals the replay.
+  gap          writer A holds its transaction (and a position) open 1.5 s
+               (SIMPLECQRS_TEST_COMMIT_DELAY_MS); B and W start after A took
+               its position; shell C refreshes every ~20 ms throughout. The
+               refreshes' (position - applied, position] join end to end,
+               A's position < B's and W's, A committed first and B and W
+               answered after A's commit timestamp, the final checkpoint is
+               max(position), the table is the replay.
+  refresh      two shells refresh after nearly every deposit while a third
+               writes: refreshes join end to end, every `balances` shown is
+               the replay to its position, the kept table is the replay.
+  stopped      the server stops (pg_ctl stop -m fast) under a shell: its next
+               deposit prints a storage error and it exits 3; after a restart
+               the ledger holds exactly the writes answered before the stop.
+               Stopped under a shell piping 300,000 deposits: exit 3, one
+               storage error last, every result shown is in the ledger. A
+               read (balances) after a stop is a storage error too.
+  unreachable  nothing listening: exit 2, one `simplecqrs: cannot open store`
+               line, empty stdout; a password in the URI is never printed
+               (refused connection, missing database, `status` on a working
+               store in text, --echo and --json modes).
+  foreign      a database with someone else's `events` (or `checkpoint`)
+               table is refused with exit 2 and left untouched; a ledger whose
+               simplecqrs_meta schema_version is '2' is refused with exit 2.
+
+Prints 'pg: P passed, F failed'; exits 1 on failure.
+"""
+import atexit
+import glob
+import json
+import os
+import pwd
+import random
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
+SLOW = 6 if WRAPPER else 1
+TIMEOUT = 60.0 * SLOW
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLI_DIR = os.path.join(HERE, 'cli')
+TIME_RE = re.compile(rb'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z')
+PORT = '5432'
+LOCK_KEY = 1396920658
+BIN = None
+CLUSTER = None
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failed(what)
+
+
+class Checks:
+    """Named checks; a failure is reported and counted, the rest go on."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, name, fn, *args):
+        try:
+            value = fn(*args)
+            self.passed += 1
+            print(f'ok {name}', flush=True)
+            return value
+        except Failed as e:
+            self.failed += 1
+            print(f'FAIL {name}: {e}', flush=True)
+        except Exception as e:      # a crash of the checker is a failure too
+            self.failed += 1
+            print(f'FAIL {name}: {type(e).__name__}: {e}', flush=True)
+
+
+def bytewise(accounts):
+    return sorted(accounts, key=lambda a: a.encode())
+
+
+# ---- the private cluster ----
+
+def server_bin():
+    """The newest /usr/lib/postgresql/N/bin holding initdb and pg_ctl, else
+    PATH's; None when there is none."""
+    def version(d):
+        try:
+            return int(d.split('/')[-2])
+        except ValueError:
+            return -1
+    for d in sorted(glob.glob('/usr/lib/postgresql/*/bin'), key=version, reverse=True):
+        if all(os.access(os.path.join(d, t), os.X_OK) for t in ('initdb', 'pg_ctl')):
+            return d
+    initdb, pg_ctl = shutil.which('initdb'), shutil.which('pg_ctl')
+    if initdb and pg_ctl and os.path.dirname(initdb) == os.path.dirname(pg_ctl):
+        return os.path.dirname(initdb)
+    return None
+
+
+class Cluster:
+    def __init__(self, bindir):
+        self.bindir = bindir
+        self.running = False
+        if os.geteuid() == 0:
+            for name in ('postgres', 'nobody'):
+                try:
+                    self.pw = pwd.getpwnam(name)
+                    break
+                except KeyError:
+                    continue
+            else:
+                raise Failed('running as root, and there is neither a postgres '
+                             'nor a nobody user to run the server as')
+            self.as_user = ['setpriv', f'--reuid={self.pw.pw_uid}',
+                            f'--regid={self.pw.pw_gid}', '--init-groups']
+        else:
+            self.pw = pwd.getpwuid(os.geteuid())
+            self.as_user = []
+        self.user = self.pw.pw_name
+        base = None
+        if self.as_user:   # the server's user must be able to reach the folder
+            d = tempfile.gettempdir()
+            while d != '/':
+                if not os.stat(d).st_mode & 0o001:
+                    base = '/tmp'
+                    break
+                d = os.path.dirname(d)
+        self.tmp = tempfile.mkdtemp(prefix='simplecqrs-pg-', dir=base)
+        self.data = os.path.join(self.tmp, 'data')
+        self.sock = os.path.join(self.tmp, 'sock')
+        self.log = os.path.join(self.tmp, 'server.log')
+        os.mkdir(self.sock)
+        if self.as_user:
+            for p in (self.tmp, self.sock):
+                os.chown(p, self.pw.pw_uid, self.pw.pw_gid)
+        # the environment of every client: only our server, our user
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith('PG') and k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
+        self.env.update(PGHOST=self.sock, PGPORT=PORT, PGUSER=self.user,
+                        PGDATABASE='postgres', PGCONNECT_TIMEOUT='10')
+
+    def server_env(self):
+        env = {k: v for k, v in self.env.items() if not k.startswith('PG')}
+        env.update(HOME=self.tmp, USER=self.user, LOGNAME=self.user, LC_ALL='C')
+        return env
+
+    def tool(self, name, *args, timeout=120):
+        p = subprocess.run(self.as_user + [os.path.join(self.bindir, name), *args],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, cwd=self.tmp,
+                           env=self.server_env(), timeout=timeout)
+        if p.returncode != 0:
+            tail = ''
+            if os.path.exists(self.log):
+                with open(self.log, errors='replace') as f:
+                    tail = ''.join(f.readlines()[-15:])
+            raise Failed(f'{name} {" ".join(args)} failed ({p.returncode}): '
+                         f'{p.stdout.decode(errors="replace")[-1500:]}\n{tail}')
+        return p
+
+    def init(self):
+        self.tool('initdb', '-D', self.data, '-A', 'trust', '-U', self.user,
+                  '-E', 'UTF8', '--no-locale', '--no-sync')
+        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
+            f.write(f"\nlisten_addresses = ''\nport = {PORT}\n"
+                    f"unix_socket_directories = '{self.sock}'\n"
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                    "track_commit_timestamp = on\n"
+                    "max_connections = 60\nshared_buffers = 16MB\n")
+        self.start()
+
+    def start(self):
+        self.tool('pg_ctl', '-D', self.data, '-l', self.log, '-w', '-t', '60', 'start')
+        self.running = True
+
+    def stop(self, mode='fast'):
+        self.tool('pg_ctl', '-D', self.data, '-m', mode, '-w', '-t', '60', 'stop')
+        self.running = False
+
+    def destroy(self):
+        try:
+            if self.running and os.path.exists(os.path.join(self.data, 'postmaster.pid')):
+                self.stop('immediate')
+        except Exception as e:
+            print(f'could not stop the cluster: {e}', flush=True)
+        self.running = False
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def psql(sql, db='postgres'):
+    """Rows of sql as lists of strings (fields split on |)."""
+    p = subprocess.run(['psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', sql],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       env=CLUSTER.env, timeout=TIMEOUT)
+    if p.returncode != 0:
+        raise Failed(f'psql {sql!r} on {db}: {p.stderr.decode(errors="replace").strip()}')
+    return [line.split('|') for line in p.stdout.decode().splitlines()]
+
+
+class Database:
+    """A fresh database, dropped on leaving the with block."""
+    count = 0
+
+    def __init__(self, tag):
+        Database.count += 1
+        self.name = 't%d_%s' % (Database.count, re.sub(r'[^a-z0-9_]', '_', tag.lower()))[:60]
+        self.uri = 'postgresql:///' + self.name
+
+    def __enter__(self):
+        psql(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc):
+        if CLUSTER.running:
+            try:
+                psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            except Failed as e:
+                print(f'note: {e}', flush=True)
+
+    def rows(self, sql):
+        return psql(sql, self.name)
+
+    def events(self):
+        return [(int(p), s, int(v), t, int(a)) for p, s, v, t, a in self.rows(
+            'SELECT position, stream, version, type, amount FROM events ORDER BY position')]
+
+    def commits(self):
+        """[(position, xid, commit time in epoch seconds)] in position order:
+        which transaction wrote each event, and when it committed."""
+        return [(int(p), x, float(t)) for p, x, t in self.rows(
+            'SELECT position, xmin::text, '
+            'extract(epoch FROM pg_xact_commit_timestamp(xmin)) '
+            'FROM events ORDER BY position')]
+
+    def streams(self):
+        return {s: int(v) for s, v in self.rows('SELECT name, version FROM streams')}
+
+    def checkpoint(self):
+        r = self.rows('SELECT position FROM checkpoint WHERE id = 1')
+        return int(r[0][0]) if len(r) == 1 else None
+
+    def sheet(self):
+        return {a: int(b) for a, b in self.rows('SELECT account, balance FROM balances')}
+
+    def has(self, table):
+        return self.rows(f"SELECT to_regclass('{table}') IS NOT NULL") == [['t']]
+
+
+# ---- running the binary ----
+
+PROCS = []
+
+
+def spawn(args, env=None, **kw):
+    p = subprocess.Popen(WRAPPER + [BIN] + args, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env or CLUSTER.env, **kw)
+    PROCS.append(p)
+    return p
+
+
+def run(args, text, env=None, timeout=None, cwd=None):
+    p = subprocess.run(WRAPPER + [BIN] + args, input=text.encode(), capture_output=True,
+                       env=env or CLUSTER.env, timeout=timeout or TIMEOUT, cwd=cwd)
+    return p
+
+
+def run_json(db, text, env=None):
+    """(status, [objects], stderr) of one --json shell over text."""
+    p = run(['--json', '--store', db.uri], text, env)
+    try:
+        objs = [json.loads(l) for l in p.stdout.decode().splitlines()]
+    except ValueError as e:
+        raise Failed(f'output is not JSON lines ({e}): {p.stdout[:300]!r}')
+    return p.returncode, objs, p.stderr
+
+
+class Coproc:
+    """A --json shell on a pipe, asked one line at a time."""
+
+    def __init__(self, db, env=None, extra=()):
+        self.p = spawn(['--json', '--store', db.uri, *extra], env)
+        self.buf = b''
+
+    def send(self, line):
+        self.p.stdin.write(line.encode() + b'\n')
+        self.p.stdin.flush()
+
+    def readline(self, timeout=TIMEOUT):
+        """One line of stdout, None at EOF; Failed on timeout."""
+        deadline = time.monotonic() + timeout
+        while b'\n' not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failed(f'no answer in {timeout:g}s (got {self.buf[:200]!r})')
+            ready, _, _ = select.select([self.p.stdout], [], [], left)
+            if ready:
+                c = os.read(self.p.stdout.fileno(), 65536)
+                if not c:
+                    return None
+                self.buf += c
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line
+
+    def ask(self, line, timeout=TIMEOUT):
+        self.send(line)
+        got = self.readline(timeout)
+        check(got is not None, f'{line!r}: the shell ended (status {self.p.poll()}, '
+              f'stderr {self.p.stderr.read()[:300]!r})' if got is None else '')
+        try:
+            return json.loads(got)
+        except ValueError:
+            raise Failed(f'{line!r}: not JSON: {got[:200]!r}')
+
+    def close(self, timeout=TIMEOUT):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            status = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise Failed(f'the shell did not end within {timeout:g}s of EOF')
+        return status, self.p.stderr.read()
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def run_all(db, scripts, slow, env=None, pause=0.002):
+    """Runs one shell per script at once; slow[i] feeds script i a few lines
+    at a time, up to `pause` seconds apart. Returns [(status, [objects],
+    stderr)]."""
+    procs, threads, outs = [], [], [None] * len(scripts)
+    go = threading.Event()
+    for i, lines in enumerate(scripts):
+        p = spawn(['--json', '--store', db.uri], env)
+        procs.append(p)
+        data = [l.encode() + b'\n' for l in lines]
+        rng = random.Random(i)
+
+        def feed(p=p, data=data, rng=rng, slow=slow[i]):
+            go.wait()
+            try:
+                if not slow:
+                    p.stdin.write(b''.join(data))
+                else:
+                    j = 0
+                    while j < len(data):
+                        k = rng.choice((1, 1, 1, 2, 3, 8))
+                        p.stdin.write(b''.join(data[j:j + k]))
+                        p.stdin.flush()
+                        j += k
+                        time.sleep(rng.random() * pause)
+                p.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        def read(i=i, p=p):
+            outs[i] = (p.stdout.read(), p.stderr.read())
+
+        threads += [threading.Thread(target=feed, daemon=True),
+                    threading.Thread(target=read, daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)     # every shell has started and connected: they race from here
+    go.set()
+    deadline = time.monotonic() + TIMEOUT
+    for i, p in enumerate(procs):
+        try:
+            p.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise Failed(f'shell {i} still running after {TIMEOUT:g}s')
+    for t in threads:
+        t.join(TIMEOUT)
+    results = []
+    for i, p in enumerate(procs):
+        out, err = outs[i]
+        try:
+            objs = [json.loads(l) for l in out.decode().splitlines()]
+        except ValueError as e:
+            raise Failed(f'shell {i}: output is not JSON lines ({e}): {out[:300]!r}')
+        results.append((p.returncode, objs, err))
+    return results
+
+
+# ---- checks shared by several tests ----
+
+def replay(events, upto=None):
+    bal = {}
+    for p, s, _, t, a in events:
+        if upto is not None and p > upto:
+            break
+        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
+    return bal
+
+
+def status_text(status):
+    return f'{status}' + (f' ({signal.Signals(-status).name})' if status < 0 else '')
+
+
+def check_statuses(scripts, results):
+    for i, (status, objs, err) in enumerate(results):
+        check(status in (0, 1), f'shell {i}: exit status {status_text(status)}, '
+              f'stderr {err[:300]!r}')
+        check(err == b'', f'shell {i}: stderr {err[:300]!r}')
+        refused = any(not o.get('ok') for o in objs)
+        check(status == (1 if refused else 0),
+              f'shell {i}: exit status {status}, refusals printed: {refused}')
+        check(len(objs) == len(scripts[i]),
+              f'shell {i}: {len(objs)} results for {len(scripts[i])} commands')
+
+
+def check_results_match(scripts, results, refusals):
+    """Each result is its command's; refusals only those allowed. Returns
+    the count of each refusal."""
+    counts = {}
+    for i, (_, objs, _) in enumerate(results):
+        for n, (line, o) in enumerate(zip(scripts[i], objs)):
+            words = line.split()
+            check(o.get('cmd') == words[0], f'shell {i} line {n + 1} {line!r}: {o}')
+            if not o['ok']:
+                check(o.get('line') == n + 1 and isinstance(o.get('message'), str),
+                      f'shell {i} line {n + 1}: {o}')
+                check(o.get('error') in refusals.get(words[0], ()),
+                      f'shell {i} line {n + 1} {line!r}: {o}')
+                counts[o['error']] = counts.get(o['error'], 0) + 1
+                continue
+            if words[0] in ('deposit', 'withdraw'):
+                check([o.get('account'), o.get('amount')] == [words[1], int(words[2])],
+                      f'shell {i} line {n + 1} {line!r}: {o}')
+            elif words[0] == 'transfer':
+                check([o.get('from'), o.get('to'), o.get('amount')] ==
+                      [words[1], words[2], int(words[3])],
+                      f'shell {i} line {n + 1} {line!r}: {o}')
+    return counts
+
+
+def check_events(events, streams):
+    """Positions 1..max, versions 1..n per stream, no balance below zero in a
+    per-stream replay in position order; the streams table agrees."""
+    versions, bal = {}, {}
+    for i, (p, s, v, t, a) in enumerate(events):
+        check(p == i + 1, f'positions have a gap: {p} at row {i + 1}')
+        check(v == versions.get(s, 0) + 1,
+              f'position {p}: {s} version {v} after {versions.get(s, 0)}')
+        versions[s] = v
+        check(t in ('AccountCredited', 'AccountDebited') and a > 0,
+              f'position {p}: {t} {a}')
+        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
+        check(bal[s] >= 0, f'position {p}: {s} goes to {bal[s]} (an overdraft)')
+    check(streams == versions, f'streams table {streams}, versions {versions}')
+
+
+def check_commit_order(commits):
+    """Positions are handed out in commit order: each transaction's events
+    are one run of positions, and commit times rise with position."""
+    seen, last = set(), None
+    for p, xid, ts in commits:
+        if last is not None and xid == last[1]:
+            continue
+        check(xid not in seen, f'position {p}: transaction {xid} wrote events before '
+              f'and after another transaction\'s')
+        if last is not None:
+            check(ts > last[2], f'position {p} committed at {ts:.6f}, position '
+                  f'{last[0]} (an earlier one, another transaction) at {last[2]:.6f}')
+        seen.add(xid)
+        last = (p, xid, ts)
+    return len(seen)
+
+
+def check_claims(results, events):
+    """Each acknowledged write's events are where it says; every event is
+    exactly one acknowledged write's. Returns the totals of the writes."""
+    owner = {}
+    tally = {'deposit': 0, 'withdraw': 0, 'transfer': 0, 'deposited': 0, 'withdrawn': 0}
+
+    def claim(pos, who, stream, version, kind, amount):
+        check(1 <= pos <= len(events), f'{who}: position {pos} is not in events')
+        got = events[pos - 1]
+        check(got[1] == stream and got[3] == kind and got[4] == amount and
+              (version is None or got[2] == version),
+              f'{who}: position {pos} holds {got}')
+        check(pos not in owner, f'{who}: position {pos} is also {owner.get(pos)}\'s')
+        owner[pos] = who
+
+    for i, (_, objs, _) in enumerate(results):
+        for o in objs:
+            if not o['ok'] or o['cmd'] not in tally:
+                continue
+            who = f'shell {i} {json.dumps(o)}'
+            tally[o['cmd']] += 1
+            if o['cmd'] == 'deposit':
+                claim(o['position'], who, o['account'], o['version'],
+                      'AccountCredited', o['amount'])
+                tally['deposited'] += o['amount']
+            elif o['cmd'] == 'withdraw':
+                claim(o['position'], who, o['account'], o['version'],
+                      'AccountDebited', o['amount'])
+                tally['withdrawn'] += o['amount']
+            else:
+                claim(o['position'] - 1, who, o['from'], None, 'AccountDebited', o['amount'])
+                claim(o['position'], who, o['to'], None, 'AccountCredited', o['amount'])
+    want = tally['deposit'] + tally['withdraw'] + 2 * tally['transfer']
+    check(len(events) == want,
+          f'{len(events)} events; acknowledged: {tally["deposit"]} deposits + '
+          f'{tally["withdraw"]} withdrawals + 2 x {tally["transfer"]} transfers = {want}')
+    unowned = [p for p in range(1, len(events) + 1) if p not in owner]
+    check(not unowned, f'events nobody acknowledged at positions {unowned[:10]}')
+    return tally
+
+
+def refresh_spans(objs, who):
+    return [(o['position'] - o['applied'], o['position'], who)
+            for o in objs if o.get('ok') and o.get('cmd') == 'refresh' and o['applied']]
+
+
+def check_spans_join(spans, upto, start=0):
+    """The refreshes' (position - applied, position] join end to end from
+    start to upto: nothing applied twice, nothing skipped."""
+    at = start
+    for lo, hi, who in sorted(spans):
+        check(lo == at, f'a refresh applied ({lo}, {hi}] ({who}) after the refreshes '
+              f'had reached {at}: ' + ('events applied twice' if lo < at
+                                       else 'events skipped'))
+        at = hi
+    check(at == upto, f'refreshes applied up to {at}, want {upto}')
+    return len(spans)
+
+
+def check_balances_shown(results, events):
+    """Each `balances` printed is the replay to the position it shows."""
+    snaps, bal = [{}], {}
+    for p, s, _, t, a in events:
+        bal = dict(bal)
+        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
+        snaps.append(bal)
+    shown = 0
+    for i, (_, objs, _) in enumerate(results):
+        for n, o in enumerate(objs):
+            if not (o['ok'] and o['cmd'] == 'balances'):
+                continue
+            shown += 1
+            pos = o['position']
+            check(0 <= pos < len(snaps) and o['behind'] >= 0 and
+                  pos + o['behind'] <= len(events),
+                  f'shell {i}: balances at {pos}, behind {o["behind"]}, '
+                  f'{len(events)} events')
+            got = {r['account']: r['balance'] for r in o['balances']}
+            check([r['account'] for r in o['balances']] == bytewise(got),
+                  f'shell {i}: balances not sorted: {o["balances"]}')
+            check(got == snaps[pos], f'shell {i} result {n + 1}: balances at {pos} '
+                  f'show {got}; the replay to {pos} is {snaps[pos]}')
+    return shown
+
+
+def final_refresh(db):
+    """A last refresh on its own: its answer, `balances`, the kept table and
+    the checkpoint all equal the replay of the events. Returns the refresh."""
+    status, objs, err = run_json(db, 'refresh\nbalances\nstatus\n')
+    check(status == 0 and err == b'' and len(objs) == 3,
+          f'last refresh: status {status}, stderr {err[:200]!r}, {objs}')
+    events = db.events()
+    bal, head = replay(events), len(events)
+    check(objs[0]['position'] == head, f'last refresh: {objs[0]}, {head} events')
+    want = [{'account': s, 'balance': bal[s]} for s in bytewise(bal)]
+    check(objs[1]['balances'] == want and objs[1]['position'] == head and
+          objs[1]['behind'] == 0,
+          f'balances after the last refresh: {objs[1]}, replay {want}')
+    check(db.sheet() == bal, f'balances table {db.sheet()}, replay {bal}')
+    check(db.checkpoint() == head, f'checkpoint table {db.checkpoint()}, '
+          f'max(position) {head}')
+    check(objs[2]['store'] == 'postgresql' and objs[2]['head'] == head and
+          objs[2]['checkpoint'] == head and objs[2]['behind'] == 0, f'status: {objs[2]}')
+    return objs[0]
+
+
+# ---- 1. the CLI cases ----
+
+def read(path, default=None):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+def cli_case(case):
+    """None when the case picks its own store; else checks it."""
+    args = shlex.split(read(case + '.args', b'').decode())
+    env = dict(CLUSTER.env)
+    for line in read(case + '.env', b'').decode().splitlines():
+        if line.strip():
+            k, _, v = line.partition('=')
+            env[k] = v
+    if 'SIMPLECQRS_STORE' in env or any(
+            a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args):
+        return None
+    with Database('cli_' + os.path.basename(case)) as db:
+        p = subprocess.run(WRAPPER + [BIN, '--store', db.uri] + args,
+                           input=read(case + '.cqrs'), capture_output=True,
+                           cwd=CLI_DIR, env=env, timeout=TIMEOUT)
+        ran = p.returncode in (0, 1) and not any(
+            a in ('-h', '--help', '-V', '--version') for a in args)
+        failures = []
+        if ran and not db.has('simplecqrs_meta'):
+            failures.append('the shell ran, but the tables were not made')
+    got = {'stdout': TIME_RE.sub(b'<time>', p.stdout), 'stderr': p.stderr,
+           'status': b'%d\n' % p.returncode}
+    for ext, data in got.items():
+        want = read(f'{case}.{ext}', b'' if ext != 'status' else b'0\n')
+        want = re.sub(rb'^store( +)memory$', rb'store\1postgresql', want, flags=re.M)
+        want = want.replace(b'"store":"memory"', b'"store":"postgresql"')
+        if data != want:
+            failures.append(f'--- {ext} expected:\n{want.decode(errors="replace")}'
+                            f'--- {ext} got:\n{data.decode(errors="replace")}')
+    if '--json' in args:
+        for i, line in enumerate(p.stdout.splitlines(), 1):
+            try:
+                json.loads(line)
+            except ValueError as e:
+                failures.append(f'stdout line {i} is not JSON ({e}): {line[:200]!r}')
+    if b'\x1b' in p.stdout + p.stderr:
+        failures.append('an escape code reached piped output')
+    check(not failures, '\n' + '\n'.join(failures))
+    return ran
+
+
+def test_cli(checks):
+    cases = sorted(f[:-5] for f in os.listdir(CLI_DIR) if f.endswith('.cqrs'))
+    check(cases, f'no cases in {CLI_DIR}')
+    ran = skipped = 0
+    for name in cases:
+        case = os.path.join(CLI_DIR, name)
+        args = shlex.split(read(case + '.args', b'').decode())
+        envtxt = read(case + '.env', b'').decode()
+        if 'SIMPLECQRS_STORE=' in envtxt or any(
+                a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args):
+            skipped += 1
+            continue
+        r = checks(f'cli {name}', cli_case, case)
+        ran += bool(r)
+    print(f'cli: {len(cases) - skipped} cases on PostgreSQL ({ran} ran commands), '
+          f'{skipped} pick their own store', flush=True)
+
+
+# ---- 2. the same script on memory and on PostgreSQL ----
+
+def model_script(rng, n):
+    accts = ['M0', 'M1', 'M2', 'M3', 'm3', 'M.4', 'X' * 64]
+    lines = []
+    for _ in range(n):
+        a, b = rng.sample(accts, 2)
+        amt = str(rng.choice([1, 2, 5, 50, 99, 100, 500, 1000, rng.randint(1, 3000),
+                              2**63 - 1, 2**62]))
+        r = rng.random()
+        if r < 0.22:
+            lines.append(f'deposit {a} {amt}')
+        elif r < 0.40:
+            lines.append(f'withdraw {a} {amt}')
+        elif r < 0.58:
+            lines.append(f'transfer {a} {b} {amt}')
+        elif r < 0.66:
+            lines.append('refresh')
+        elif r < 0.72:
+            lines.append('balances')
+        elif r < 0.77:
+            lines.append(f'balance {a}')
+        elif r < 0.82:
+            lines.append(f'history {a}')
+        elif r < 0.85:
+            lines.append('status')
+        elif r < 0.87:
+            lines.append('rebuild')
+        else:
+            lines.append(rng.choice([
+                f'withdraw NEW{rng.randrange(3)} 5', f'transfer {a} {a} 1',
+                f'deposit {a} 0', f'deposit {a} 01', f'deposit bad/id 5', 'deposit',
+                f'transfer {a} {b} -3', 'frobnicate', f'DEPOSIT\t{a}  7\r',
+                '# a comment', '', f'  balance {a}  # trailing', f'withdraw {a}',
+                f'deposit {a} 99999999999999999999']))
+    return '\n'.join(lines) + '\n'
+
+
+def test_model(checks):
+    rng = random.Random(int(os.environ.get('SIMPLECQRS_PG_SEED', '7')))
+    for k, n in enumerate((500, 500, 500, 2000)):
+        text = model_script(rng, n)
+
+        def same(text=text):
+            mem = run(['--json'], text)
+            with Database(f'model{k}') as db:
+                pg = run(['--json', '--store', db.uri], text)
+
+            def mask(b):
+                b = TIME_RE.sub(b'<time>', b)
+                return b.replace(b'"store":"memory"', b'"store":"postgresql"')
+            m, g = mask(mem.stdout).splitlines(), mask(pg.stdout).splitlines()
+            check(len(m) > n // 2, f'memory printed {len(m)} lines for {n}')
+            for i, (x, y) in enumerate(zip(m, g)):
+                check(x == y, f'result {i + 1} differs:\n  memory     {x[:300]!r}\n'
+                      f'  postgresql {y[:300]!r}')
+            check(len(m) == len(g), f'memory printed {len(m)} lines, '
+                  f'postgresql {len(g)}')
+            check(mem.returncode == pg.returncode and mem.stderr == pg.stderr,
+                  f'memory: {mem.returncode} {mem.stderr[:200]!r}; '
+                  f'postgresql: {pg.returncode} {pg.stderr[:200]!r}')
+            st = [json.loads(l) for l in pg.stdout.splitlines() if b'"cmd":"status"' in l]
+            check(st and all(s['store'] == 'postgresql' for s in st),
+                  f'status on postgresql: {st[:1]}')
+            return len(m)
+        checks(f'model: script {k + 1} ({n} lines) prints the same on memory and '
+               f'postgresql', same)
+
+
+# ---- 3. racing writers ----
+
+def test_race(checks, racers=8, rounds=200):
+    accounts = ['R0', 'R1', 'R2', 'R3']
+    rng = random.Random(int(os.environ.get('SIMPLECQRS_PG_SEED', '1')))
+    with Database('race') as db:
+        seed = [f'deposit {a} {200000 + 1000 * k}' for k, a in enumerate(accounts)]
+        seeded = sum(200000 + 1000 * k for k in range(len(accounts)))
+        seed_run = run_json(db, '\n'.join(seed) + '\n')
+        checks('race: the seeding run', lambda: check(
+            seed_run[0] == 0 and len(seed_run[1]) == len(seed) and
+            all(o['ok'] for o in seed_run[1]), f'seeding: {seed_run}'))
+        scripts = []
+        for _ in range(racers):
+            lines = []
+            for _ in range(rounds):
+                a, b = rng.sample(accounts, 2)
+                if rng.random() < 0.45:
+                    lines.append(f'withdraw {a} {rng.randint(1, 3000)}')
+                else:
+                    lines.append(f'transfer {a} {b} {rng.randint(1, 4000)}')
+            scripts.append(lines)
+        started = time.monotonic()
+        results = run_all(db, scripts, [i % 4 != 3 for i in range(racers)], pause=0.012)
+        took = time.monotonic() - started
+        checks('race: every shell exits 0 or 1 (never 3 or a signal), one result '
+               'per command, nothing on stderr', check_statuses, scripts, results)
+        counts = checks('race: each result is its command\'s, refusals only '
+                        'insufficient_funds or conflict', check_results_match,
+                        scripts, results,
+                        {'withdraw': ('insufficient_funds', 'conflict'),
+                         'transfer': ('insufficient_funds', 'conflict')}) or {}
+        events, streams = db.events(), db.streams()
+        checks('race: positions 1..max without gaps, versions 1..n, no balance '
+               'ever negative', check_events, events, streams)
+        everyone = [seed_run] + results
+        tally = checks('race: successful deposits + withdrawals + 2 x transfers '
+                       '= events, each at its printed position', check_claims,
+                       everyone, events)
+
+        def conserved():
+            total = sum(replay(events).values())
+            withdrawn = sum(o['amount'] for _, objs, _ in results for o in objs
+                            if o['ok'] and o['cmd'] == 'withdraw')
+            check(total == seeded - withdrawn, f'total {total}, want {seeded} seeded - '
+                  f'{withdrawn} withdrawn = {seeded - withdrawn}')
+        checks('race: money is conserved', conserved)
+        txs = checks('race: positions are in commit order (commit timestamps rise, '
+                     'each transaction one run of positions)', check_commit_order,
+                     db.commits())
+
+        def raced():
+            who = {}
+            for i, (_, objs, _) in enumerate(results):
+                for o in objs:
+                    if o['ok'] and o['cmd'] in ('withdraw', 'transfer'):
+                        who[o['position']] = i
+            order = [who[p] for p in sorted(who)]
+            switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+            check(switches > 2 * racers, f'the shells ran one after another ({switches} '
+                  'switches between shells in position order)')
+            check(counts.get('insufficient_funds', 0) > 0, 'no withdrawal was refused')
+            return switches
+        switches = checks('race: the shells did race', raced)
+        checks('race: a last refresh equals the replay', final_refresh, db)
+        print(f'race: {racers} shells x {rounds} commands in {took:.1f}s, '
+              f'{len(events)} events, {counts.get("insufficient_funds", 0)} '
+              f'insufficient_funds, {counts.get("conflict", 0)} conflict, '
+              f'{switches} switches between shells, {txs} transactions', flush=True)
+
+
+# ---- 4. a writer holding its position open: refresh never skips it ----
+
+def holding_insert(db):
+    """pids of sessions idle in a transaction whose last statement wrote an
+    event (a writer between its INSERT and its COMMIT) in db."""
+    return db.rows("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND state = 'idle in transaction' AND query LIKE 'INSERT INTO events%'")
+
+
+def test_gap(checks, delay_ms=1500):
+    with Database('gap') as db:
+        seed = run_json(db, 'deposit GA 1000\ndeposit GB 1000\ndeposit GC 1000\nrefresh\n')
+        check(seed[0] == 0, f'seeding: {seed}')
+        c_log, c_err, stop = [], [], threading.Event()
+        c = Coproc(db)
+        a = b = w = None
+
+        def refresher():
+            try:
+                while not stop.is_set():
+                    for cmd in ('refresh', 'balances'):
+                        sent = time.time()
+                        o = c.ask(cmd)
+                        c_log.append((sent, time.time(), cmd, o))
+                    time.sleep(0.02)
+            except Exception as e:
+                c_err.append(e)
+
+        t = threading.Thread(target=refresher, daemon=True)
+        try:
+            t.start()
+            slow_env = dict(CLUSTER.env, SIMPLECQRS_TEST_COMMIT_DELAY_MS=str(delay_ms))
+            a, b, w = Coproc(db, slow_env), Coproc(db), Coproc(db)
+            time.sleep(0.3)             # all three connected and idle
+            a_sent = time.time()
+            a.send('deposit GA 5')
+            held = None
+            while time.time() < a_sent + 5:
+                if holding_insert(db):
+                    held = time.time()
+                    break
+                time.sleep(0.01)
+            time.sleep(max(0.0, a_sent + 0.2 - time.time()))
+            b_sent = time.time()
+            b.send('deposit GB 7')
+            w.send('transfer GC GD 11')
+            arrived = {}
+            names = {a: 'A', b: 'B', w: 'W'}
+            while len(arrived) < 3 and time.time() < a_sent + TIMEOUT:
+                for s in names:
+                    if names[s] in arrived:
+                        continue
+                    ready, _, _ = select.select([s.p.stdout], [], [], 0.005)
+                    if ready:
+                        line = s.readline()
+                        arrived[names[s]] = (time.time(),
+                                             json.loads(line) if line else None)
+            time.sleep(0.3)             # C refreshes once more after the writers
+        finally:
+            stop.set()
+            t.join(TIMEOUT)
+            for s in (a, b, w):
+                if s is not None:
+                    s.close()
+        c_status, c_stderr = c.close()
+
+        def writers():
+            check(len(arrived) == 3 and all(o for _, o in arrived.values()),
+                  f'answers: {arrived}')
+            for k, want in (('A', 'deposit'), ('B', 'deposit'), ('W', 'transfer')):
+                check(arrived[k][1].get('ok') and arrived[k][1]['cmd'] == want,
+                      f'{k}: {arrived[k][1]}')
+            check(held is not None, 'A was never seen holding its transaction open '
+                  'after writing its event (is SIMPLECQRS_TEST_COMMIT_DELAY_MS honoured?)')
+            check(arrived['A'][0] - a_sent >= delay_ms / 1000 - 0.05,
+                  f'A answered {arrived["A"][0] - a_sent:.3f}s after its deposit, '
+                  f'before its {delay_ms} ms commit delay was over')
+            pa, pb, pw = (arrived[k][1]['position'] for k in 'ABW')
+            check(pa < pb and pa < pw - 1, f'positions: A {pa}, B {pb}, W {pw}: '
+                  'commit order is not position order')
+            committed = {p: ts for p, _, ts in db.commits()}
+            check(committed[pa] < committed[pb] and committed[pa] < committed[pw],
+                  f'commit times: A {committed[pa]:.6f}, B {committed[pb]:.6f}, '
+                  f'W {committed[pw]:.6f}: A committed after a later position')
+            check(arrived['B'][0] > committed[pa] and arrived['W'][0] > committed[pa],
+                  f'B answered {arrived["B"][0] - committed[pa]:+.6f}s and W '
+                  f'{arrived["W"][0] - committed[pa]:+.6f}s after A committed '
+                  f'({committed[pa] - a_sent:.3f}s after A\'s deposit)')
+            check(arrived['B'][0] - b_sent > 0.8,
+                  f'B answered {arrived["B"][0] - b_sent:.3f}s after it was asked: '
+                  f'it did not wait for A\'s lock')
+        checks('gap: A holds its position open; B and W wait, take later positions '
+               'and answer after A commits', writers)
+
+        def refreshes():
+            check(not c_err, f'shell C: {c_err[:1]}')
+            check(c_stderr == b'' and c_status in (0, 1),
+                  f'shell C: status {status_text(c_status)}, stderr {c_stderr[:200]!r}')
+            bad = [o for _, _, _, o in c_log if not o['ok'] and o.get('error') != 'conflict']
+            check(not bad, f'shell C: {bad[:3]}')
+            check(len(c_log) > 20, f'shell C asked only {len(c_log)} times')
+            during = [o for sent, answered, cmd, o in c_log if cmd == 'refresh' and
+                      sent < arrived['A'][0] - 0.1 and answered > held]
+            check(during, 'shell C was not refreshing while A held its position')
+            spans = refresh_spans(seed[1], 'seed') + refresh_spans(
+                [o for _, _, _, o in c_log], 'C')
+            check_spans_join(spans, max(hi for _, hi, _ in spans))
+            events = db.events()
+            check_balances_shown([(0, [o for _, _, _, o in c_log], b'')], events)
+            last = final_refresh(db)
+            check_spans_join(spans + refresh_spans([last], 'last'), len(events))
+            check_events(events, db.streams())
+            return sum(1 for _, _, cmd, _ in c_log if cmd == 'refresh')
+        n = checks('gap: every refresh joins the one before (nothing skipped, nothing '
+                   'twice); the final checkpoint is max(position), the table the replay',
+                   refreshes)
+        print(f'gap: A held {delay_ms} ms; shell C refreshed {n} times', flush=True)
+
+
+# ---- 5. two shells refreshing while a third writes ----
+
+def test_refresh(checks, rounds=3):
+    conflicts = applied = shown = 0
+    with Database('refresh') as db:
+        start = 0
+        for r in range(rounds):
+            rng = random.Random(100 + r)
+            scripts = []
+            for _ in range(2):                      # the refreshers
+                lines = []
+                for n in range(150):
+                    lines.append(f'deposit B{rng.randrange(4)} {rng.randint(1, 100)}')
+                    lines.append('refresh')
+                    if n % 10 == 0:
+                        lines.append('balances')
+                scripts.append(lines)
+            lines = []                              # a writer that does not refresh
+            for n in range(200):
+                a = f'B{rng.randrange(4)}'
+                lines.append(f'deposit {a} {rng.randint(1, 100)}' if n % 3
+                             else f'withdraw {a} {rng.randint(1, 50)}')
+            scripts.append(lines)
+            scripts.append(['balances'] * 300)      # a reader
+            results = run_all(db, scripts, [True, True, True, True])
+            tag = f'refresh round {r + 1}'
+            checks(f'{tag}: exit statuses and stderr', check_statuses, scripts, results)
+            counts = checks(f'{tag}: each result is its command\'s', check_results_match,
+                            scripts, results,
+                            {'withdraw': ('insufficient_funds', 'conflict',
+                                          'unknown_account'),
+                             'deposit': ('conflict',), 'refresh': ('conflict',)}) or {}
+            conflicts += counts.get('conflict', 0)
+            events = db.events()
+            checks(f'{tag}: positions and versions without gaps', check_events,
+                   events, db.streams())
+            spans = [s for i, (_, objs, _) in enumerate(results)
+                     for s in refresh_spans(objs, f'shell {i}')]
+            checkpoint = db.checkpoint()
+            applied += checks(f'{tag}: refreshes applied each event once',
+                              check_spans_join, spans, checkpoint, start) or 0
+            shown += checks(f'{tag}: each balances shown is the replay to its position',
+                            check_balances_shown, results, events) or 0
+
+            def kept(checkpoint=checkpoint, events=events):
+                sheet = db.sheet()
+                want = {k: v for k, v in replay(events, checkpoint).items()}
+                check(sheet == want, f'balances table {sheet}, replay to the '
+                      f'checkpoint {checkpoint}: {want}')
+            checks(f'{tag}: the kept table is the replay to its checkpoint', kept)
+            last = checks(f'{tag}: a last refresh equals the replay', final_refresh, db)
+            start = len(db.events())
+            if last and last['applied']:
+                applied += 1
+    print(f'refresh: {rounds} rounds, {applied} refreshes that applied events, '
+          f'{shown} balances checked, {conflicts} conflicts', flush=True)
+
+
+# ---- 6. the server goes away under a shell ----
+
+def test_stopped(checks):
+    with Database('stopped') as db:
+        s = Coproc(db)
+        answered = []
+        try:
+            def before():
+                for amt in (10, 20, 30):
+                    o = s.ask(f'deposit X {amt}')
+                    check(o.get('ok'), f'deposit X {amt}: {o}')
+                    answered.append(o)
+            checks('stopped: deposits answered while the server runs', before)
+            CLUSTER.stop('fast')
+
+            def after():
+                o = s.ask('deposit X 40', timeout=30)
+                check(not o['ok'] and o.get('error') == 'storage' and o.get('line') == 4,
+                      f'deposit after the stop: {o}')
+                try:
+                    status = s.p.wait(20)
+                except subprocess.TimeoutExpired:
+                    raise Failed('the shell printed a storage error but was still '
+                                 'running 20 s later with stdin open')
+                rest = s.p.stdout.read()
+                check(status == 3, f'exit status {status_text(status)}')
+                check(rest == b'' and s.buf == b'', f'more output after the storage '
+                      f'error: {(s.buf + rest)[:200]!r}')
+            checks('stopped: the next deposit prints a storage error, exit 3', after)
+        finally:
+            s.kill()
+            if not CLUSTER.running:
+                CLUSTER.start()
+
+        def truth():
+            status, objs, err = run_json(db, 'status\nhistory X\n')
+            check(status == 0 and len(objs) == 2, f'{status} {objs} {err[:200]!r}')
+            st, hist = objs
+            check(st['head'] == 3 and st['streams'] == 1, f'status: {st}')
+            got = [(e['version'], e['position'], e['amount']) for e in hist['events']]
+            want = [(o['version'], o['position'], o['amount']) for o in answered]
+            check(got == want, f'history {got}; answered before the stop {want}')
+        checks('stopped: after a restart the ledger is exactly what was answered', truth)
+
+    with Database('stopped_stream') as db:
+        def mid_stream():
+            """Stopped under a shell piping a long script (groups of many
+            commands): exit 3, one storage error last, and every result shown
+            before it is in the ledger where it said."""
+            text = ''.join(f'deposit S{i % 50} {i + 1}\n' for i in range(300000))
+            p = spawn(['--json', '--store', db.uri])
+
+            def feed():
+                try:
+                    p.stdin.write(text.encode())
+                    p.stdin.close()
+                except (BrokenPipeError, OSError):
+                    pass
+            threading.Thread(target=feed, daemon=True).start()
+            got, stopped = b'', False
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([p.stdout], [], [], 0.5)
+                c = os.read(p.stdout.fileno(), 1 << 16) if ready else b''
+                if ready and not c:
+                    break
+                got += c
+                if not stopped and got.count(b'\n') >= 2000:
+                    CLUSTER.stop('fast')
+                    stopped = True
+            try:
+                status = p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise Failed('still running 20 s after its output ended')
+            err = p.stderr.read()
+            if not CLUSTER.running:
+                CLUSTER.start()
+            check(stopped, f'the shell ended before 2000 results: status {status}, '
+                  f'stderr {err[:200]!r}, {got[-300:]!r}')
+            objs = [json.loads(l) for l in got.splitlines()]
+            check(status == 3, f'exit status {status_text(status)}')
+            check(objs[-1].get('error') == 'storage' and
+                  sum(1 for o in objs if not o['ok']) == 1,
+                  f'the output does not end with its one storage error: {objs[-2:]}')
+            check(len(objs) < 300000, 'every deposit was answered: the stop came too late')
+            shown = objs[:-1]
+            kept = {e[0]: e for e in db.events()}
+            missing = [o for o in shown if kept.get(o['position']) !=
+                       (o['position'], o['account'], o['version'], 'AccountCredited',
+                        o['amount'])]
+            check(not missing, f'{len(missing)} results shown are not in the ledger, '
+                  f'first {missing[:2]}')
+            return len(shown), len(kept)
+        r = checks('stopped: mid-stream, every result shown before the storage error '
+                   'is kept', mid_stream)
+        if r:
+            print(f'stopped: {r[0]} results shown before the stop, {r[1]} events kept',
+                  flush=True)
+
+    with Database('stopped_read') as db:
+        r = Coproc(db)
+        try:
+            def read_after_stop():
+                check(r.ask('deposit X 1').get('ok'), 'deposit X 1 failed')
+                o = r.ask('status')
+                check(o.get('ok') and o['head'] == 1, f'status: {o}')
+                CLUSTER.stop('fast')
+                o = r.ask('balances', timeout=30)
+                check(not o['ok'] and o.get('error') == 'storage',
+                      f'balances after the stop: {o}')
+                try:
+                    status = r.p.wait(20)
+                except subprocess.TimeoutExpired:
+                    raise Failed('still running 20 s after its storage error')
+                check(status == 3, f'exit status {status_text(status)}')
+            checks('stopped: a read after the stop is a storage error, exit 3',
+                   read_after_stop)
+        finally:
+            r.kill()
+            if not CLUSTER.running:
+                CLUSTER.start()
+
+
+# ---- 7. unreachable servers, and passwords ----
+
+def test_unreachable(checks):
+    def refused(uri, secret=None, want='simplecqrs: cannot open store'):
+        p = run(['--store', uri], 'deposit A 1\nstatus\n', timeout=60)
+        err = p.stderr.decode(errors='replace')
+        check(p.returncode == 2, f'exit status {status_text(p.returncode)}, stderr {err!r}')
+        check(err.count('\n') == 1 and err.startswith(want), f'stderr {err!r}')
+        check(p.stdout == b'', f'stdout {p.stdout[:200]!r}')
+        if secret:
+            check(secret.encode() not in p.stdout + p.stderr, f'the password is shown: {err!r}')
+        return err.strip()
+
+    checks('unreachable: nothing listening: exit 2, one line, empty stdout',
+           refused, 'postgresql://127.0.0.1:1/x')
+    checks('unreachable: postgres:// too', refused, 'postgres://127.0.0.1:1/x')
+    checks('unreachable: a password in the URI is not shown',
+           refused, 'postgresql://u:s3cret@127.0.0.1:1/x', 's3cret')
+    checks('unreachable: a password parameter is not shown',
+           refused, 'postgresql://u@127.0.0.1:1/x?password=s3cret&connect_timeout=5',
+           's3cret')
+    checks('unreachable: a missing database with a password: not shown',
+           refused, f'postgresql://{CLUSTER.user}:s3cret@/no_such_db_here', 's3cret')
+    with Database('password') as db:
+        for uri in (f'postgresql://{CLUSTER.user}:s3cret@/{db.name}',
+                    f'postgres://{CLUSTER.user}:s3cret@/{db.name}?password=s3cret'):
+            for mode in ([], ['--echo'], ['--json']):
+                def shown(uri=uri, mode=mode):
+                    p = run(['--store', uri] + mode,
+                            'deposit A 5\nstatus\nwithdraw A 999999\nbalances\n')
+                    out = p.stdout.decode(errors='replace')
+                    check(p.returncode == 1, f'exit status {p.returncode}, '
+                          f'stderr {p.stderr[:200]!r}')
+                    check('postgresql' in out, f'status does not name the store: {out!r}')
+                    check(b's3cret' not in p.stdout + p.stderr,
+                          f'the password is shown: {(p.stdout + p.stderr)[:400]!r}')
+                checks(f'unreachable: a working store with a password in '
+                       f'{uri.split(":")[0]}:// {" ".join(mode) or "text"} mode '
+                       f'does not show it', shown)
+
+
+# ---- 8. databases that are not ours ----
+
+def test_foreign(checks):
+    def refused(db, want=None):
+        p = run(['--store', db.uri], 'deposit A 1\n', timeout=60)
+        err = p.stderr.decode(errors='replace')
+        check(p.returncode == 2, f'exit status {status_text(p.returncode)}, stderr {err!r}')
+        check(err.count('\n') == 1 and err.startswith('simplecqrs: cannot open store'),
+              f'stderr {err!r}')
+        if want:
+            check(want in err, f'stderr {err!r} does not say {want!r}')
+        check(p.stdout == b'', f'stdout {p.stdout[:200]!r}')
+        return err.strip()
+
+    for table in ('events', 'checkpoint'):
+        with Database('foreign_' + table) as db:
+            db.rows(f'CREATE TABLE {table} (id int PRIMARY KEY, note text); '
+                    f"INSERT INTO {table} VALUES (1, 'mine'), (2, 'also mine')")
+            schema = ("SELECT table_name, column_name, data_type FROM "
+                      "information_schema.columns WHERE table_schema = 'public' "
+                      "ORDER BY 1, ordinal_position")
+            before = db.rows(schema), db.rows(f'SELECT * FROM {table} ORDER BY id')
+
+            def untouched(db=db, table=table, before=before):
+                refused(db, table)
+                after = db.rows(schema), db.rows(f'SELECT * FROM {table} ORDER BY id')
+                check(after == before, f'before {before}, after {after}')
+            checks(f'foreign: a database with someone else\'s {table} table is refused '
+                   'and left untouched', untouched)
+
+    with Database('newer') as db:
+        status, objs, err = run_json(db, 'deposit A 5\n')
+        check(status == 0, f'making the ledger: {status} {objs} {err!r}')
+        db.rows("UPDATE simplecqrs_meta SET value = '2' WHERE key = 'schema_version'")
+
+        def newer():
+            refused(db)
+            check(db.events() == [(1, 'A', 1, 'AccountCredited', 5)],
+                  f'events {db.events()}')
+            check(db.rows("SELECT value FROM simplecqrs_meta WHERE key = 'schema_version'")
+                  == [['2']], 'the schema version was changed')
+        checks('foreign: schema_version 2 is refused, the ledger untouched', newer)
+
+        for bad in ('', '1abc', '-3', '99999999999999999999'):
+            db.rows(f"UPDATE simplecqrs_meta SET value = '{bad}' WHERE key = 'schema_version'")
+
+            def damaged(bad=bad):
+                err = refused(db)
+                check('damaged' in err, f'schema_version {bad!r}: {err!r}')
+            checks(f'foreign: schema_version {bad!r} is refused as damaged', damaged)
+        db.rows("DELETE FROM simplecqrs_meta")
+        checks('foreign: a ledger without its schema_version is refused as damaged',
+               lambda: check('damaged' in refused(db), 'no schema_version row'))
+
+
+# ---- main ----
+
+TESTS = {'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
+         'refresh': test_refresh, 'stopped': test_stopped,
+         'unreachable': test_unreachable, 'foreign': test_foreign}
+
+
+def cleanup():
+    for p in PROCS:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+    global CLUSTER
+    if CLUSTER is not None:
+        c, CLUSTER = CLUSTER, None
+        c.destroy()
+
+
+def on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main():
+    global BIN, CLUSTER
+    argv = sys.argv[1:]
+    if not argv or argv[0].startswith('-'):
+        sys.exit(__doc__)
+    BIN = os.path.abspath(argv[0])
+    only = list(TESTS)
+    if '--only' in argv:
+        i = argv.index('--only')
+        only = argv[i + 1].split(',') if i + 1 < len(argv) else []
+        unknown = [n for n in only if n not in TESTS]
+        if unknown or not only:
+            sys.exit(f'--only takes one or more of {",".join(TESTS)} (got {unknown})')
+    checks = Checks()
+    started = time.monotonic()
+    atexit.register(cleanup)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        bindir = server_bin()
+        missing = [t for t in ('psql',) if shutil.which(t) is None]
+        if bindir is None or missing:
+            print('FAIL the PostgreSQL server binaries (initdb, pg_ctl in '
+                  '/usr/lib/postgresql/*/bin or on PATH) or psql are missing: '
+                  'install postgresql to run this test', flush=True)
+            checks.failed += 1
+        else:
+            def up():
+                global CLUSTER
+                CLUSTER = Cluster(bindir)
+                CLUSTER.init()
+                return bindir
+            if checks(f'a private cluster from {bindir} starts', up):
+                for name in only:
+                    t0 = time.monotonic()
+                    try:
+                        TESTS[name](checks)
+                    except Exception as e:
+                        checks.failed += 1
+                        print(f'FAIL {name}: {type(e).__name__}: {e}', flush=True)
+                    print(f'-- {name}: {time.monotonic() - t0:.1f}s', flush=True)
+                    if CLUSTER is not None and not CLUSTER.running:
+                        CLUSTER.start()
+    finally:
+        cleanup()
+    print(f'pg: {time.monotonic() - started:.0f}s; '
+          f'{checks.passed} passed, {checks.failed} failed', flush=True)
+    return 1 if checks.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
