@@ -42,6 +42,7 @@ cmd_status cmd_lost(cmd_ctx *ctx)
 	if (!ctx->lost)
 		return CMD_OK;
 	ctx->lost = false;
+	out_release(ctx->out);	/* what the command wrote after the loss */
 	out_error(ctx->out, ctx->line, "", ERR_STORAGE,
 		  "storage failed: %s; results after the last one shown may not be kept",
 		  store_errmsg(ctx->store));
@@ -139,11 +140,24 @@ static cmd_status exec_transfer(cmd_ctx *ctx, const parse_result *p)
 
 /* ---- the read side: command → balance sheet → output ---- */
 
+/* A refresh or rebuild that failed: other shells kept moving the shared
+ * sheet first (conflict, nothing applied), or the store failed. */
+static cmd_status sheet_failed(cmd_ctx *ctx, const char *cmd, error_code rc)
+{
+	if (rc != ERR_CONFLICT)
+		return storage_failed(ctx, cmd);
+	out_error(ctx->out, ctx->line, cmd, rc,
+		  "other shells moved the balance sheet first every time; "
+		  "nothing was applied");
+	return CMD_FAILED;
+}
+
 static cmd_status exec_refresh(cmd_ctx *ctx, const parse_result *p)
 {
 	uint64_t applied;
-	if (sheet_refresh(ctx->sheet, ctx->store, &applied) != ERR_OK)
-		return storage_failed(ctx, p->name);
+	error_code rc = sheet_refresh(ctx->sheet, ctx->store, &applied);
+	if (rc != ERR_OK)
+		return sheet_failed(ctx, p->name, rc);
 	out_refresh(ctx->out, false, applied, sheet_checkpoint(ctx->sheet));
 	return CMD_OK;
 }
@@ -151,8 +165,9 @@ static cmd_status exec_refresh(cmd_ctx *ctx, const parse_result *p)
 static cmd_status exec_rebuild(cmd_ctx *ctx, const parse_result *p)
 {
 	uint64_t applied;
-	if (sheet_rebuild(ctx->sheet, ctx->store, &applied) != ERR_OK)
-		return storage_failed(ctx, p->name);
+	error_code rc = sheet_rebuild(ctx->sheet, ctx->store, &applied);
+	if (rc != ERR_OK)
+		return sheet_failed(ctx, p->name, rc);
 	out_refresh(ctx->out, true, applied, sheet_checkpoint(ctx->sheet));
 	return CMD_OK;
 }

@@ -39,6 +39,7 @@ struct out {
 	bool out_dead, err_dead;	/* that fd failed: write no more to it */
 	bool (*gate)(void *ctx);	/* may the buffers go out? */
 	void *gate_ctx;
+	bool held;		/* the gate said no: drop all until out_release */
 };
 
 static bool same_file(int a, int b)
@@ -89,11 +90,21 @@ void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx)
 	o->gate_ctx = ctx;
 }
 
+void out_release(out *o)
+{
+	o->b.len = 0;
+	o->e.len = 0;
+	o->held = false;
+}
+
 bool out_flush(out *o)
 {
-	if (o->gate && !o->gate(o->gate_ctx)) {
+	/* Once the gate has said no, the rest of the command that was being
+	 * written (half a JSON line, the rest of a table) must not follow. */
+	if (o->held || (o->gate && !o->gate(o->gate_ctx))) {
 		o->b.len = 0;
 		o->e.len = 0;
+		o->held = true;
 		return o->err == 0;
 	}
 	drain(o, &o->b, o->opts.out_fd, &o->out_dead);

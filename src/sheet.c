@@ -5,8 +5,8 @@
  * applies exactly the events after it, each once. Sorting happens only when
  * someone asks for the sorted rows.
  *
- * A store that keeps the sheet (sqlite) holds the truth; this is its copy in
- * memory. A refresh starts from the kept checkpoint (reloading the copy if
+ * A store that keeps the sheet (sqlite, postgresql) holds the truth; this
+ * is its copy in memory. A refresh starts from the kept checkpoint (reloading the copy if
  * another shell moved it), applies the new events, and saves the rows they
  * changed with the new checkpoint, only if the kept one has not moved since:
  * so however many shells refresh at once, each event is applied once. */
@@ -95,7 +95,10 @@ static uint32_t account_index(sheet *sh, const store_event *ev)
 	}
 	if (added)
 		sh->balances[idx] = 0;
-	if (key != 0 && key < UINT32_MAX / 2) {	/* else: hash every time */
+	/* Keys are dense (1, 2, 3, …) in every store; a far larger one (a
+	 * table edited by hand) is hashed every time rather than given a
+	 * huge array. */
+	if (key != 0 && key < (1u << 24)) {
 		if (key >= sh->keys) {
 			uint32_t n = key < 32 ? 64 : key * 2;
 			sh->by_key = xreallocarray(sh->by_key, n, sizeof *sh->by_key);
@@ -223,9 +226,10 @@ refresh_kept(sheet *sh, store *s, uint64_t *applied)
 		uint64_t from = sh->checkpoint;
 		if (rc == ERR_OK)
 			rc = catch_up(sh, s, applied);
-		if (rc == ERR_OK)
+		if (rc == ERR_OK && sh->checkpoint != from)	/* else nothing
+								   to save */
 			rc = save(sh, s, from, false);
-		else
+		else if (rc != ERR_OK)
 			sh->loaded = false;
 		if (rc != ERR_CONFLICT || attempt == SAVE_RETRIES)
 			return rc;

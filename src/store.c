@@ -1,5 +1,7 @@
 /* store.c — opening a store by URI, and the calls every backend answers. */
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include "config.h"
@@ -16,38 +18,62 @@ static int starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* A URI parameter's key, %-decoded and in any case, ends with "password":
+ * password, sslpassword, pass%77ord, PASSWORD, … */
+static bool secret_key(const char *key, size_t len)
+{
+	char plain[64];
+	size_t n = 0;
+	for (size_t i = 0; i < len && n < sizeof plain; i++) {
+		int c = (unsigned char)key[i];
+		if (c == '%' && i + 2 < len && isxdigit((unsigned char)key[i + 1]) &&
+		    isxdigit((unsigned char)key[i + 2])) {
+			char hex[3] = { key[i + 1], key[i + 2], '\0' };
+			c = (int)strtol(hex, NULL, 16);
+			i += 2;
+		}
+		plain[n++] = (char)tolower(c);
+	}
+	return n >= 8 && memcmp(plain + n - 8, "password", 8) == 0;
+}
+
 void store_safe_uri(const char *uri, char *out, size_t out_len)
 {
 	buf b = { 0 };
 	const char *p = uri, *scheme = strstr(uri, "://");
 	if (scheme) {
-		/* userinfo runs from after :// to the last @ before the path */
+		/* userinfo runs from after :// to the last @ before the first /,
+		 * as libpq reads it: a ? or # may be part of a password */
 		const char *auth = scheme + 3;
-		const char *end = auth + strcspn(auth, "/?#");
+		const char *end = auth + strcspn(auth, "/");
 		const char *at = NULL;
 		for (const char *q = auth; q < end; q++)
 			if (*q == '@')
 				at = q;
-		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon) {
-			buf_put(&b, uri, (size_t)(colon - uri));
+		if (at) {
+			const char *colon = memchr(auth, ':', (size_t)(at - auth));
+			buf_put(&b, uri, (size_t)((colon ? colon : at) - uri));
 			p = at;
 		}
 	}
-	while (*p) {
-		const char *key = strstr(p, "password=");
-		if (key == NULL || (key != uri && key[-1] != '?' && key[-1] != '&')) {
-			if (key == NULL) {
-				buf_puts(&b, p);
-				break;
+	const char *query = strchr(p, '?');
+	if (query == NULL) {
+		buf_puts(&b, p);
+	} else {
+		buf_put(&b, p, (size_t)(query - p) + 1);
+		for (p = query + 1; *p;) {
+			size_t len = strcspn(p, "&");
+			const char *eq = memchr(p, '=', len);
+			if (eq && secret_key(p, (size_t)(eq - p))) {
+				buf_put(&b, p, (size_t)(eq - p) + 1);
+				buf_puts(&b, "***");
+			} else {
+				buf_put(&b, p, len);
 			}
-			buf_put(&b, p, (size_t)(key - p) + 9);
-			p = key + 9;
-			continue;
+			p += len;
+			if (*p == '&')
+				buf_putc(&b, *p++);
 		}
-		buf_put(&b, p, (size_t)(key - p) + 9);
-		buf_puts(&b, "***");
-		p = key + 9 + strcspn(key + 9, "&#");
 	}
 	snprintf(out, out_len, "%s", b.len ? buf_cstr(&b) : "");
 	buf_free(&b);
@@ -101,12 +127,77 @@ const char *store_errmsg(const store *s)
 	return s->errmsg[0] ? s->errmsg : "the store failed";
 }
 
+/* ---- write groups ----
+ *
+ * A grouping backend (sqlite, postgresql) opens a transaction at the first
+ * write after a commit, and later writes join it; store_commit ends it. The
+ * rules that keep "no result before its commit" true live here, once: a
+ * group that failed halfway is rolled back and reported by the next
+ * store_commit (exactly once), and a group never grows past GROUP_MAX
+ * events (committing early is always safe; late never is). */
+
+#define GROUP_MAX 16384
+
+error_code store_group_begin(store *s)
+{
+	if (s->in_group)
+		return ERR_OK;
+	error_code rc = s->ops->begin(s);
+	if (rc == ERR_OK) {
+		s->in_group = true;
+		s->group_events = 0;
+	}
+	return rc;
+}
+
+/* Rolls the open group back, keeping the reason of the failure that led
+ * here rather than anything the rollback says. */
+static void drop_group(store *s)
+{
+	if (!s->in_group)
+		return;
+	char why[sizeof s->errmsg];
+	memcpy(why, s->errmsg, sizeof why);
+	s->ops->rollback(s);
+	memcpy(s->errmsg, why, sizeof why);
+	s->in_group = false;
+}
+
+void store_group_abandon(store *s)
+{
+	if (s->in_group) {
+		drop_group(s);
+		s->lost = true;
+	}
+}
+
+error_code store_commit(store *s)
+{
+	if (s->lost) {	/* a group failed halfway; errmsg says why */
+		drop_group(s);	/* and nothing opened since is kept */
+		s->lost = false;
+		return ERR_STORAGE;
+	}
+	if (!s->in_group)
+		return ERR_OK;
+	error_code rc = s->ops->commit(s);
+	if (rc != ERR_OK)
+		drop_group(s);	/* reported here and now, so not lost */
+	s->in_group = false;
+	return rc;
+}
+
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position)
 {
 	error_code rc = s->ops->append(s, evs, n, time_ms, last_position);
 	s->stats.appends += rc == ERR_OK;
 	s->stats.conflicts += rc == ERR_CONFLICT;
+	if (rc == ERR_OK && s->in_group && (s->group_events += n) >= GROUP_MAX &&
+	    store_commit(s) != ERR_OK) {
+		s->lost = true;	/* results of the group wait in the shell */
+		return ERR_STORAGE;
+	}
 	return rc;
 }
 
@@ -148,10 +239,6 @@ error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 	return s->ops->streams(s, prefix, fn, ctx);
 }
 
-error_code store_commit(store *s)
-{
-	return s->ops->commit ? s->ops->commit(s) : ERR_OK;
-}
 
 bool store_keeps_sheet(const store *s)
 {

@@ -23,8 +23,13 @@ typedef struct store_ops {
 	error_code (*stream_count)(store *s, uint64_t *count);
 	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,
 			      void *ctx);
-	/* NULL in a store that commits every append at once. */
+	/* A store that gathers writes in groups (see store_group_begin) has
+	 * all three; NULL in one that keeps every append at once. begin opens
+	 * a write transaction, commit ends it (on failure it may leave the
+	 * transaction open: rollback follows), rollback drops it. */
+	error_code (*begin)(store *s);
 	error_code (*commit)(store *s);
+	void (*rollback)(store *s);
 	/* NULL in a store that keeps no balance sheet. */
 	error_code (*sheet_checkpoint)(store *s, uint64_t *checkpoint);
 	error_code (*sheet_load)(store *s, uint64_t *checkpoint,
@@ -38,7 +43,20 @@ struct store {
 	const store_ops *ops;
 	char errmsg[256];	/* the last ERR_STORAGE's reason */
 	store_stats stats;	/* kept by store.c, for every backend */
+	/* the write group, kept by store.c for the backends that group */
+	bool in_group;		/* a write transaction is open */
+	bool lost;		/* a group was rolled back after a failure that
+				   the shell has not yet been told of through
+				   store_commit: results of it may be waiting */
+	size_t group_events;	/* events appended in the open group */
 };
+
+/* For a backend's writes: opens the group's transaction unless one is
+ * open. Every write of a grouping backend starts with it. */
+error_code store_group_begin(store *s);
+/* For a backend's writes that failed halfway: rolls the whole group back,
+ * so nothing of it is kept, and makes the next store_commit say so. */
+void store_group_abandon(store *s);
 
 store *store_memory_open(void);
 /* path: the file after "sqlite:". On failure returns NULL and says why. */

@@ -27,7 +27,6 @@
 
 #define SCHEMA_VERSION 1	/* simplecqrs_meta's schema_version this build writes */
 #define WRITE_LOCK "1396920658"	/* the advisory lock key: "SCQR" */
-#define GROUP_MAX 16384		/* events in a group before it commits on its own */
 
 static const char schema[] =
 	"CREATE TABLE simplecqrs_meta (\n"
@@ -114,10 +113,7 @@ static const query queries[Q_COUNT] = {
 typedef struct pg_store {
 	struct store base;
 	PGconn *conn;
-	bool in_group;		/* a transaction holding the write lock is open */
-	bool lost;		/* a group was rolled back after a failure */
 	uint64_t next;		/* in a group: the next position to hand out */
-	size_t group_events;
 	long commit_delay_ms;	/* test hook: hold each group open this long */
 } pg_store;
 
@@ -138,7 +134,7 @@ static void one_line(const char *msg, char *out, size_t out_len)
 	out[n] = '\0';
 }
 
-static error_code pg_failed(pg_store *g, const char *what, const PGresult *res)
+static error_code db_fail(pg_store *g, const char *what, const PGresult *res)
 {
 	char msg[200];
 	one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(g->conn), msg,
@@ -158,7 +154,7 @@ static PGresult *exec(pg_store *g, int which, const char *const *params,
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
-	pg_failed(g, what, res);
+	db_fail(g, what, res);
 	PQclear(res);
 	return NULL;
 }
@@ -170,7 +166,7 @@ static bool command(pg_store *g, const char *sql, const char *what)
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
 		  PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
-		pg_failed(g, what, res);
+		db_fail(g, what, res);
 	PQclear(res);
 	return ok;
 }
@@ -192,63 +188,46 @@ static const char *num(char buf[24], int64_t v)
 	return buf;
 }
 
-/* ---- groups ---- */
+/* ---- groups: store.c keeps the state, these are the transactions ---- */
 
-static error_code group_begin(pg_store *g)
+static error_code pg_begin(store *s)
 {
-	if (g->in_group)
-		return ERR_OK;
+	pg_store *g = (pg_store *)s;
 	if (!command(g, "BEGIN", "cannot start a transaction"))
 		return ERR_STORAGE;
 	PGresult *res = NULL;
 	if (!command(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")",
 		     "cannot take the write lock") ||
 	    (res = exec(g, Q_HEAD, NULL, "cannot read the head")) == NULL) {
-		command(g, "ROLLBACK", "cannot roll back");
+		PQclear(PQexec(g->conn, "ROLLBACK"));
 		return ERR_STORAGE;
 	}
 	g->next = (uint64_t)int_at(res, 0, 0) + 1;
 	PQclear(res);
-	g->in_group = true;
-	g->group_events = 0;
 	return ERR_OK;
-}
-
-static void group_abandon(pg_store *g)
-{
-	if (g->in_group) {
-		char keep[sizeof g->base.errmsg];
-		memcpy(keep, g->base.errmsg, sizeof keep);	/* say the first */
-		PQclear(PQexec(g->conn, "ROLLBACK"));
-		memcpy(g->base.errmsg, keep, sizeof keep);
-		g->lost = true;
-	}
-	g->in_group = false;
 }
 
 static error_code pg_commit(store *s)
 {
 	pg_store *g = (pg_store *)s;
-	if (g->lost) {
-		g->lost = false;
-		return ERR_STORAGE;
-	}
-	if (!g->in_group)
-		return ERR_OK;
 	if (g->commit_delay_ms > 0) {	/* the gap test's slow writer */
 		struct timespec ts = { g->commit_delay_ms / 1000,
 				       g->commit_delay_ms % 1000 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	g->in_group = false;
 	PGresult *res = PQexec(g->conn, "COMMIT");
 	/* a transaction that failed answers COMMIT with ROLLBACK */
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
 		  strcmp(PQcmdStatus(res), "COMMIT") == 0;
 	if (!ok)
-		pg_failed(g, "cannot commit", res);
+		db_fail(g, "cannot commit", res);
 	PQclear(res);
 	return ok ? ERR_OK : ERR_STORAGE;
+}
+
+static void pg_rollback(store *s)
+{
+	PQclear(PQexec(((pg_store *)s)->conn, "ROLLBACK"));
 }
 
 /* ---- events ---- */
@@ -287,15 +266,17 @@ static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 			    int64_t time_ms, uint64_t *last_position)
 {
 	pg_store *g = (pg_store *)s;
-	error_code rc = group_begin(g);
+	error_code rc = store_group_begin(s);
 	if (rc != ERR_OK)
 		return rc;
 	/* Under the write lock nothing else moves: a conflict can put back
 	 * what this append claimed and leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
 		rc = claim_version(g, &evs[i]);
-		if (rc == ERR_CONFLICT && unclaim(g, evs, i) == ERR_OK)
-			return ERR_CONFLICT;
+		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
+			rc = unclaim(g, evs, i) == ERR_OK ? ERR_CONFLICT : ERR_STORAGE;
+		if (rc == ERR_CONFLICT)
+			return rc;
 		if (rc != ERR_OK)
 			goto fail;
 	}
@@ -316,12 +297,9 @@ static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 	}
 	g->next += n;
 	*last_position = g->next - 1;
-	g->group_events += n;
-	if (g->group_events >= GROUP_MAX)
-		return pg_commit(s);
 	return ERR_OK;
 fail:
-	group_abandon(g);	/* half an append is never kept */
+	store_group_abandon(s);	/* half an append is never kept */
 	return rc;
 }
 
@@ -445,7 +423,7 @@ static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 {
 	pg_store *g = (pg_store *)s;
 	/* the checkpoint and the rows from one snapshot */
-	bool snapshot = !g->in_group;
+	bool snapshot = !s->in_group;
 	if (snapshot && !command(g, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 				 "cannot read the balance sheet"))
 		return ERR_STORAGE;
@@ -470,7 +448,7 @@ static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
 				const store_balance *rows, size_t n, bool replace)
 {
 	pg_store *g = (pg_store *)s;
-	error_code rc = group_begin(g);
+	error_code rc = store_group_begin(s);
 	if (rc != ERR_OK)
 		return rc;
 	/* The row lock this UPDATE takes makes a second shell's refresh wait
@@ -499,7 +477,7 @@ static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
 	}
 	return ERR_OK;
 fail:
-	group_abandon(g);
+	store_group_abandon(s);
 	return ERR_STORAGE;
 }
 
@@ -508,8 +486,8 @@ fail:
 static void pg_free(store *s)
 {
 	pg_store *g = (pg_store *)s;
-	group_abandon(g);	/* the shell commits what it showed */
-	PQfinish(g->conn);
+	PQfinish(g->conn);	/* an open group ends with the connection:
+				   the shell commits what it showed */
 	free(g);
 }
 
@@ -523,7 +501,9 @@ static const store_ops pg_ops = {
 	.count_after = pg_count_after,
 	.stream_count = pg_stream_count,
 	.streams = pg_streams,
+	.begin = pg_begin,
 	.commit = pg_commit,
+	.rollback = pg_rollback,
 	.sheet_checkpoint = pg_sheet_checkpoint,
 	.sheet_load = pg_sheet_load,
 	.sheet_save = pg_sheet_save,
@@ -550,7 +530,7 @@ static bool check_schema(pg_store *g, char *why, size_t why_len)
 		"to_regclass('events') IS NOT NULL OR to_regclass('streams') IS NOT NULL "
 		"OR to_regclass('balances') IS NOT NULL OR to_regclass('checkpoint') IS NOT NULL");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		pg_failed(g, "cannot read the schema", res);
+		db_fail(g, "cannot read the schema", res);
 		PQclear(res);
 		goto failed;
 	}
@@ -574,7 +554,7 @@ static bool check_schema(pg_store *g, char *why, size_t why_len)
 		res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
 				      "WHERE key = 'schema_version'");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			pg_failed(g, "cannot read the schema version", res);
+			db_fail(g, "cannot read the schema version", res);
 			PQclear(res);
 			goto failed;
 		}
@@ -627,7 +607,10 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 		goto fail;
 	}
 	PQsetNoticeProcessor(g->conn, quiet, NULL);
+	/* as long as SQLite's busy timeout: a shell that holds the write
+	 * lock longer than this makes the others fail rather than hang */
 	if (!command(g, "SET client_min_messages = warning", "cannot set up") ||
+	    !command(g, "SET lock_timeout = '10s'", "cannot set up") ||
 	    !check_schema(g, why, why_len))
 		goto fail_why;
 	for (int i = 0; i < Q_COUNT; i++) {
@@ -635,7 +618,7 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 					  queries[i].params, NULL);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!ok)
-			pg_failed(g, "cannot prepare a statement", res);
+			db_fail(g, "cannot prepare a statement", res);
 		PQclear(res);
 		if (!ok)
 			goto fail_why;

@@ -34,9 +34,6 @@
 #define APPLICATION_ID 0x53435152	/* "SCQR": this file is a simplecqrs ledger */
 #define SCHEMA_VERSION 1		/* PRAGMA user_version this build writes */
 #define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
-#define GROUP_MAX 16384			/* events in a group before it commits
-					   on its own (committing early is
-					   always safe; late never is) */
 
 static const char schema[] =
 	"CREATE TABLE streams (\n"
@@ -114,11 +111,6 @@ typedef struct sql_store {
 	struct store base;
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
-	bool in_group;		/* a BEGIN IMMEDIATE is open */
-	bool lost;		/* a group was rolled back after a failure: the
-				   next commit must say so, since results of
-				   it may be waiting to be shown */
-	size_t group_events;	/* events appended in the open group */
 	/* the streams' numbers, as far as they are known */
 	idmap *names;		/* name -> slot */
 	int64_t *id_of;		/* by slot */
@@ -160,7 +152,9 @@ static uint32_t remember(sql_store *q, const char *name, int64_t id)
 					 sizeof *q->id_of);
 	}
 	q->id_of[slot] = id;
-	if (id < UINT32_MAX) {	/* ids are 1, 2, 3, …: a plain array */
+	/* ids are 1, 2, 3, …: a plain array, unless someone gave a stream a
+	 * far larger id by hand; then only the map knows it */
+	if (id < (1 << 24)) {
 		if (id >= q->id_cap) {
 			int64_t n = id < 512 ? 1024 : id * 2;
 			q->slot_of = xreallocarray(q->slot_of, (size_t)n,
@@ -218,47 +212,27 @@ static const char *stream_name(sql_store *q, int64_t id)
 	return name;
 }
 
-/* ---- groups ---- */
+/* ---- groups: store.c keeps the state, these are the transactions ---- */
 
-static error_code group_begin(sql_store *q)
+static error_code sql_begin(store *s)
 {
-	if (q->in_group)
-		return ERR_OK;
-	if (run(q, Q_BEGIN) != SQLITE_DONE)
-		return db_fail(q, "cannot start a transaction");
-	q->in_group = true;
-	q->group_events = 0;
-	return ERR_OK;
-}
-
-/* Ends the group after a failure: nothing of it is kept. */
-static void group_abandon(sql_store *q)
-{
-	if (q->in_group) {
-		if (!sqlite3_get_autocommit(q->db))
-			run(q, Q_ROLLBACK);
-		q->lost = true;
-		forget_numbers(q);
-	}
-	q->in_group = false;
+	sql_store *q = (sql_store *)s;
+	return run(q, Q_BEGIN) == SQLITE_DONE
+		       ? ERR_OK : db_fail(q, "cannot start a transaction");
 }
 
 static error_code sql_commit(store *s)
 {
 	sql_store *q = (sql_store *)s;
-	if (q->lost) {	/* errmsg still says why */
-		q->lost = false;
-		return ERR_STORAGE;
-	}
-	if (!q->in_group)
-		return ERR_OK;
-	if (run(q, Q_COMMIT) != SQLITE_DONE) {
-		error_code rc = db_fail(q, "cannot commit");
-		group_abandon(q);
-		return rc;
-	}
-	q->in_group = false;
-	return ERR_OK;
+	return run(q, Q_COMMIT) == SQLITE_DONE ? ERR_OK : db_fail(q, "cannot commit");
+}
+
+static void sql_rollback(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	if (!sqlite3_get_autocommit(q->db))
+		run(q, Q_ROLLBACK);
+	forget_numbers(q);	/* it may have numbered streams the file lacks */
 }
 
 /* ---- events ---- */
@@ -319,17 +293,20 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 {
 	sql_store *q = (sql_store *)s;
 	int64_t ids[2];
-	error_code rc = group_begin(q);
+	if (n > sizeof ids / sizeof *ids)	/* a transfer is the most */
+		return store_fail(s, "an append of %zu events", n);
+	error_code rc = store_group_begin(s);
 	if (rc != ERR_OK)
 		return rc;
-	if (n > sizeof ids / sizeof *ids)
-		return store_fail(s, "an append of %zu events", n);
 	/* Under the group's write lock nothing else moves, so a conflict can
 	 * put back what this append claimed and leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
 		rc = claim_version(q, &evs[i], &ids[i]);
-		if (rc == ERR_CONFLICT && unclaim(q, evs, ids, i) == ERR_OK)
-			return ERR_CONFLICT;
+		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
+			rc = unclaim(q, evs, ids, i) == ERR_OK ? ERR_CONFLICT
+							      : ERR_STORAGE;
+		if (rc == ERR_CONFLICT)
+			return rc;
 		if (rc != ERR_OK)
 			goto fail;
 	}
@@ -346,13 +323,10 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 		}
 	}
 	*last_position = (uint64_t)sqlite3_last_insert_rowid(q->db);
-	q->group_events += n;
-	if (q->group_events >= GROUP_MAX)
-		return sql_commit(s);
 	return ERR_OK;
 fail:
 	/* half an append must never be kept: the group goes */
-	group_abandon(q);
+	store_group_abandon(s);
 	return rc;
 }
 
@@ -505,7 +479,7 @@ static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 	/* The checkpoint and the rows must come from one snapshot: another
 	 * shell's refresh may commit between two reads. A group already is
 	 * one; otherwise a read transaction makes one. */
-	bool snapshot = !q->in_group;
+	bool snapshot = !s->in_group;
 	if (snapshot && run(q, Q_BEGIN_READ) != SQLITE_DONE)
 		return db_fail(q, "cannot read the balance sheet");
 	error_code err = sql_sheet_checkpoint(s, checkpoint);
@@ -531,7 +505,7 @@ static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 				 bool replace)
 {
 	sql_store *q = (sql_store *)s;
-	error_code rc = group_begin(q);
+	error_code rc = store_group_begin(s);
 	if (rc != ERR_OK)
 		return rc;
 	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
@@ -558,7 +532,7 @@ static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 	}
 	return ERR_OK;
 fail:
-	group_abandon(q);
+	store_group_abandon(s);
 	return rc;
 }
 
@@ -567,7 +541,8 @@ fail:
 static void sql_free(store *s)
 {
 	sql_store *q = (sql_store *)s;
-	group_abandon(q);	/* the shell commits what it showed */
+	if (s->in_group)	/* the shell commits what it showed */
+		sql_rollback(s);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
 	sqlite3_close(q->db);
@@ -587,7 +562,9 @@ static const store_ops sqlite_ops = {
 	.count_after = sql_count_after,
 	.stream_count = sql_stream_count,
 	.streams = sql_streams,
+	.begin = sql_begin,
 	.commit = sql_commit,
+	.rollback = sql_rollback,
 	.sheet_checkpoint = sql_sheet_checkpoint,
 	.sheet_load = sql_sheet_load,
 	.sheet_save = sql_sheet_save,
@@ -625,9 +602,6 @@ static void say_why(sqlite3 *db, char *why, size_t why_len)
 		snprintf(why, why_len, "%s", sqlite3_errmsg(db));
 }
 
-/* Checks that db is this program's ledger, or empty; on a new file writes
- * the schema. Reads before it writes anything, so a file that is not ours is
- * left exactly as it was. */
 /* The file's application id, schema version and number of tables etc., read
  * in one transaction: another shell may be making the schema meanwhile. */
 static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
@@ -645,6 +619,9 @@ static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
 	return ok;
 }
 
+/* Checks that db is this program's ledger, or empty; on a new file writes
+ * the schema. Reads before it writes anything, so a file that is not ours is
+ * left exactly as it was. */
 static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 {
 	int64_t app = 0, version = 0, objects = 0;
@@ -730,6 +707,18 @@ static bool create_file(const char *path, bool *created, char *why,
 	return true;
 }
 
+/* Nothing has been written to path or its WAL yet. */
+static bool still_empty(const char *path)
+{
+	struct stat st;
+	char *wal = xmalloc(strlen(path) + 5);
+	strcpy(stpcpy(wal, path), "-wal");
+	bool empty = stat(path, &st) == 0 && st.st_size == 0 &&
+		     (stat(wal, &st) != 0 || st.st_size == 0);
+	free(wal);
+	return empty;
+}
+
 /* Removes a ledger file we created, and its WAL files. */
 static void remove_files(const char *path)
 {
@@ -800,7 +789,9 @@ fail:
 	sqlite3_close(q->db);
 	idmap_free(q->names);
 	free(q);
-	if (created)	/* leave nothing behind that we made */
+	/* Leave nothing behind that we made, unless another shell opening
+	 * the same new file has written its ledger into it meanwhile. */
+	if (created && still_empty(path))
 		remove_files(path);
 	return NULL;
 }

@@ -1107,6 +1107,73 @@ def test_stopped(checks):
             print(f'stopped: {r[0]} results shown before the stop, {r[1]} events kept',
                   flush=True)
 
+    with Database('killed_commit') as db:
+        def killed_commit():
+            """The connection dies while a group commits on its own (at
+            16,384 events: text results are short, so less than the 1 MiB
+            that would make the shell commit first): nothing that group
+            printed may be shown, even though later commits would work."""
+            env = dict(CLUSTER.env, SIMPLECQRS_TEST_COMMIT_DELAY_MS='3000',
+                       PGAPPNAME='victim')
+            # from a file: a pipe would make the shell wait for input, and
+            # commit, every 64 KiB
+            script = tempfile.TemporaryFile()
+            script.write(''.join(f'deposit K{i % 400} 1\n' for i in range(16390)).encode())
+            script.seek(0)
+            p = subprocess.Popen(WRAPPER + [BIN, '--store', db.uri], stdin=script,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            PROCS.append(p)
+            deadline = time.monotonic() + 20
+            killed = []
+            while time.monotonic() < deadline and not killed:
+                time.sleep(0.2)	# the commit sleeps 3 s; idle 1 s is that
+                killed = db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'victim' "
+                                 "AND state = 'idle in transaction' "
+                                 "AND state_change < now() - interval '1 second'")
+            out, err = p.communicate(timeout=TIMEOUT)
+            check(killed, 'the shell was never seen holding its group open')
+            check(p.returncode == 3, f'exit status {status_text(p.returncode)}')
+            check(out == b'', f'{out.count(b"deposited")} results shown: {out[:200]!r}')
+            check(err.count(b'\n') == 1 and b'storage failed' in err, f'stderr {err!r}')
+            check(db.events() == [], f'{len(db.events())} events kept')
+        checks('stopped: a group whose connection dies as it commits shows nothing of it',
+               killed_commit)
+
+    with Database('killed_record') as db:
+        def killed_record():
+            """The connection dies while a long JSON line (a `balances` of
+            over 1 MiB) is being written and the group before it commits:
+            not a byte of that line may follow the loss."""
+            seed = ''.join(f'deposit R{i:05} 1\n' for i in range(40000)) + 'refresh\n'
+            status, _, err = run_json(db, seed)
+            check(status == 0, f'seeding: {status} {err[:200]!r}')
+            env = dict(CLUSTER.env, SIMPLECQRS_TEST_COMMIT_DELAY_MS='3000',
+                       PGAPPNAME='victim')
+            script = tempfile.TemporaryFile()
+            script.write(b'deposit R00000 1\nbalances\n')
+            script.seek(0)
+            p = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', db.uri], stdin=script,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            PROCS.append(p)
+            deadline = time.monotonic() + 20
+            killed = []
+            while time.monotonic() < deadline and not killed:
+                time.sleep(0.2)
+                killed = db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'victim' "
+                                 "AND state = 'idle in transaction' "
+                                 "AND state_change < now() - interval '1 second'")
+            out, err = p.communicate(timeout=TIMEOUT)
+            check(killed, 'the shell was never seen holding its group open')
+            check(p.returncode == 3, f'exit status {status_text(p.returncode)}')
+            lines = out.splitlines()
+            check(len(lines) == 1 and json.loads(lines[0]).get('error') == 'storage',
+                  f'{len(lines)} lines, {len(out)} bytes: {out[:120]!r}')
+            check(len(db.events()) == 40000, f'{len(db.events())} events kept')
+        checks('stopped: no part of a long line follows a group lost under it',
+               killed_record)
+
     with Database('stopped_read') as db:
         r = Coproc(db)
         try:

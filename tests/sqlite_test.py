@@ -270,9 +270,27 @@ def test_first_open_race():
         check(f'first open race {round}: 8 events', n == 8, n)
 
 
+def test_refresh_always_beaten():
+    """A refresh whose checkpoint is moved by others every time it tries
+    (here a trigger makes every compare-and-set miss) fails with `conflict`,
+    applies nothing and exits 1: the store did not fail."""
+    path = fresh('beaten.db')
+    run(path, 'deposit A 5\n')
+    db = sqlite3.connect(path)
+    db.execute('CREATE TRIGGER beaten BEFORE UPDATE ON checkpoint '
+               'BEGIN SELECT raise(IGNORE); END')
+    db.commit()
+    db.close()
+    p, out = js(path, 'refresh\nstatus\n')
+    check('beaten refresh: exit 1', p.returncode == 1, p.returncode)
+    check('beaten refresh: conflict', out[0].get('error') == 'conflict', out[0])
+    check('beaten refresh: nothing applied',
+          out[1]['checkpoint'] == 0 and rows(path, 'select * from balances') == [], out[1])
+
+
 def main():
     for t in (test_new_file, test_reopen, test_bad_files, test_full_disk, test_two_shells,
-              test_first_open_race):
+              test_first_open_race, test_refresh_always_beaten):
         try:
             t()
         except Exception as e:	# a crash of the test is a failure, not a pass

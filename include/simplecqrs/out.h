@@ -36,9 +36,13 @@ out *out_new(const out_opts *opts);
 /* Flushes, then frees. */
 void out_free(out *o);
 /* Called before anything buffered is written; when it returns false, what
- * is buffered is dropped instead. The shell's gate commits the store's
- * group, so that no result is shown before its events are kept. */
+ * is buffered is dropped instead, and so is everything after it until
+ * out_release. The shell's gate commits the store's group, so that no
+ * result is shown before its events are kept. */
 void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx);
+/* After the gate said no: drops what is buffered and lets output flow
+ * again (for the error that says what was lost). */
+void out_release(out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
 /* The errno of the first failed write to stdout or stderr, or 0. Nothing

@@ -102,12 +102,13 @@ typedef struct store_stats {
 } store_stats;
 store_stats store_get_stats(const store *s);
 
-/* Makes every write so far durable. A durable store (sqlite) gathers the
- * writes of many commands into one transaction, a group, so a result must
- * not be shown before the group holding its events is committed: the shell
- * calls this before it writes anything. The memory store has nothing to do. On
- * failure the whole group is rolled back and ERR_STORAGE comes back; whether
- * the disk kept it is then unknown. */
+/* Makes every write so far durable. A durable store (sqlite, postgresql)
+ * gathers the writes of many commands into one transaction, a group, so a
+ * result must not be shown before the group holding its events is
+ * committed: the shell calls this before it writes anything. The memory
+ * store has nothing to do. On failure the whole group is rolled back and
+ * ERR_STORAGE comes back; whether the disk kept it is then unknown. A group
+ * that failed halfway (in an append, say) is reported here too, once. */
 error_code store_commit(store *s);
 
 /* ---- the balance sheet, in stores that keep one (sqlite, postgresql) ---- */
