@@ -13,11 +13,12 @@ Last, a 1 GiB line is piped in and the shell's peak memory must stay small.
 With --store sqlite each run is on a fresh SQLite file, where ids that look
 like SQL must be stored as they are.
 """
-import json, os, subprocess, sys, tempfile
+import json, os, shlex, subprocess, sys, tempfile
 
 BIN = os.path.abspath(sys.argv[1])
 SQLITE = sys.argv[2:4] == ['--store', 'sqlite']
 ENV = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
+WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))	# valgrind …
 TMP = tempfile.mkdtemp(prefix='simplecqrs-hostile-')
 passed = failed = 0
 runs = 0
@@ -101,8 +102,8 @@ def run(data, *args):
     if SQLITE:
         path = os.path.join(TMP, f'ledger-{runs}.db')
         store = ['--store', 'sqlite:' + path]
-    return subprocess.run([BIN, *store, *args], input=data, capture_output=True,
-                          env=ENV, timeout=120)
+    return subprocess.run(WRAPPER + [BIN, *store, *args], input=data,
+                          capture_output=True, env=ENV, timeout=600)
 
 
 def catalogue():
@@ -157,7 +158,7 @@ def gigabyte_line():
     and memory stays within a few MiB of an empty run."""
     def peak(feed):
         store = ['--store', 'sqlite:' + os.path.join(TMP, f'big-{feed}.db')] if SQLITE else []
-        p = subprocess.Popen([BIN, '--json', *store], stdin=subprocess.PIPE,
+        p = subprocess.Popen(WRAPPER + [BIN, '--json', *store], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
         chunk = b'x' * (1 << 20)
         if feed:
