@@ -48,6 +48,9 @@ import tempfile
 import threading
 import time
 
+from ledger_checks import (Failed, bytewise, check, check_events, env, replay,
+                           streams_table)
+
 WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
 SLOW = 6 if WRAPPER else 1
 TIMEOUT = 20.0 * SLOW
@@ -56,23 +59,6 @@ SCRIPT_LEN = 3000          # commands per run (most runs are killed before)
 ACCOUNTS = [f'A{i}' for i in range(8)]
 TIME_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
 MAX_FAILURES = 5           # stop after this many failed runs
-
-
-class Failed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-def env():
-    return {k: v for k, v in os.environ.items() if k != 'SIMPLECQRS_STORE'}
-
-
-def bytewise(accounts):
-    return sorted(accounts, key=lambda a: a.encode())
 
 
 # ---- the state of a ledger, and the model that runs a script on it ----
@@ -92,16 +78,6 @@ class State:
             _, bal = out.get(s, (0, 0))
             out[s] = (v, bal + a if t == 'AccountCredited' else bal - a)
         return out
-
-
-def replay(events, upto=None):
-    """Balances per stream of the events with position <= upto."""
-    bal = {}
-    for p, s, _, t, a, _ in events:
-        if upto is not None and p > upto:
-            break
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-    return bal
 
 
 def generate(rng, state, run_no, n):
@@ -301,14 +277,6 @@ def snapshot(path, folder):
     return copy
 
 
-def streams_table(db):
-    """stream -> version from the streams table (the account's name is in
-    column `stream`, or `name` where streams are numbered)."""
-    cols = [r[1] for r in db.execute('PRAGMA table_info(streams)')]
-    name = 'name' if 'name' in cols else 'stream'
-    return dict(db.execute(f'SELECT {name}, version FROM streams'))
-
-
 def read_file(path):
     """(State, streams table, integrity) of the ledger at path."""
     db = sqlite3.connect(path)
@@ -328,23 +296,6 @@ def read_file(path):
         return State(events, cps[0][1], sheet), streams, integrity
     finally:
         db.close()
-
-
-def check_events(events, stream_versions):
-    """Gapless positions and versions, valid rows, never a negative balance."""
-    versions, bal = {}, {}
-    for i, (p, s, v, t, a, tm) in enumerate(events):
-        check(p == i + 1, f'positions have a gap: {p} at row {i + 1}')
-        check(v == versions.get(s, 0) + 1,
-              f'position {p}: {s} version {v} after {versions.get(s, 0)}')
-        versions[s] = v
-        check(t in ('AccountCredited', 'AccountDebited'), f'position {p}: type {t!r}')
-        check(isinstance(a, int) and a > 0, f'position {p}: amount {a!r}')
-        check(isinstance(tm, str) and TIME_RE.match(tm), f'position {p}: time {tm!r}')
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-        check(bal[s] >= 0, f'position {p}: {s} goes to {bal[s]}')
-    check(stream_versions == versions,
-          f'streams table {stream_versions} is not the versions {versions}')
 
 
 def verify_run(base, cmds, lines, killed, status, stderr, after, stream_versions,
@@ -367,7 +318,7 @@ def verify_run(base, cmds, lines, killed, status, stderr, after, stream_versions
         check(status == (1 if refused else 0), f'exit status {status}')
 
     events = after.events
-    check_events(events, stream_versions)
+    check_events(events, stream_versions, TIME_RE)
     nbase = len(base.events)
     check(len(events) >= nbase, f'{nbase - len(events)} events were lost')
     check(events[:nbase] == base.events, 'events of earlier runs changed')

@@ -73,6 +73,13 @@ import tempfile
 import threading
 import time
 
+from ledger_checks import (Checks, Failed, check, check_balances_shown, check_claims,
+                           check_conserved, check_events, check_final_refresh,
+                           check_raced, check_refresh_round, check_results_match,
+                           check_spans_join, check_statuses, refresh_scripts,
+                           refresh_spans, replay, status_text)
+import ledger_checks
+
 WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
 SLOW = 6 if WRAPPER else 1
 TIMEOUT = 60.0 * SLOW
@@ -83,39 +90,6 @@ PORT = '5432'
 LOCK_KEY = 1396920658
 BIN = None
 CLUSTER = None
-
-
-class Failed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-class Checks:
-    """Named checks; a failure is reported and counted, the rest go on."""
-
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def __call__(self, name, fn, *args):
-        try:
-            value = fn(*args)
-            self.passed += 1
-            print(f'ok {name}', flush=True)
-            return value
-        except Failed as e:
-            self.failed += 1
-            print(f'FAIL {name}: {e}', flush=True)
-        except Exception as e:      # a crash of the checker is a failure too
-            self.failed += 1
-            print(f'FAIL {name}: {type(e).__name__}: {e}', flush=True)
-
-
-def bytewise(accounts):
-    return sorted(accounts, key=lambda a: a.encode())
 
 
 # ---- the private cluster ----
@@ -375,128 +349,12 @@ def run_all(db, scripts, slow, env=None, pause=0.002):
     """Runs one shell per script at once; slow[i] feeds script i a few lines
     at a time, up to `pause` seconds apart. Returns [(status, [objects],
     stderr)]."""
-    procs, threads, outs = [], [], [None] * len(scripts)
-    go = threading.Event()
-    for i, lines in enumerate(scripts):
-        p = spawn(['--json', '--store', db.uri], env)
-        procs.append(p)
-        data = [l.encode() + b'\n' for l in lines]
-        rng = random.Random(i)
-
-        def feed(p=p, data=data, rng=rng, slow=slow[i]):
-            go.wait()
-            try:
-                if not slow:
-                    p.stdin.write(b''.join(data))
-                else:
-                    j = 0
-                    while j < len(data):
-                        k = rng.choice((1, 1, 1, 2, 3, 8))
-                        p.stdin.write(b''.join(data[j:j + k]))
-                        p.stdin.flush()
-                        j += k
-                        time.sleep(rng.random() * pause)
-                p.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-
-        def read(i=i, p=p):
-            outs[i] = (p.stdout.read(), p.stderr.read())
-
-        threads += [threading.Thread(target=feed, daemon=True),
-                    threading.Thread(target=read, daemon=True)]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)     # every shell has started and connected: they race from here
-    go.set()
-    deadline = time.monotonic() + TIMEOUT
-    for i, p in enumerate(procs):
-        try:
-            p.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise Failed(f'shell {i} still running after {TIMEOUT:g}s')
-    for t in threads:
-        t.join(TIMEOUT)
-    results = []
-    for i, p in enumerate(procs):
-        out, err = outs[i]
-        try:
-            objs = [json.loads(l) for l in out.decode().splitlines()]
-        except ValueError as e:
-            raise Failed(f'shell {i}: output is not JSON lines ({e}): {out[:300]!r}')
-        results.append((p.returncode, objs, err))
-    return results
+    # 0.3 s: every shell has started and connected: they race from there
+    return ledger_checks.run_all(lambda: spawn(['--json', '--store', db.uri], env),
+                                 scripts, slow, TIMEOUT, pause=pause, settle=0.3)
 
 
-# ---- checks shared by several tests ----
-
-def replay(events, upto=None):
-    bal = {}
-    for p, s, _, t, a in events:
-        if upto is not None and p > upto:
-            break
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-    return bal
-
-
-def status_text(status):
-    return f'{status}' + (f' ({signal.Signals(-status).name})' if status < 0 else '')
-
-
-def check_statuses(scripts, results):
-    for i, (status, objs, err) in enumerate(results):
-        check(status in (0, 1), f'shell {i}: exit status {status_text(status)}, '
-              f'stderr {err[:300]!r}')
-        check(err == b'', f'shell {i}: stderr {err[:300]!r}')
-        refused = any(not o.get('ok') for o in objs)
-        check(status == (1 if refused else 0),
-              f'shell {i}: exit status {status}, refusals printed: {refused}')
-        check(len(objs) == len(scripts[i]),
-              f'shell {i}: {len(objs)} results for {len(scripts[i])} commands')
-
-
-def check_results_match(scripts, results, refusals):
-    """Each result is its command's; refusals only those allowed. Returns
-    the count of each refusal."""
-    counts = {}
-    for i, (_, objs, _) in enumerate(results):
-        for n, (line, o) in enumerate(zip(scripts[i], objs)):
-            words = line.split()
-            check(o.get('cmd') == words[0], f'shell {i} line {n + 1} {line!r}: {o}')
-            if not o['ok']:
-                check(o.get('line') == n + 1 and isinstance(o.get('message'), str),
-                      f'shell {i} line {n + 1}: {o}')
-                check(o.get('error') in refusals.get(words[0], ()),
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-                counts[o['error']] = counts.get(o['error'], 0) + 1
-                continue
-            if words[0] in ('deposit', 'withdraw'):
-                check([o.get('account'), o.get('amount')] == [words[1], int(words[2])],
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-            elif words[0] == 'transfer':
-                check([o.get('from'), o.get('to'), o.get('amount')] ==
-                      [words[1], words[2], int(words[3])],
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-    return counts
-
-
-def check_events(events, streams):
-    """Positions 1..max, versions 1..n per stream, no balance below zero in a
-    per-stream replay in position order; the streams table agrees."""
-    versions, bal = {}, {}
-    for i, (p, s, v, t, a) in enumerate(events):
-        check(p == i + 1, f'positions have a gap: {p} at row {i + 1}')
-        check(v == versions.get(s, 0) + 1,
-              f'position {p}: {s} version {v} after {versions.get(s, 0)}')
-        versions[s] = v
-        check(t in ('AccountCredited', 'AccountDebited') and a > 0,
-              f'position {p}: {t} {a}')
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-        check(bal[s] >= 0, f'position {p}: {s} goes to {bal[s]} (an overdraft)')
-    check(streams == versions, f'streams table {streams}, versions {versions}')
-
+# ---- checks of this store ----
 
 def check_commit_order(commits):
     """Positions are handed out in commit order: each transaction's events
@@ -515,110 +373,12 @@ def check_commit_order(commits):
     return len(seen)
 
 
-def check_claims(results, events):
-    """Each acknowledged write's events are where it says; every event is
-    exactly one acknowledged write's. Returns the totals of the writes."""
-    owner = {}
-    tally = {'deposit': 0, 'withdraw': 0, 'transfer': 0, 'deposited': 0, 'withdrawn': 0}
-
-    def claim(pos, who, stream, version, kind, amount):
-        check(1 <= pos <= len(events), f'{who}: position {pos} is not in events')
-        got = events[pos - 1]
-        check(got[1] == stream and got[3] == kind and got[4] == amount and
-              (version is None or got[2] == version),
-              f'{who}: position {pos} holds {got}')
-        check(pos not in owner, f'{who}: position {pos} is also {owner.get(pos)}\'s')
-        owner[pos] = who
-
-    for i, (_, objs, _) in enumerate(results):
-        for o in objs:
-            if not o['ok'] or o['cmd'] not in tally:
-                continue
-            who = f'shell {i} {json.dumps(o)}'
-            tally[o['cmd']] += 1
-            if o['cmd'] == 'deposit':
-                claim(o['position'], who, o['account'], o['version'],
-                      'AccountCredited', o['amount'])
-                tally['deposited'] += o['amount']
-            elif o['cmd'] == 'withdraw':
-                claim(o['position'], who, o['account'], o['version'],
-                      'AccountDebited', o['amount'])
-                tally['withdrawn'] += o['amount']
-            else:
-                claim(o['position'] - 1, who, o['from'], None, 'AccountDebited', o['amount'])
-                claim(o['position'], who, o['to'], None, 'AccountCredited', o['amount'])
-    want = tally['deposit'] + tally['withdraw'] + 2 * tally['transfer']
-    check(len(events) == want,
-          f'{len(events)} events; acknowledged: {tally["deposit"]} deposits + '
-          f'{tally["withdraw"]} withdrawals + 2 x {tally["transfer"]} transfers = {want}')
-    unowned = [p for p in range(1, len(events) + 1) if p not in owner]
-    check(not unowned, f'events nobody acknowledged at positions {unowned[:10]}')
-    return tally
-
-
-def refresh_spans(objs, who):
-    return [(o['position'] - o['applied'], o['position'], who)
-            for o in objs if o.get('ok') and o.get('cmd') == 'refresh' and o['applied']]
-
-
-def check_spans_join(spans, upto, start=0):
-    """The refreshes' (position - applied, position] join end to end from
-    start to upto: nothing applied twice, nothing skipped."""
-    at = start
-    for lo, hi, who in sorted(spans):
-        check(lo == at, f'a refresh applied ({lo}, {hi}] ({who}) after the refreshes '
-              f'had reached {at}: ' + ('events applied twice' if lo < at
-                                       else 'events skipped'))
-        at = hi
-    check(at == upto, f'refreshes applied up to {at}, want {upto}')
-    return len(spans)
-
-
-def check_balances_shown(results, events):
-    """Each `balances` printed is the replay to the position it shows."""
-    snaps, bal = [{}], {}
-    for p, s, _, t, a in events:
-        bal = dict(bal)
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-        snaps.append(bal)
-    shown = 0
-    for i, (_, objs, _) in enumerate(results):
-        for n, o in enumerate(objs):
-            if not (o['ok'] and o['cmd'] == 'balances'):
-                continue
-            shown += 1
-            pos = o['position']
-            check(0 <= pos < len(snaps) and o['behind'] >= 0 and
-                  pos + o['behind'] <= len(events),
-                  f'shell {i}: balances at {pos}, behind {o["behind"]}, '
-                  f'{len(events)} events')
-            got = {r['account']: r['balance'] for r in o['balances']}
-            check([r['account'] for r in o['balances']] == bytewise(got),
-                  f'shell {i}: balances not sorted: {o["balances"]}')
-            check(got == snaps[pos], f'shell {i} result {n + 1}: balances at {pos} '
-                  f'show {got}; the replay to {pos} is {snaps[pos]}')
-    return shown
-
-
 def final_refresh(db):
     """A last refresh on its own: its answer, `balances`, the kept table and
     the checkpoint all equal the replay of the events. Returns the refresh."""
-    status, objs, err = run_json(db, 'refresh\nbalances\nstatus\n')
-    check(status == 0 and err == b'' and len(objs) == 3,
-          f'last refresh: status {status}, stderr {err[:200]!r}, {objs}')
-    events = db.events()
-    bal, head = replay(events), len(events)
-    check(objs[0]['position'] == head, f'last refresh: {objs[0]}, {head} events')
-    want = [{'account': s, 'balance': bal[s]} for s in bytewise(bal)]
-    check(objs[1]['balances'] == want and objs[1]['position'] == head and
-          objs[1]['behind'] == 0,
-          f'balances after the last refresh: {objs[1]}, replay {want}')
-    check(db.sheet() == bal, f'balances table {db.sheet()}, replay {bal}')
-    check(db.checkpoint() == head, f'checkpoint table {db.checkpoint()}, '
-          f'max(position) {head}')
-    check(objs[2]['store'] == 'postgresql' and objs[2]['head'] == head and
-          objs[2]['checkpoint'] == head and objs[2]['behind'] == 0, f'status: {objs[2]}')
-    return objs[0]
+    run = run_json(db, 'refresh\nbalances\nstatus\n')
+    check_final_refresh(run, db.events(), db.sheet(), db.checkpoint(), 'postgresql')
+    return run[1][0]
 
 
 # ---- 1. the CLI cases ----
@@ -799,30 +559,13 @@ def test_race(checks, racers=8, rounds=200):
                        '= events, each at its printed position', check_claims,
                        everyone, events)
 
-        def conserved():
-            total = sum(replay(events).values())
-            withdrawn = sum(o['amount'] for _, objs, _ in results for o in objs
-                            if o['ok'] and o['cmd'] == 'withdraw')
-            check(total == seeded - withdrawn, f'total {total}, want {seeded} seeded - '
-                  f'{withdrawn} withdrawn = {seeded - withdrawn}')
-        checks('race: money is conserved', conserved)
+        checks('race: money is conserved', check_conserved, events, results, seeded)
         txs = checks('race: positions are in commit order (commit timestamps rise, '
                      'each transaction one run of positions)', check_commit_order,
                      db.commits())
 
-        def raced():
-            who = {}
-            for i, (_, objs, _) in enumerate(results):
-                for o in objs:
-                    if o['ok'] and o['cmd'] in ('withdraw', 'transfer'):
-                        who[o['position']] = i
-            order = [who[p] for p in sorted(who)]
-            switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
-            check(switches > 2 * racers, f'the shells ran one after another ({switches} '
-                  'switches between shells in position order)')
-            check(counts.get('insufficient_funds', 0) > 0, 'no withdrawal was refused')
-            return switches
-        switches = checks('race: the shells did race', raced)
+        switches = checks('race: the shells did race', check_raced, results, counts,
+                          2 * racers)
         checks('race: a last refresh equals the replay', final_refresh, db)
         print(f'race: {racers} shells x {rounds} commands in {took:.1f}s, '
               f'{len(events)} events, {counts.get("insufficient_funds", 0)} '
@@ -957,41 +700,15 @@ def test_refresh(checks, rounds=3):
         start = 0
         for r in range(rounds):
             rng = random.Random(100 + r)
-            scripts = []
-            for _ in range(2):                      # the refreshers
-                lines = []
-                for n in range(150):
-                    lines.append(f'deposit B{rng.randrange(4)} {rng.randint(1, 100)}')
-                    lines.append('refresh')
-                    if n % 10 == 0:
-                        lines.append('balances')
-                scripts.append(lines)
-            lines = []                              # a writer that does not refresh
-            for n in range(200):
-                a = f'B{rng.randrange(4)}'
-                lines.append(f'deposit {a} {rng.randint(1, 100)}' if n % 3
-                             else f'withdraw {a} {rng.randint(1, 50)}')
-            scripts.append(lines)
+            scripts = refresh_scripts(rng, 150, 200)
             scripts.append(['balances'] * 300)      # a reader
             results = run_all(db, scripts, [True, True, True, True])
             tag = f'refresh round {r + 1}'
-            checks(f'{tag}: exit statuses and stderr', check_statuses, scripts, results)
-            counts = checks(f'{tag}: each result is its command\'s', check_results_match,
-                            scripts, results,
-                            {'withdraw': ('insufficient_funds', 'conflict',
-                                          'unknown_account'),
-                             'deposit': ('conflict',), 'refresh': ('conflict',)}) or {}
-            conflicts += counts.get('conflict', 0)
             events = db.events()
-            checks(f'{tag}: positions and versions without gaps', check_events,
-                   events, db.streams())
-            spans = [s for i, (_, objs, _) in enumerate(results)
-                     for s in refresh_spans(objs, f'shell {i}')]
             checkpoint = db.checkpoint()
-            applied += checks(f'{tag}: refreshes applied each event once',
-                              check_spans_join, spans, checkpoint, start) or 0
-            shown += checks(f'{tag}: each balances shown is the replay to its position',
-                            check_balances_shown, results, events) or 0
+            c, a, n = check_refresh_round(checks, tag, scripts, results, events,
+                                          db.streams(), checkpoint, start)
+            conflicts, applied, shown = conflicts + c, applied + a, shown + n
 
             def kept(checkpoint=checkpoint, events=events):
                 sheet = db.sheet()

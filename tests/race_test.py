@@ -42,13 +42,18 @@ import random
 import re
 import select
 import shlex
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from ledger_checks import (Checks, check, check_applied_once, check_balances_shown,
+                           check_claims, check_conserved, check_events,
+                           check_final_refresh, check_raced, check_refresh_round,
+                           check_results_match, check_statuses, env, refresh_scripts,
+                           streams_table)
+import ledger_checks
 
 WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
 SLOW = 6 if WRAPPER else 1
@@ -59,80 +64,14 @@ ACCOUNTS = ['A0', 'A1', 'A2', 'A3', 'A4']
 REFUSAL_RE = re.compile(r'^(\S+) has (\d+), cannot (?:withdraw|transfer) (\d+)$')
 
 
-class Failed(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-def env():
-    return {k: v for k, v in os.environ.items() if k != 'SIMPLECQRS_STORE'}
-
-
-def bytewise(accounts):
-    return sorted(accounts, key=lambda a: a.encode())
-
-
 def run_all(path, scripts, slow):
     """Runs one shell per script at once; slow[i] feeds script i a few lines
     at a time.  Returns [(status, [result objects], stderr)]."""
-    procs, threads, outs = [], [], [None] * len(scripts)
-    go = threading.Event()
-    for i, lines in enumerate(scripts):
-        p = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env())
-        procs.append(p)
-        data = [l.encode() + b'\n' for l in lines]
-        rng = random.Random(i)
-
-        def feed(p=p, data=data, rng=rng, slow=slow[i]):
-            go.wait()
-            try:
-                if not slow:
-                    p.stdin.write(b''.join(data))
-                else:
-                    j = 0
-                    while j < len(data):
-                        k = rng.choice((1, 1, 1, 2, 3, 8))
-                        p.stdin.write(b''.join(data[j:j + k]))
-                        p.stdin.flush()
-                        j += k
-                        time.sleep(rng.random() * 0.002)
-                p.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-
-        def read(i=i, p=p):
-            outs[i] = (p.stdout.read(), p.stderr.read())
-
-        threads += [threading.Thread(target=feed, daemon=True),
-                    threading.Thread(target=read, daemon=True)]
-    for t in threads:
-        t.start()
-    go.set()
-    results = []
-    deadline = time.monotonic() + TIMEOUT
-    for i, p in enumerate(procs):
-        try:
-            p.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise Failed(f'shell {i} still running after {TIMEOUT:g}s')
-    for t in threads:
-        t.join(TIMEOUT)
-    for i, p in enumerate(procs):
-        out, err = outs[i]
-        try:
-            objs = [json.loads(l) for l in out.decode().splitlines()]
-        except ValueError as e:
-            raise Failed(f'shell {i}: output is not JSON lines ({e}): {out[:300]!r}')
-        results.append((p.returncode, objs, err))
-    return results
+    return ledger_checks.run_all(
+        lambda: subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env()),
+        scripts, slow, TIMEOUT)
 
 
 def run_one(path, text):
@@ -141,14 +80,6 @@ def run_one(path, text):
                        input=text.encode(), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env=env(), timeout=TIMEOUT)
     return p.returncode, [json.loads(l) for l in p.stdout.decode().splitlines()], p.stderr
-
-
-def streams_table(db):
-    """stream -> version from the streams table (the account's name is in
-    column `stream`, or `name` where streams are numbered)."""
-    cols = [r[1] for r in db.execute('PRAGMA table_info(streams)')]
-    name = 'name' if 'name' in cols else 'stream'
-    return dict(db.execute(f'SELECT {name}, version FROM streams'))
 
 
 def read_db(path):
@@ -166,206 +97,11 @@ def read_db(path):
         db.close()
 
 
-def replay(events, upto=None):
-    bal = {}
-    for p, s, _, t, a in events:
-        if upto is not None and p > upto:
-            break
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-    return bal
-
-
-class Checks:
-    """Named checks; a failure is reported and counted, the rest go on."""
-
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def __call__(self, name, fn, *args):
-        try:
-            value = fn(*args)
-            self.passed += 1
-            print(f'ok {name}')
-            return value
-        except Failed as e:
-            self.failed += 1
-            print(f'FAIL {name}: {e}')
-        except Exception as e:      # a crash of the checker is a failure too
-            self.failed += 1
-            print(f'FAIL {name}: {type(e).__name__}: {e}')
-
-
-# ---- checks shared by both tests ----
-
-def check_statuses(scripts, results):
-    for i, (status, objs, err) in enumerate(results):
-        check(err == b'', f'shell {i}: stderr {err[:300]!r}')
-        check(status in (0, 1), f'shell {i}: exit status {status}'
-              + (f' ({signal.Signals(-status).name})' if status < 0 else ''))
-        refused = any(not o.get('ok') for o in objs)
-        check(status == (1 if refused else 0),
-              f'shell {i}: exit status {status}, refusals printed: {refused}')
-        check(len(objs) == len(scripts[i]),
-              f'shell {i}: {len(objs)} results for {len(scripts[i])} commands')
-
-
-def check_results_match(scripts, results, refusals):
-    """Each result is its command's; refusals only those allowed."""
-    counts = {}
-    for i, (_, objs, _) in enumerate(results):
-        for n, (line, o) in enumerate(zip(scripts[i], objs)):
-            words = line.split()
-            check(o.get('cmd') == words[0], f'shell {i} line {n + 1} {line!r}: {o}')
-            if not o['ok']:
-                check(o.get('line') == n + 1 and isinstance(o.get('message'), str),
-                      f'shell {i} line {n + 1}: {o}')
-                check(o.get('error') in refusals.get(words[0], ()),
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-                counts[o['error']] = counts.get(o['error'], 0) + 1
-                continue
-            if words[0] in ('deposit', 'withdraw'):
-                check([o.get('account'), o.get('amount')] == [words[1], int(words[2])],
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-            elif words[0] == 'transfer':
-                check([o.get('from'), o.get('to'), o.get('amount')] ==
-                      [words[1], words[2], int(words[3])],
-                      f'shell {i} line {n + 1} {line!r}: {o}')
-    return counts
-
-
-def check_events(events, streams):
-    versions, bal = {}, {}
-    for i, (p, s, v, t, a) in enumerate(events):
-        check(p == i + 1, f'positions have a gap: {p} at row {i + 1}')
-        check(v == versions.get(s, 0) + 1,
-              f'position {p}: {s} version {v} after {versions.get(s, 0)}')
-        versions[s] = v
-        check(t in ('AccountCredited', 'AccountDebited') and a > 0,
-              f'position {p}: {t} {a}')
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-        check(bal[s] >= 0, f'position {p}: {s} goes to {bal[s]} (an overdraft)')
-    check(streams == versions, f'streams table {streams}, versions {versions}')
-
-
-def check_claims(results, events):
-    """Each acknowledged write's events are where it says; every event is
-    exactly one acknowledged write's.  Returns the totals of the writes."""
-    owner = {}
-    tally = {'deposit': 0, 'withdraw': 0, 'transfer': 0, 'deposited': 0,
-             'withdrawn': 0}
-
-    def claim(pos, who, stream, version, kind, amount):
-        check(1 <= pos <= len(events), f'{who}: position {pos} is not in events')
-        got = events[pos - 1]
-        check(got[1] == stream and got[3] == kind and got[4] == amount and
-              (version is None or got[2] == version),
-              f'{who}: position {pos} holds {got}')
-        check(pos not in owner, f'{who}: position {pos} is also {owner.get(pos)}\'s')
-        owner[pos] = who
-
-    for i, (_, objs, _) in enumerate(results):
-        for o in objs:
-            if not o['ok'] or o['cmd'] not in tally:
-                continue
-            who = f'shell {i} {json.dumps(o)}'
-            tally[o['cmd']] += 1
-            if o['cmd'] == 'deposit':
-                claim(o['position'], who, o['account'], o['version'],
-                      'AccountCredited', o['amount'])
-                tally['deposited'] += o['amount']
-            elif o['cmd'] == 'withdraw':
-                claim(o['position'], who, o['account'], o['version'],
-                      'AccountDebited', o['amount'])
-                tally['withdrawn'] += o['amount']
-            else:
-                claim(o['position'] - 1, who, o['from'], None, 'AccountDebited',
-                      o['amount'])
-                claim(o['position'], who, o['to'], None, 'AccountCredited',
-                      o['amount'])
-    want = tally['deposit'] + tally['withdraw'] + 2 * tally['transfer']
-    check(len(events) == want,
-          f'{len(events)} events; acknowledged: {tally["deposit"]} deposits + '
-          f'{tally["withdraw"]} withdrawals + 2 x {tally["transfer"]} transfers = {want}')
-    unowned = [p for p in range(1, len(events) + 1) if p not in owner]
-    check(not unowned, f'events nobody acknowledged at positions {unowned[:10]}')
-    return tally
-
-
-def check_applied_once(results, checkpoint, events, start=0):
-    """The successful refreshes' intervals (position - applied, position]
-    tile start..checkpoint (start: where earlier refreshes had brought it):
-    no event applied twice, none skipped.  Returns how many applied any."""
-    spans = []
-    for i, (_, objs, _) in enumerate(results):
-        for o in objs:
-            if o['ok'] and o['cmd'] == 'refresh':
-                check(0 <= o['applied'] <= o['position'] <= len(events),
-                      f'shell {i}: {json.dumps(o)}')
-                if o['applied']:
-                    spans.append((o['position'] - o['applied'], o['position'], i))
-    spans.sort()
-    at = start
-    for lo, hi, i in spans:
-        check(lo == at, f'refreshes applied ({lo}, {hi}] (shell {i}) after '
-              f'reaching {at}: ' + ('an event applied twice' if lo < at
-                                    else 'events skipped'))
-        at = hi
-    check(at == checkpoint, f'refreshes applied up to {at}, checkpoint is {checkpoint}')
-    return len(spans)
-
-
-def check_balances_shown(results, events):
-    """Each `balances` printed is the replay to the position it shows.
-    Returns how many were checked."""
-    snaps, bal = [{}], {}
-    for p, s, _, t, a in events:
-        bal = dict(bal)
-        bal[s] = bal.get(s, 0) + (a if t == 'AccountCredited' else -a)
-        snaps.append(bal)
-    shown = bad = 0
-    first = None
-    for i, (_, objs, _) in enumerate(results):
-        for n, o in enumerate(objs):
-            if not (o['ok'] and o['cmd'] == 'balances'):
-                continue
-            shown += 1
-            pos = o['position']
-            check(0 <= pos and o['behind'] >= 0 and pos + o['behind'] <= len(events),
-                  f'shell {i}: balances at {pos}, behind {o["behind"]}')
-            got = {r['account']: r['balance'] for r in o['balances']}
-            check([r['account'] for r in o['balances']] == bytewise(got),
-                  f'shell {i}: balances not sorted: {o["balances"]}')
-            if got != snaps[pos]:
-                bad += 1
-                if first is None:
-                    match = [q for q in range(len(snaps)) if snaps[q] == got]
-                    first = (f'shell {i} result {n + 1}: balances at position {pos} '
-                             f'(behind {o["behind"]}) show {got}; the replay to {pos} '
-                             f'is {snaps[pos]}; what it shows is the replay to '
-                             f'{match or "no position"}')
-    check(not bad, f'{bad} of {shown} balances disagree with the replay; first: {first}')
-    return shown
-
-
 def final_refresh(path):
     """A last refresh on its own: its balances, the table, the checkpoint."""
-    status, objs, err = run_one(path, 'refresh\nbalances\nstatus\n')
-    check(status == 0 and err == b'' and len(objs) == 3,
-          f'last refresh: status {status}, stderr {err[:200]!r}, {objs}')
+    run = run_one(path, 'refresh\nbalances\nstatus\n')
     events, streams, checkpoint, sheet = read_db(path)
-    bal = replay(events)
-    head = len(events)
-    check(objs[0]['position'] == head, f'last refresh: {objs[0]}')
-    want = [{'account': s, 'balance': bal[s]} for s in bytewise(bal)]
-    check(objs[1]['balances'] == want and objs[1]['position'] == head and
-          objs[1]['behind'] == 0,
-          f'balances after the last refresh: {objs[1]}, replay {want}')
-    check(sheet == bal, f'balances table {sheet}, replay {bal}')
-    check(checkpoint == head, f'checkpoint table {checkpoint}, last position {head}')
-    check(objs[2]['head'] == head and objs[2]['checkpoint'] == head and
-          objs[2]['behind'] == 0, f'status: {objs[2]}')
-    check(all(b >= 0 for b in bal.values()), f'a negative balance: {bal}')
-    return bal
+    return check_final_refresh(run, events, sheet, checkpoint, 'sqlite')
 
 
 # ---- the tests ----
@@ -413,19 +149,7 @@ def test_racing_writers(tmp, checks):
     checks('racing: every event is one acknowledged write\'s',
                    check_claims, results, events)
 
-    def conserved():
-        total = sum(replay(events).values())
-        deposited = withdrawn = 0
-        for _, objs, _ in racers:
-            for o in objs:
-                if o['ok'] and o['cmd'] == 'deposit':
-                    deposited += o['amount']
-                elif o['ok'] and o['cmd'] == 'withdraw':
-                    withdrawn += o['amount']
-        want = seeded + deposited - withdrawn
-        check(total == want, f'total {total}, want {seeded} seeded + {deposited} '
-              f'deposited - {withdrawn} withdrawn = {want}')
-    checks('racing: money is conserved', conserved)
+    checks('racing: money is conserved', check_conserved, events, racers, seeded)
     spans = checks('racing: refreshes applied each event once',
                    check_applied_once, results, checkpoint, events)
     checks('racing: each balances shown is the replay to its position',
@@ -451,19 +175,7 @@ def test_racing_writers(tmp, checks):
         return seen
     checks('racing: refusals cite real balances', refusals_true)
 
-    def raced():
-        who = {}
-        for i, (_, objs, _) in enumerate(racers):
-            for o in objs:
-                if o['ok'] and o['cmd'] in ('deposit', 'withdraw', 'transfer'):
-                    who[o['position']] = i
-        order = [who[p] for p in sorted(who)]
-        switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
-        check(switches > RACERS, f'the shells ran one after another '
-              f'({switches} switches between shells in position order)')
-        check(counts.get('insufficient_funds', 0) > 0, 'no withdrawal was refused')
-        return switches
-    switches = checks('racing: the shells did race', raced)
+    switches = checks('racing: the shells did race', check_raced, racers, counts, RACERS)
     checks('racing: a last refresh equals the replay', final_refresh, path)
     print(f'racing: {RACERS} shells x {COMMANDS} commands, {len(events)} events, '
           f'{counts.get("insufficient_funds", 0)} insufficient_funds, '
@@ -476,39 +188,14 @@ def test_concurrent_refreshes(tmp, checks, rounds=8):
     conflicts = applied_spans = shown = start = 0
     for r in range(rounds):
         rng = random.Random(100 + r)
-        scripts = []
-        for k in range(2):               # the refreshers
-            lines = []
-            for n in range(400):
-                lines.append(f'deposit B{rng.randrange(4)} {rng.randint(1, 100)}')
-                lines.append('refresh')
-                if n % 10 == 0:
-                    lines.append('balances')
-            scripts.append(lines)
-        lines = []                       # a writer that does not refresh
-        for n in range(500):
-            a = f'B{rng.randrange(4)}'
-            lines.append(f'deposit {a} {rng.randint(1, 100)}' if n % 3
-                         else f'withdraw {a} {rng.randint(1, 50)}')
-        scripts.append(lines)
+        scripts = refresh_scripts(rng, 400, 500)
         scripts += [['balances'] * 1000] * 2  # readers: take up others' sheets
         results = run_all(path, scripts, [True, True, True, True, False])
         tag = f'refreshes round {r + 1}'
-        checks(f'{tag}: exit statuses and stderr', check_statuses, scripts, results)
-        counts = checks(f'{tag}: each result is its command\'s', check_results_match,
-                        scripts, results, {'withdraw': ('insufficient_funds', 'conflict',
-                                                        'unknown_account'),
-                                           'deposit': ('conflict',),
-                                           'refresh': ('conflict',)}) or {}
-        conflicts += counts.get('conflict', 0)
         events, streams, checkpoint, sheet = read_db(path)
-        checks(f'{tag}: positions and versions without gaps', check_events,
-               events, streams)
-        applied_spans += checks(f'{tag}: refreshes applied each event once',
-                                check_applied_once, results, checkpoint, events,
-                                start) or 0
-        shown += checks(f'{tag}: each balances shown is the replay to its position',
-                        check_balances_shown, results, events) or 0
+        c, a, n = check_refresh_round(checks, tag, scripts, results, events, streams,
+                                      checkpoint, start)
+        conflicts, applied_spans, shown = conflicts + c, applied_spans + a, shown + n
         checks(f'{tag}: a last refresh equals the replay', final_refresh, path)
         start = len(events)
     print(f'refreshes: {rounds} rounds, {applied_spans} refreshes that applied '
