@@ -33,4 +33,5 @@ STORE_PACKAGES=(libsqlite3-dev libpq-dev)
 PG_SERVER_PACKAGES=(postgresql)
 # To run every test: unit tests, sanitizers under gcc and clang, valgrind,
 # the pty-driven interactive tests and the man page check.
-TEST_PACKAGES=(check python3 clang libclang-rt-14-dev valgrind man-db groff-base)
+TEST_PACKAGES=(check python3 clang libclang-rt-14-dev valgrind man-db groff-base
+	cppcheck clang-tidy)

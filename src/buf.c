@@ -71,8 +71,8 @@ size_t buf_fmt_u64(char *out, uint64_t v)
 	}
 	uint32_t x = (uint32_t)v;
 	while (x >= 10000) {
-		uint32_t q = x / 10000, r = x - q * 10000;
-		uint32_t hi = r / 100, lo = r - hi * 100;
+		uint32_t q = x / 10000, r = x % 10000;
+		uint32_t hi = r / 100, lo = r % 100;
 		p -= 4;
 		memcpy(p, pairs + 2 * hi, 2);
 		memcpy(p + 2, pairs + 2 * lo, 2);

@@ -134,7 +134,7 @@ static error_code append(handler *h, const store_new_event *evs,
 		remember(h, &slots[i], evs[i].stream, evs[i].stream_len,
 			 &states[i], *evs[i].stream_key);
 	}
-	res->version = states[n - 1].version;
+	res->version = n ? states[n - 1].version : 0;
 	return ERR_OK;
 }
 

@@ -152,7 +152,7 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	/* Split on spaces and tabs; a token starting with '#' ends the line.
 	 * Every token is counted, the first few kept. */
 	char *tok[1 + PARSE_MAX_ARGS];
-	size_t tok_len[1 + PARSE_MAX_ARGS];
+	size_t tok_len[1 + PARSE_MAX_ARGS] = { 0 };	/* (for static analysis) */
 	int ntok = 0;
 	char *p = line;
 	for (;;) {

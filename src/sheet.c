@@ -61,7 +61,8 @@ static void sheet_clear(sheet *sh)
 	free(sh->by_key);
 	free(sh->changed);
 	free(sh->dirty);
-	*sh = (sheet){ .ids = idmap_new() };
+	memset(sh, 0, sizeof *sh);
+	sh->ids = idmap_new();
 }
 
 typedef struct batch {

@@ -93,7 +93,7 @@ static void push(mem_store *m, uint32_t idx, const store_new_event *ev,
 {
 	if ((m->head >> BLOCK_BITS) == m->nblocks) {
 		m->blocks = xreallocarray(m->blocks, m->nblocks + 1,
-					  sizeof *m->blocks);
+					  sizeof *m->blocks);	/* NOLINT(bugprone-sizeof-expression): pointers */
 		m->blocks[m->nblocks++] = xmalloc(BLOCK_LEN * sizeof(mem_event));
 	}
 	uint64_t pos = ++m->head;

@@ -347,7 +347,7 @@ static int by_string(const void *a, const void *b)
 /* The comma-separated list sorted: stores list streams in no set order. */
 static const char *sorted(char *out)
 {
-	char copy[256], *items[16], *save = NULL;
+	char copy[256], *items[16] = { 0 }, *save = NULL;
 	size_t n = 0;
 	strcpy(copy, out);
 	for (char *t = strtok_r(copy, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
