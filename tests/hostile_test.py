@@ -2,7 +2,7 @@
 """The hostile input catalogue: every rule of SPEC's Input section pushed to
 its edge and past it. Each line gets its error code and changes nothing.
 
-usage: hostile_test.py BIN [--store sqlite]
+usage: hostile_test.py BIN [--store sqlite|postgresql]
 
 Each case is one line put between a known ledger and a `status`; with --json
 the line's result must carry the expected error code (or be ok, for the
@@ -10,13 +10,17 @@ edges that are still allowed), and `status` must show the store exactly as
 before (or as after one more event, for the allowed ones). In text mode the
 same lines must never put a raw control byte on the terminal's streams.
 Last, a 1 GiB line is piped in and the shell's peak memory must stay small.
-With --store sqlite each run is on a fresh SQLite file, where ids that look
-like SQL must be stored as they are.
+With --store sqlite each run is on a fresh SQLite file, and with --store
+postgresql on a fresh database of the server libpq's variables name (pg_test
+runs it so, on its own cluster); ids that look like SQL must be stored there
+as they are.
 """
 import json, os, shlex, subprocess, sys, tempfile
 
 BIN = os.path.abspath(sys.argv[1])
-SQLITE = sys.argv[2:4] == ['--store', 'sqlite']
+STORE = sys.argv[3] if sys.argv[2:3] == ['--store'] else 'memory'
+SQLITE = STORE == 'sqlite'
+PG = STORE == 'postgresql'
 ENV = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
 WRAPPER = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))	# valgrind …
 TMP = tempfile.mkdtemp(prefix='simplecqrs-hostile-')
@@ -98,12 +102,34 @@ def check(name, cond, detail=''):
 def run(data, *args):
     global runs
     runs += 1
-    store = []
-    if SQLITE:
-        path = os.path.join(TMP, f'ledger-{runs}.db')
-        store = ['--store', 'sqlite:' + path]
-    return subprocess.run(WRAPPER + [BIN, *store, *args], input=data,
+    return subprocess.run(WRAPPER + [BIN, *fresh_store(runs), *args], input=data,
                           capture_output=True, env=ENV, timeout=600)
+
+
+def fresh_store(n):
+    """--store options for an empty ledger of its own."""
+    if SQLITE:
+        return ['--store', 'sqlite:' + os.path.join(TMP, f'ledger-{n}.db')]
+    if PG:
+        name = f'hostile_{os.getpid()}_{n}'
+        subprocess.run(['psql', '-X', '-q', '-c', f'CREATE DATABASE {name}'],
+                       env=ENV, check=True, capture_output=True)
+        return ['--store', 'postgresql:///' + name]
+    return []
+
+
+def stored_streams(n):
+    """The streams of run n's ledger, in position order."""
+    if SQLITE:
+        import sqlite3
+        db = sqlite3.connect(os.path.join(TMP, f'ledger-{n}.db'))
+        rows = [r[0] for r in db.execute('select stream from events order by position')]
+        db.close()
+        return rows
+    out = subprocess.run(['psql', '-X', '-At', '-d', f'hostile_{os.getpid()}_{n}', '-c',
+                          'select stream from events order by position'],
+                         env=ENV, check=True, capture_output=True, text=True).stdout
+    return out.splitlines()
 
 
 def catalogue():
@@ -129,12 +155,9 @@ def catalogue():
               st['head'] == BASE_HEAD + new and st['checkpoint'] == BASE_HEAD, st)
         check(f'{name}: Base untouched',
               [e['amount'] for e in out[4]['events']] == [100], out[4])
-        if name == 'SQL-looking id, allowed' and SQLITE:
-            import sqlite3
-            db = sqlite3.connect(os.path.join(TMP, f'ledger-{runs}.db'))
-            rows = db.execute('select stream from events order by position').fetchall()
-            db.close()
-            check(f'{name}: stored as it is', rows[-1] == ('events--DROP.TABLE_events',), rows)
+        if name == 'SQL-looking id, allowed' and (SQLITE or PG):
+            rows = stored_streams(runs)
+            check(f'{name}: stored as it is', rows[-1:] == ['events--DROP.TABLE_events'], rows)
         # the same line in text mode: nothing raw reaches a terminal
         t = run(PREFIX + line + b'\n')
         raw = [b for b in set(t.stdout + t.stderr) if (b < 0x20 and b not in (9, 10)) or b == 0x7f]
@@ -157,8 +180,10 @@ def gigabyte_line():
     """1 GiB on one line, then a command: line_too_long, the command runs,
     and memory stays within a few MiB of an empty run."""
     def peak(feed):
-        store = ['--store', 'sqlite:' + os.path.join(TMP, f'big-{feed}.db')] if SQLITE else []
-        p = subprocess.Popen(WRAPPER + [BIN, '--json', *store], stdin=subprocess.PIPE,
+        global runs
+        runs += 1
+        p = subprocess.Popen(WRAPPER + [BIN, '--json', *fresh_store(runs)],
+                             stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
         chunk = b'x' * (1 << 20)
         if feed:
@@ -189,8 +214,7 @@ def main():
     catalogue()
     no_final_newline()
     gigabyte_line()
-    store = 'sqlite' if SQLITE else 'memory'
-    print(f'hostile ({store}, {len(CASES)} lines): {passed} passed, {failed} failed')
+    print(f'hostile ({STORE}, {len(CASES)} lines): {passed} passed, {failed} failed')
     return 1 if failed else 0
 
 

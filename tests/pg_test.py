@@ -1013,9 +1013,26 @@ def test_foreign(checks):
 
 # ---- main ----
 
+def test_hostile(checks):
+    """The hostile input catalogue (tests/hostile_test.py) on this server,
+    each line on a fresh database: SQL-looking ids are stored as they are."""
+    def hostile():
+        p = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                         'hostile_test.py'),
+                            BIN, '--store', 'postgresql'],
+                           env=CLUSTER.env, capture_output=True, text=True, timeout=900)
+        last = p.stdout.strip().splitlines()[-1:] or ['']
+        check(p.returncode == 0, f'{p.stdout[-2000:]}{p.stderr[-1000:]}')
+        return last[0]
+    r = checks('hostile: every hostile line gets its error and changes nothing', hostile)
+    if r:
+        print(r, flush=True)
+
+
 TESTS = {'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
          'refresh': test_refresh, 'stopped': test_stopped,
-         'unreachable': test_unreachable, 'foreign': test_foreign}
+         'unreachable': test_unreachable, 'foreign': test_foreign,
+         'hostile': test_hostile}
 
 
 def cleanup():
