@@ -155,16 +155,21 @@ void out_put_safe(buf *b, const char *s, size_t n)
 			continue;
 		}
 		size_t len = u[i] >= 0x80 ? json_utf8_len(u + i, n - i) : 0;
-		if (len > 0) {
+		/* U+0080..U+009F are controls too (U+009B starts an escape
+		 * sequence on terminals that take C1): both bytes as \xNN */
+		bool c1 = len == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0;
+		if (len > 0 && !c1) {
 			buf_put(b, u + i, len);
 			i += len;
 		} else if (u[i] == '\\') {
 			buf_puts(b, "\\\\");
 			i++;
 		} else {
-			char esc[4] = { '\\', 'x', hex[u[i] >> 4], hex[u[i] & 15] };
-			buf_put(b, esc, 4);
-			i++;
+			for (size_t end = i + (c1 ? 2 : 1); i < end; i++) {
+				char esc[4] = { '\\', 'x', hex[u[i] >> 4],
+						hex[u[i] & 15] };
+				buf_put(b, esc, 4);
+			}
 		}
 	}
 }

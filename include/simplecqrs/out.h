@@ -81,7 +81,8 @@ void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
 void out_help(out *o, const char *text);
 
 /* Appends s to b for a terminal: printable text, tabs and valid UTF-8 as
- * they are, a backslash doubled, any other byte as \xNN. */
+ * they are (but not the C1 controls U+0080..U+009F), a backslash doubled,
+ * any other byte as \xNN. */
 void out_put_safe(buf *b, const char *s, size_t n);
 
 #endif

@@ -22,6 +22,7 @@
 #include "simplecqrs/cmd.h"
 #include "simplecqrs/lines.h"
 #include "simplecqrs/parse.h"
+#include "simplecqrs/xmalloc.h"
 #include "fuzz.h"
 
 #define MAX_LINES 256	/* lines run per input: memory and time stay bounded */
@@ -193,7 +194,7 @@ static size_t new_output(void)
 	size_t n = (size_t)(end - out_seen);
 	if (n + 1 > outcap) {
 		outcap = n + 1;
-		outbuf = realloc(outbuf, outcap);
+		outbuf = xrealloc(outbuf, outcap);
 	}
 	FUZZ_CHECK(pread(out_fd, outbuf, n, out_seen) == (ssize_t)n, "pread");
 	out_seen = end;
@@ -280,11 +281,11 @@ static size_t copy_cap;
 static cmd_status run_json(cmd_ctx *ctx, char *text, size_t len, bool too_long)
 {
 	/* what the parser makes of the line, on a copy */
-	parse_result p;
+	parse_result p = { 0 };
 	error_code prc = ERR_LINE_TOO_LONG;
 	if (len + 1 + PARSE_SLACK > copy_cap) {
 		copy_cap = len + 1 + PARSE_SLACK;
-		copy = realloc(copy, copy_cap);
+		copy = xrealloc(copy, copy_cap);
 	}
 	memcpy(copy, text, len);
 	memset(copy + len, 0, 1 + PARSE_SLACK);

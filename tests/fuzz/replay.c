@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "simplecqrs/xmalloc.h"
 #include "fuzz.h"
 
 static unsigned long replayed;
@@ -42,14 +43,12 @@ static int run_file(const char *path)
 		return -1;
 	}
 	size_t cap = 4096, n = 0;
-	uint8_t *data = malloc(cap);
+	uint8_t *data = xmalloc(cap);
 	size_t got;
 	while ((got = fread(data + n, 1, cap - n, f)) > 0) {
 		n += got;
 		if (n == cap)
-			data = realloc(data, cap *= 2);
-		if (data == NULL)
-			abort();
+			data = xrealloc(data, cap *= 2);
 	}
 	int err = ferror(f);
 	fclose(f);
