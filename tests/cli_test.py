@@ -46,49 +46,42 @@ def listed(folder, names):
     return 0
 
 
-def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    if sys.argv[1] == '--listed':
-        return listed(sys.argv[2], sys.argv[3:])
-    binary, case = os.path.abspath(sys.argv[1]), sys.argv[2]
-    update = '--update' in sys.argv[3:]
-    sqlite = sys.argv[3:5] == ['--store', 'sqlite'] or sys.argv[4:6] == ['--store', 'sqlite']
+def load(case, base_env):
+    """(args, env, own_store) of a case: its arguments, base_env with its
+    .env added, and whether it picks its own store."""
     args = shlex.split(read(case + '.args', b'').decode())
-    env = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
+    env = dict(base_env)
     for line in read(case + '.env', b'').decode().splitlines():
         if line.strip():
             k, _, v = line.partition('=')
             env[k] = v
     own_store = 'SIMPLECQRS_STORE' in env or any(
         a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args)
-    wrapper = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
-    with tempfile.TemporaryDirectory() as tmp:
-        store = [] if not sqlite or own_store else [
-            '--store', 'sqlite:' + os.path.join(tmp, 'ledger.db')]
-        p = subprocess.run(wrapper + [binary] + store + args,
-                           input=read(case + '.cqrs'), capture_output=True,
-                           cwd=os.path.dirname(case) or '.', env=env, timeout=600)
-        ran = p.returncode in (0, 1) and not any(
-            a in ('-h', '--help', '-V', '--version') for a in args)
-        if store and ran and not os.path.exists(os.path.join(tmp, 'ledger.db')):
-            print(f'FAIL {os.path.basename(case)}: the SQLite file was not made')
-            print('0 passed, 1 failed')
-            return 1
-    got = {'stdout': TIME.sub(b'<time>', p.stdout), 'stderr': p.stderr,
-           'status': b'%d\n' % p.returncode}
-    if update:
-        for ext, data in got.items():
-            with open(f'{case}.{ext}', 'wb') as f:
-                f.write(data)
-        print(f'updated {case}')
-        return 0
+    return args, env, own_store
+
+
+def ran_commands(p, args):
+    """Whether a run got as far as opening its store and running commands."""
+    return p.returncode in (0, 1) and not any(
+        a in ('-h', '--help', '-V', '--version') for a in args)
+
+
+def observed(p):
+    return {'stdout': TIME.sub(b'<time>', p.stdout), 'stderr': p.stderr,
+            'status': b'%d\n' % p.returncode}
+
+
+def compare(case, args, p, store=None):
+    """How run p of case differs from the expected files, as a list of
+    messages. store, if given, is the kind `status` names instead of
+    memory: one set of expected files holds every store to the contract."""
     failures = []
-    for ext, data in got.items():
+    for ext, data in observed(p).items():
         want = read(f'{case}.{ext}', b'' if ext != 'status' else b'0\n')
-        if sqlite and not own_store:
-            want = re.sub(rb'^store( +)memory$', rb'store\1sqlite', want, flags=re.M)
-            want = want.replace(b'"store":"memory"', b'"store":"sqlite"')
+        if store:
+            want = re.sub(rb'^store( +)memory$', rb'store\1' + store.encode(), want,
+                          flags=re.M)
+            want = want.replace(b'"store":"memory"', b'"store":"%s"' % store.encode())
         if data != want:
             failures.append(f'--- {ext} expected:\n{want.decode(errors="replace")}'
                             f'--- {ext} got:\n{data.decode(errors="replace")}')
@@ -100,6 +93,38 @@ def main():
                 failures.append(f'stdout line {i} is not JSON ({e}): {line[:200]!r}')
     if b'\x1b' in p.stdout + p.stderr:
         failures.append('an escape code reached piped output')
+    return failures
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    if sys.argv[1] == '--listed':
+        return listed(sys.argv[2], sys.argv[3:])
+    binary, case = os.path.abspath(sys.argv[1]), sys.argv[2]
+    update = '--update' in sys.argv[3:]
+    sqlite = sys.argv[3:5] == ['--store', 'sqlite'] or sys.argv[4:6] == ['--store', 'sqlite']
+    base = {k: v for k, v in os.environ.items() if k not in ('SIMPLECQRS_STORE', 'NO_COLOR')}
+    args, env, own_store = load(case, base)
+    wrapper = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = [] if not sqlite or own_store else [
+            '--store', 'sqlite:' + os.path.join(tmp, 'ledger.db')]
+        p = subprocess.run(wrapper + [binary] + store + args,
+                           input=read(case + '.cqrs'), capture_output=True,
+                           cwd=os.path.dirname(case) or '.', env=env, timeout=600)
+        if store and ran_commands(p, args) and \
+                not os.path.exists(os.path.join(tmp, 'ledger.db')):
+            print(f'FAIL {os.path.basename(case)}: the SQLite file was not made')
+            print('0 passed, 1 failed')
+            return 1
+    if update:
+        for ext, data in observed(p).items():
+            with open(f'{case}.{ext}', 'wb') as f:
+                f.write(data)
+        print(f'updated {case}')
+        return 0
+    failures = compare(case, args, p, 'sqlite' if store else None)
     name = os.path.basename(case)
     if failures:
         print(f'FAIL {name}\n' + '\n'.join(failures))

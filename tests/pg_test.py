@@ -57,6 +57,7 @@ Tests (NAME for --only):
 Prints 'pg: P passed, F failed'; exits 1 on failure.
 """
 import atexit
+import cli_test
 import glob
 import json
 import os
@@ -383,51 +384,21 @@ def final_refresh(db):
 
 # ---- 1. the CLI cases ----
 
-def read(path, default=None):
-    try:
-        with open(path, 'rb') as f:
-            return f.read()
-    except FileNotFoundError:
-        return default
-
-
 def cli_case(case):
-    """None when the case picks its own store; else checks it."""
-    args = shlex.split(read(case + '.args', b'').decode())
-    env = dict(CLUSTER.env)
-    for line in read(case + '.env', b'').decode().splitlines():
-        if line.strip():
-            k, _, v = line.partition('=')
-            env[k] = v
-    if 'SIMPLECQRS_STORE' in env or any(
-            a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args):
+    """None when the case picks its own store; else checks it with the CLI
+    runner's own comparison (tests/cli_test.py), status naming postgresql."""
+    args, env, own_store = cli_test.load(case, CLUSTER.env)
+    if own_store:
         return None
     with Database('cli_' + os.path.basename(case)) as db:
         p = subprocess.run(WRAPPER + [BIN, '--store', db.uri] + args,
-                           input=read(case + '.cqrs'), capture_output=True,
+                           input=cli_test.read(case + '.cqrs'), capture_output=True,
                            cwd=CLI_DIR, env=env, timeout=TIMEOUT)
-        ran = p.returncode in (0, 1) and not any(
-            a in ('-h', '--help', '-V', '--version') for a in args)
+        ran = cli_test.ran_commands(p, args)
         failures = []
         if ran and not db.has('simplecqrs_meta'):
             failures.append('the shell ran, but the tables were not made')
-    got = {'stdout': TIME_RE.sub(b'<time>', p.stdout), 'stderr': p.stderr,
-           'status': b'%d\n' % p.returncode}
-    for ext, data in got.items():
-        want = read(f'{case}.{ext}', b'' if ext != 'status' else b'0\n')
-        want = re.sub(rb'^store( +)memory$', rb'store\1postgresql', want, flags=re.M)
-        want = want.replace(b'"store":"memory"', b'"store":"postgresql"')
-        if data != want:
-            failures.append(f'--- {ext} expected:\n{want.decode(errors="replace")}'
-                            f'--- {ext} got:\n{data.decode(errors="replace")}')
-    if '--json' in args:
-        for i, line in enumerate(p.stdout.splitlines(), 1):
-            try:
-                json.loads(line)
-            except ValueError as e:
-                failures.append(f'stdout line {i} is not JSON ({e}): {line[:200]!r}')
-    if b'\x1b' in p.stdout + p.stderr:
-        failures.append('an escape code reached piped output')
+    failures += cli_test.compare(case, args, p, 'postgresql')
     check(not failures, '\n' + '\n'.join(failures))
     return ran
 
@@ -438,10 +409,7 @@ def test_cli(checks):
     ran = skipped = 0
     for name in cases:
         case = os.path.join(CLI_DIR, name)
-        args = shlex.split(read(case + '.args', b'').decode())
-        envtxt = read(case + '.env', b'').decode()
-        if 'SIMPLECQRS_STORE=' in envtxt or any(
-                a in ('-s', '--store') or a.startswith(('--store=', '-s')) for a in args):
+        if cli_test.load(case, {})[2]:	# it picks its own store
             skipped += 1
             continue
         r = checks(f'cli {name}', cli_case, case)
