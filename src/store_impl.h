@@ -19,7 +19,6 @@ typedef struct store_ops {
 	error_code (*read_all)(store *s, uint64_t after, size_t limit,
 			       store_event_fn fn, void *ctx);
 	error_code (*head)(store *s, uint64_t *head);
-	error_code (*count_after)(store *s, uint64_t after, uint64_t *count);
 	error_code (*stream_count)(store *s, uint64_t *count);
 	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,
 			      void *ctx);

@@ -221,13 +221,6 @@ static error_code mem_head(store *s, uint64_t *head)
 	return ERR_OK;
 }
 
-static error_code mem_count_after(store *s, uint64_t after, uint64_t *count)
-{
-	uint64_t head = ((mem_store *)s)->head;
-	*count = after < head ? head - after : 0;
-	return ERR_OK;
-}
-
 static error_code mem_stream_count(store *s, uint64_t *count)
 {
 	*count = idmap_count(((mem_store *)s)->ids);
@@ -266,7 +259,6 @@ static const store_ops memory_ops = {
 	.read_stream = mem_read_stream,
 	.read_all = mem_read_all,
 	.head = mem_head,
-	.count_after = mem_count_after,
 	.stream_count = mem_stream_count,
 	.streams = mem_streams,
 };

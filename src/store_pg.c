@@ -373,16 +373,6 @@ static error_code pg_head(store *s, uint64_t *head)
 	return rc;
 }
 
-/* Positions are 1..head without gaps (each is max + 1 under the write
- * lock), so this is a subtraction, not a count over the rows. */
-static error_code pg_count_after(store *s, uint64_t after, uint64_t *count)
-{
-	uint64_t head;
-	error_code rc = pg_head(s, &head);
-	*count = rc == ERR_OK && after < head ? head - after : 0;
-	return rc;
-}
-
 static error_code pg_stream_count(store *s, uint64_t *count)
 {
 	int64_t v = 0;
@@ -498,7 +488,6 @@ static const store_ops pg_ops = {
 	.read_stream = pg_read_stream,
 	.read_all = pg_read_all,
 	.head = pg_head,
-	.count_after = pg_count_after,
 	.stream_count = pg_stream_count,
 	.streams = pg_streams,
 	.begin = pg_begin,

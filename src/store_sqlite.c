@@ -422,17 +422,6 @@ static error_code sql_head(store *s, uint64_t *head)
 	return rc;
 }
 
-/* Positions here are 1..head without gaps (a rowid is the largest plus one,
- * and a rolled-back group gives its numbers back), so this is a subtraction,
- * not a count over the rows. */
-static error_code sql_count_after(store *s, uint64_t after, uint64_t *count)
-{
-	uint64_t head;
-	error_code rc = sql_head(s, &head);
-	*count = rc == ERR_OK && after < head ? head - after : 0;
-	return rc;
-}
-
 static error_code sql_stream_count(store *s, uint64_t *count)
 {
 	int64_t v = 0;
@@ -559,7 +548,6 @@ static const store_ops sqlite_ops = {
 	.read_stream = sql_read_stream,
 	.read_all = sql_read_all,
 	.head = sql_head,
-	.count_after = sql_count_after,
 	.stream_count = sql_stream_count,
 	.streams = sql_streams,
 	.begin = sql_begin,

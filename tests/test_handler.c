@@ -68,11 +68,6 @@ static error_code race_head(store *s, uint64_t *h)
 	return store_head(((racing *)s)->inner, h);
 }
 
-static error_code race_count_after(store *s, uint64_t after, uint64_t *n)
-{
-	return store_count_after(((racing *)s)->inner, after, n);
-}
-
 static error_code race_stream_count(store *s, uint64_t *n)
 {
 	return store_stream_count(((racing *)s)->inner, n);
@@ -96,7 +91,6 @@ static const store_ops racing_ops = {
 	.read_stream = race_read_stream,
 	.read_all = race_read_all,
 	.head = race_head,
-	.count_after = race_count_after,
 	.stream_count = race_stream_count,
 	.streams = race_streams,
 };

@@ -90,7 +90,9 @@ error_code store_read_all(store *s, uint64_t after, size_t limit,
 			  store_event_fn fn, void *ctx);
 /* The last position (0 when empty). */
 error_code store_head(store *s, uint64_t *head);
-/* How many events have a position > after. */
+/* How many events have a position > after. Every backend keeps positions
+ * 1..head without gaps (SPEC allows PostgreSQL gaps; ours has none), so
+ * this is head - after. */
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
