@@ -92,6 +92,10 @@ static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 			  "another writer changed %s %u times; nothing was done",
 			  account, res->conflicts);
 		break;
+	case ERR_BUSY:
+		out_error(ctx->out, ctx->line, cmd, rc, "%s; nothing was written",
+			  store_errmsg(ctx->store));
+		break;
 	default:
 		return storage_failed(ctx, cmd);
 	}
@@ -144,6 +148,11 @@ static cmd_status exec_transfer(cmd_ctx *ctx, const parse_result *p)
  * sheet first (conflict, nothing applied), or the store failed. */
 static cmd_status sheet_failed(cmd_ctx *ctx, const char *cmd, error_code rc)
 {
+	if (rc == ERR_BUSY) {
+		out_error(ctx->out, ctx->line, cmd, rc, "%s; nothing was applied",
+			  store_errmsg(ctx->store));
+		return CMD_FAILED;
+	}
 	if (rc != ERR_CONFLICT)
 		return storage_failed(ctx, cmd);
 	out_error(ctx->out, ctx->line, cmd, rc,

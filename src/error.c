@@ -15,6 +15,8 @@ static const char *const names[ERR_COUNT] = {
 	[ERR_OVERFLOW] = "overflow",
 	[ERR_CONFLICT] = "conflict",
 	[ERR_STORAGE] = "storage",
+	[ERR_BUSY] = "busy",
+	[ERR_BACKUP_FAILED] = "backup_failed",
 };
 
 const char *error_name(error_code code)

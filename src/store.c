@@ -113,8 +113,38 @@ error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 
 void store_free(store *s)
 {
-	if (s)
+	if (s) {
+		char *location = s->location;
 		s->ops->free(s);
+		free(location);
+	}
+}
+
+const char *store_location(const store *s)
+{
+	return s->location;
+}
+
+bool store_created(const store *s)
+{
+	return s->created;
+}
+
+void store_set_wait(store *s, store_wait_fn fn, void *ctx)
+{
+	s->wait = fn;
+	s->wait_ctx = ctx;
+}
+
+bool store_waiting(store *s, unsigned waited_ms)
+{
+	return s->wait == NULL || s->wait(s->wait_ctx, waited_ms);
+}
+
+error_code store_poll(store *s, bool *changed)
+{
+	*changed = true;
+	return s->ops->poll ? s->ops->poll(s, changed) : ERR_OK;
 }
 
 const char *store_kind(const store *s)

@@ -29,6 +29,8 @@ typedef struct store_ops {
 	error_code (*begin)(store *s);
 	error_code (*commit)(store *s);
 	void (*rollback)(store *s);
+	/* NULL: the store cannot tell cheaply (store_poll says changed). */
+	error_code (*poll)(store *s, bool *changed);
 	/* NULL in a store that keeps no balance sheet. */
 	error_code (*sheet_checkpoint)(store *s, uint64_t *checkpoint);
 	error_code (*sheet_load)(store *s, uint64_t *checkpoint,
@@ -48,7 +50,16 @@ struct store {
 				   the shell has not yet been told of through
 				   store_commit: results of it may be waiting */
 	size_t group_events;	/* events appended in the open group */
+	char *location;		/* store_location's answer; the backend sets
+				   it (xmalloc'd), store_free frees it */
+	bool created;		/* this open made a new ledger */
+	store_wait_fn wait;	/* store_set_wait's hook, or NULL */
+	void *wait_ctx;
 };
+
+/* For a backend waiting for another program's write lock: calls the wait
+ * hook, if any. false: stop waiting, fail the call with ERR_BUSY. */
+bool store_waiting(store *s, unsigned waited_ms);
 
 /* For a backend's writes: opens the group's transaction unless one is
  * open. Every write of a grouping backend starts with it. */

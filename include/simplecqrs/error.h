@@ -20,6 +20,10 @@ typedef enum error_code {
 	ERR_OVERFLOW,
 	ERR_CONFLICT,		/* a concurrent writer won every retry */
 	ERR_STORAGE,		/* the store failed: outcome unknown */
+	ERR_BUSY,		/* another program held the write lock past the
+				   wait, or the user ended the wait: nothing
+				   was written */
+	ERR_BACKUP_FAILED,	/* backup: the path exists or cannot be written */
 	ERR_COUNT
 } error_code;
 

@@ -70,8 +70,28 @@ void store_safe_uri(const char *uri, char *out, size_t out_len);
 
 /* "memory", "sqlite" or "postgresql". */
 const char *store_kind(const store *s);
+/* Where the ledger is, for people: the SQLite file's absolute path, or the
+ * PostgreSQL URI without its password; NULL for the memory store. Owned by
+ * the store. */
+const char *store_location(const store *s);
+/* true when this open made a new, empty ledger (so a mistyped path shows). */
+bool store_created(const store *s);
+
+/* Called about every 100 ms while the store waits for a write lock that
+ * another program holds, with how long it has waited so far. Returning
+ * false stops the wait: the call that waited fails with ERR_BUSY and has
+ * written nothing. Without a hook (or when it says true) the store waits
+ * up to its own limit (10 s), then fails with ERR_BUSY. */
+typedef bool (*store_wait_fn)(void *ctx, unsigned waited_ms);
+void store_set_wait(store *s, store_wait_fn fn, void *ctx);
+
+/* Cheap, for an idle prompt: *changed is true when anyone (another shell
+ * included) may have committed to the store since the last call. A store
+ * that cannot tell cheaply says true. */
+error_code store_poll(store *s, bool *changed);
 /* Every call below returns ERR_OK or ERR_STORAGE (append: also
- * ERR_CONFLICT), and store_errmsg says why the last one failed. */
+ * ERR_CONFLICT; a write that had to wait for another program's lock: also
+ * ERR_BUSY), and store_errmsg says why the last one failed. */
 
 /* The last failure's message, for ERR_STORAGE; owned by the store. */
 const char *store_errmsg(const store *s);
