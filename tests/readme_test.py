@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Every example in the README runs as written.
+
+usage: readme_test.py BIN README
+
+The README's examples are fenced ```console blocks. A block whose first
+command is `$ scripts/run` is the prompt session: it runs in a
+pseudo-terminal, each `simplecqrs...> COMMAND` line is typed (`<TAB>` as a
+Tab key) and what the shell prints up to the next prompt must be the lines
+shown. Every other console block is a transcript: its `$ ` lines run one
+after another in one bash, in a fresh empty folder, with `simplecqrs` on
+the PATH (BIN), stderr merged into stdout, and what they print must be the
+lines shown after each. Times (ISO 8601) are masked on both sides. A block
+that needs a program this machine lacks (sqlite3), or a command BIN does
+not have yet, is skipped with a note; none may be skipped silently.
+
+Other fences hold what cannot run here (a server, sudo, a second terminal):
+```sh blocks, never a `$ ` transcript, so an example is either run or
+visibly not one.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import interactive_test as it  # noqa: E402  (the pty driver)
+
+TIME = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z')
+FENCE = re.compile(r'^```(\S*)\n(.*?)^```$', re.M | re.S)
+PROMPT_LINE = re.compile(r'^(simplecqrs(?: \[\d+ behind\])?>) ?(.*)$')
+
+
+def blocks(text):
+    """(first line number, info string, lines) of each fenced block."""
+    for m in FENCE.finditer(text):
+        line = text.count('\n', 0, m.start()) + 2
+        yield line, m.group(1), m.group(2).rstrip('\n').split('\n')
+
+
+def mask(lines):
+    return [TIME.sub('<time>', l).rstrip() for l in lines]
+
+
+def diff(want, got):
+    want, got = mask(want), mask(got)
+    if want == got:
+        return None
+    out = []
+    for i in range(max(len(want), len(got))):
+        w = want[i] if i < len(want) else '<nothing>'
+        g = got[i] if i < len(got) else '<nothing>'
+        if w != g:
+            out.append(f'  line {i + 1}: README {w!r}\n          binary {g!r}')
+    return '\n'.join(out[:10])
+
+
+def commands_of(binary):
+    p = subprocess.run([binary], input=b'help\n', capture_output=True)
+    return {l.split()[0] for l in p.stdout.decode().splitlines() if l.strip()}
+
+
+def needs(cmds, known):
+    """Why a transcript cannot run here, or None."""
+    for c in cmds:
+        if re.search(r'(^|[|;]\s*)sqlite3\b', c) and shutil.which('sqlite3') is None:
+            return 'sqlite3 is not installed'
+        for word in re.findall(r"\\n([a-z]+)|'([a-z]+)\b", c):
+            w = word[0] or word[1]
+            if w in ('backup',) and w not in known:
+                return f'{w}: this build has no {w} command yet'
+    return None
+
+
+def transcript(binary, lines):
+    """Run a `$ ` transcript; return (commands, expected, observed)."""
+    cmds, want = [], []
+    for l in lines:
+        if l.startswith('$ '):
+            cmds.append(l[2:])
+            want.append(l)
+        else:
+            want.append(l)
+    with tempfile.TemporaryDirectory(prefix='scqrs-readme-') as d:
+        bindir, work = os.path.join(d, 'bin'), os.path.join(d, 'work')
+        os.makedirs(bindir)
+        os.makedirs(work)
+        os.symlink(os.path.abspath(binary), os.path.join(bindir, 'simplecqrs'))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(('SIMPLECQRS_', 'PG', 'LC_'))
+               and k not in ('NO_COLOR', 'LANG', 'LANGUAGE')}
+        env.update(PATH=bindir + os.pathsep + env.get('PATH', '/usr/bin:/bin'),
+                   HOME=d, LC_ALL='C.UTF-8')
+        # each command is shown as typed, then what it printed
+        # ($? survives the printf: `echo $?` shows the command's status)
+        script = 'exec 2>&1\n_s=0\n' + ''.join(
+            f'printf "%s\\n" {shquote("$ " + c)}\n(exit $_s)\n{c}\n_s=$?\n'
+            for c in cmds)
+        p = subprocess.run(['bash', '--norc', '--noprofile', '-c', script], cwd=work,
+                           env=env, capture_output=True, timeout=60)
+    return cmds, want, p.stdout.decode('utf-8', 'replace').rstrip('\n').split('\n')
+
+
+def shquote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def keys_for(command, typed):
+    """The keys to press for a command the session shows: one of the
+    README's `typed as` key sequences that could give it, else the command."""
+    for k in typed:
+        parts = k.split('<TAB>')
+        if re.fullmatch(r'\S*\s*'.join(map(re.escape, parts)), command):
+            return k.replace('<TAB>', '\t')
+    return command
+
+
+def session(binary, lines, typed_as):
+    """Type the prompt session's commands into the real shell in a pty;
+    return (expected, observed) as lists of lines, banner first."""
+    want, got = [], []
+    sb = it.Sandbox(binary)
+    try:
+        with sb.spawn(NO_COLOR='1') as s:
+            # spawn consumed the banner and the first prompt
+            head = s.text[:s.pos]
+            prompt = head[head.rfind('\n') + 1:]
+            got.append(head[:head.rfind('\n')].strip('\n'))
+            want.append(lines[1])
+            for i, line in enumerate(lines[2:], 2):
+                m = PROMPT_LINE.match(line)
+                if not m:
+                    want.append(line)   # output of the command before
+                    continue
+                want.append(line)
+                command = m.group(2)
+                if command == '':       # the last, empty prompt: the shell waits at it
+                    got.append(prompt)
+                    if i != len(lines) - 1:
+                        raise AssertionError('an empty prompt before the end of the session')
+                    break
+                start = s.pos
+                s.send(keys_for(command, typed_as) + '\r')
+                p = s.expect(it.PROMPT)
+                shown = s.text[start:p.start()].split('\n')
+                # the first line is the terminal's echo of what was typed
+                got.append(prompt + shown[0])
+                got.extend(shown[1:-1] if shown[-1] == '' else shown[1:])
+                prompt = p.group(0)
+            s.send(it.CTRL_D)
+            s.wait_exit()
+    finally:
+        sb.cleanup()
+    return want, got
+
+
+def main():
+    binary, readme = os.path.abspath(sys.argv[1]), sys.argv[2]
+    with open(readme, encoding='utf-8') as f:
+        text = f.read()
+    # the README says how some lines were typed (`wi<TAB>…`): type them so
+    typed = re.findall(r'typed\s+as\s+`([^`]+)`', text)
+    known = commands_of(binary)
+    passed = failed = skipped = 0
+    sessions = 0
+    for line, info, lines in blocks(text):
+        has_dollar = any(l.startswith('$ ') for l in lines)
+        if info != 'console':
+            if has_dollar:
+                print(f'README:{line}: a ```{info} block with `$ ` lines: make it '
+                      f'```console (and runnable) or drop the `$ `')
+                failed += 1
+            continue
+        if not lines or not lines[0].startswith('$ '):
+            print(f'README:{line}: a console block must start with a `$ ` command')
+            failed += 1
+            continue
+        try:
+            if lines[0] == '$ scripts/run':
+                sessions += 1
+                want, got = session(binary, lines, typed)
+                what = 'the prompt session'
+            else:
+                cmds = [l[2:] for l in lines if l.startswith('$ ')]
+                why = needs(cmds, known)
+                if why:
+                    print(f'README:{line}: skipped ({why})')
+                    skipped += 1
+                    continue
+                cmds, want, got = transcript(binary, lines)
+                what = f'`{cmds[0]}`'
+        except AssertionError as e:
+            print(f'README:{line}: FAIL {e}')
+            failed += 1
+            continue
+        d = diff(want, got)
+        if d:
+            print(f'README:{line}: FAIL {what}\n{d}')
+            failed += 1
+        else:
+            print(f'README:{line}: ok {what}')
+            passed += 1
+    if sessions != 1:
+        print(f'expected one prompt session (```console starting `$ scripts/run`), '
+              f'found {sessions}')
+        failed += 1
+    if passed + failed < 5:
+        print(f'only {passed + failed} examples ran; the README has lost its examples?')
+        failed += 1
+    print(f'{passed} passed, {failed} failed, {skipped} skipped')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
