@@ -156,6 +156,82 @@ def session(binary, lines, typed_as):
     return want, got
 
 
+# The project's documents are the user's contract: they may name nothing the
+# user does not have (a spec, a folder beside the checkout, a team's files).
+OUTSIDE = re.compile(r"\bSPEC\b|\.\./shared|\bshared (?:README|folder|bench)|team's",
+                     re.I)
+LINK = re.compile(r'\]\(([^)\s]+)\)')
+
+
+def slug(heading):
+    """GitHub's anchor for a Markdown heading."""
+    s = re.sub(r'[^\w\- ]', '', heading.strip().lower())
+    return s.replace(' ', '-')
+
+
+def check_documents(readme):
+    """Problems with the README, docs/*.md and the man page as documents:
+    references outside the project, links to files or anchors that are not
+    there."""
+    root = os.path.dirname(os.path.abspath(readme))
+    docs = [readme] + sorted(
+        os.path.join(root, 'docs', f) for f in os.listdir(os.path.join(root, 'docs'))
+        if f.endswith('.md')) if os.path.isdir(os.path.join(root, 'docs')) else [readme]
+    man = os.path.join(root, 'src', 'simplecqrs.1')
+    problems = []
+    anchors = {}
+    for d in docs:
+        with open(d, encoding='utf-8') as f:
+            anchors[os.path.abspath(d)] = {
+                slug(h) for h in re.findall(r'^#+ (.*)$', f.read(), re.M)}
+    for d in docs + ([man] if os.path.exists(man) else []):
+        name = os.path.relpath(d, root)
+        with open(d, encoding='utf-8') as f:
+            text = f.read()
+        for n, line in enumerate(text.split('\n'), 1):
+            if OUTSIDE.search(line):
+                problems.append(f'{name}:{n}: refers to something outside the project: '
+                                f'{line.strip()!r}')
+        if not d.endswith('.md'):
+            continue
+        for target in LINK.findall(text):
+            if re.match(r'[a-z]+:', target):
+                continue        # a web address
+            path, _, anchor = target.partition('#')
+            dest = os.path.abspath(os.path.join(os.path.dirname(d), path)) if path else \
+                os.path.abspath(d)
+            if not os.path.exists(dest):
+                problems.append(f'{name}: link to {target}: no such file')
+            elif anchor and dest in anchors and anchor not in anchors[dest]:
+                problems.append(f'{name}: link to {target}: no such heading')
+    if os.path.exists(man):
+        problems += in_step(readme, man)
+    return problems
+
+
+def in_step(readme, man):
+    """What the README's tables of commands, error codes, options and
+    environment variables name that the man page leaves out."""
+    with open(readme, encoding='utf-8') as f:
+        text = f.read()
+    with open(man, encoding='utf-8') as f:
+        page = re.sub(r'\\f[BIRP]|\\%|\\&', '', f.read()).replace('\\-', '-')
+    names = set()
+    for section in ('Commands', 'Errors', 'Options', 'Environment'):
+        m = re.search(rf'^##+ {section}\n(.*?)(?=^##)', text, re.M | re.S)
+        if not m:
+            names.add(f'(the README has no {section} section)')
+            continue
+        for row in re.findall(r'^\| (.*?) \|', m.group(1), re.M):
+            for cell in re.findall(r'`([^`]+)`', row):
+                word = re.match(r'(-[a-z]|--[a-z]+|[A-Za-z_]+)', cell)
+                if word and word.group(1) not in ('command', 'code', 'option', 'variable'):
+                    names.add(word.group(1))
+    return [f'src/simplecqrs.1 does not mention {n}, which the README lists'
+            for n in sorted(names)
+            if not re.search(rf'(?<![\w-]){re.escape(n)}(?![\w-])', page)]
+
+
 def main():
     binary, readme = os.path.abspath(sys.argv[1]), sys.argv[2]
     with open(readme, encoding='utf-8') as f:
@@ -202,6 +278,9 @@ def main():
         else:
             print(f'README:{line}: ok {what}')
             passed += 1
+    for problem in check_documents(readme):
+        print(problem)
+        failed += 1
     if sessions != 1:
         print(f'expected one prompt session (```console starting `$ scripts/run`), '
               f'found {sessions}')
