@@ -107,6 +107,35 @@ def shquote(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+TWO_SHELLS = re.compile(r'^\| shell A \| shell B \|\n\|[-|]+\|\n((?:\|.*\|\n)+)', re.M)
+STEP = re.compile(r'^`([^`]+)` → `([^`]*)`$')
+
+
+def two_shells(binary, text):
+    """The README's table of two shells on one SQLite file: run each row's
+    command, in order, as its own run on one file; (expected, observed)."""
+    m = TWO_SHELLS.search(text)
+    if not m:
+        raise AssertionError('no "| shell A | shell B |" table')
+    want, got = [], []
+    with tempfile.TemporaryDirectory(prefix='scqrs-readme-') as d:
+        for row in m.group(1).splitlines():
+            cells = [c.strip() for c in row.strip('|').split('|')]
+            step = [c for c in cells if c]
+            s = STEP.match(step[0]) if len(step) == 1 else None
+            if not s:
+                raise AssertionError(f'a row that is not one `COMMAND` → `OUTPUT`: {row!r}')
+            who = 'AB'[cells.index(step[0])]
+            p = subprocess.run([binary, '--store', 'sqlite:' + os.path.join(d, 'two.db')],
+                               input=s.group(1).encode() + b'\n', capture_output=True,
+                               timeout=30)
+            # piped, an error carries its line number; at a prompt it does not
+            out = re.sub(r'^error: 1: ', 'error: ', (p.stdout + p.stderr).decode()).strip()
+            want.append(f'{who}: {s.group(1)} → {s.group(2)}')
+            got.append(f'{who}: {s.group(1)} → {out}')
+    return want, got
+
+
 def keys_for(command, typed):
     """The keys to press for a command the session shows: one of the
     README's `typed as` key sequences that could give it, else the command."""
@@ -278,6 +307,17 @@ def main():
         else:
             print(f'README:{line}: ok {what}')
             passed += 1
+    try:
+        want, got = two_shells(binary, text)
+        d = diff(want, got)
+    except AssertionError as e:
+        d = str(e)
+    if d:
+        print(f'README: FAIL the two shells on one file\n{d}')
+        failed += 1
+    else:
+        print('README: ok the two shells on one file')
+        passed += 1
     for problem in check_documents(readme):
         print(problem)
         failed += 1
