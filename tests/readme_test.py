@@ -87,7 +87,14 @@ def transcript(binary, lines):
         bindir, work = os.path.join(d, 'bin'), os.path.join(d, 'work')
         os.makedirs(bindir)
         os.makedirs(work)
-        os.symlink(os.path.abspath(binary), os.path.join(bindir, 'simplecqrs'))
+        link = os.path.join(bindir, 'simplecqrs')
+        if it.WRAPPER:      # meson test --setup=valgrind: each run under valgrind
+            with open(link, 'w') as f:
+                f.write('#!/bin/sh\nexec %s %s "$@"\n' % (
+                    ' '.join(map(shquote, it.WRAPPER)), shquote(os.path.abspath(binary))))
+            os.chmod(link, 0o755)
+        else:
+            os.symlink(os.path.abspath(binary), link)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(('SIMPLECQRS_', 'PG', 'LC_'))
                and k not in ('NO_COLOR', 'LANG', 'LANGUAGE')}
@@ -99,7 +106,7 @@ def transcript(binary, lines):
             f'printf "%s\\n" {shquote("$ " + c)}\n(exit $_s)\n{c}\n_s=$?\n'
             for c in cmds)
         p = subprocess.run(['bash', '--norc', '--noprofile', '-c', script], cwd=work,
-                           env=env, capture_output=True, timeout=60)
+                           env=env, capture_output=True, timeout=60 * it.SLOW)
     return cmds, want, p.stdout.decode('utf-8', 'replace').rstrip('\n').split('\n')
 
 
@@ -126,7 +133,7 @@ def two_shells(binary, text):
             if not s:
                 raise AssertionError(f'a row that is not one `COMMAND` → `OUTPUT`: {row!r}')
             who = 'AB'[cells.index(step[0])]
-            p = subprocess.run([binary, '--store', 'sqlite:' + os.path.join(d, 'two.db')],
+            p = subprocess.run(it.WRAPPER + [binary, '--store', 'sqlite:' + os.path.join(d, 'two.db')],
                                input=s.group(1).encode() + b'\n', capture_output=True,
                                timeout=30)
             # piped, an error carries its line number; at a prompt it does not
