@@ -16,7 +16,7 @@ def main():
     if p.returncode != 0 or p.stderr.strip():
         problems.append(f'man exited {p.returncode}: {p.stderr.decode()}')
     for section in ('NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'COMMANDS',
-                    'ENVIRONMENT', 'FILES', 'EXIT STATUS'):
+                    'STORES', 'ENVIRONMENT', 'FILES', 'EXIT STATUS'):
         if not re.search(rf'^{section}$', text, re.M):
             problems.append(f'no {section} section')
     # every command in the table (help lists them) has an entry
