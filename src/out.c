@@ -5,7 +5,8 @@
  * stderr are one file (2>&1, one pipe, one terminal), errors go into the
  * stdout buffer, so the two keep their order at no extra cost; when they are
  * different files, their relative order cannot be seen, and each has its own
- * buffer. Text mode never echoes a control character from the input raw. */
+ * buffer. A descriptor someone else left non-blocking is waited on, never
+ * given up on. Text mode never echoes a control character from the input raw. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
