@@ -4,6 +4,7 @@
  * it streams past (only its verdict, too long, is kept), so a 1 GiB line
  * costs no more memory than a short one. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +42,19 @@ void lines_free(lines *r)
 		return;
 	free(r->buf);
 	free(r);
+}
+
+/* After a failed read: true if it only said "not yet" (EAGAIN on a
+ * descriptor left non-blocking by whoever shares it) and the wait is over. */
+static bool wait_readable(int fd)
+{
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		return false;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int rc;
+	while ((rc = poll(&pfd, 1, -1)) < 0 && errno == EINTR)
+		;
+	return rc >= 0;	/* ready, or an error the next read reports */
 }
 
 static int give(lines_line *line, char *text, size_t len, bool too_long)
@@ -92,7 +106,7 @@ int lines_next(lines *r, lines_line *line)
 		ssize_t n;
 		do
 			n = read(r->fd, r->buf + r->end, BLOCK - 1 - r->end);
-		while (n < 0 && errno == EINTR);
+		while (n < 0 && (errno == EINTR || wait_readable(r->fd)));
 		if (n < 0)
 			return -1;
 		if (n == 0)

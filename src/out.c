@@ -5,8 +5,10 @@
  * stderr are one file (2>&1, one pipe, one terminal), errors go into the
  * stdout buffer, so the two keep their order at no extra cost; when they are
  * different files, their relative order cannot be seen, and each has its own
- * buffer. Text mode never echoes a control character from the input raw. */
+ * buffer. A descriptor someone else left non-blocking is waited on, never
+ * given up on. Text mode never echoes a control character from the input raw. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ struct out {
 	bool (*gate)(void *ctx);	/* may the buffers go out? */
 	void *gate_ctx;
 	bool held;		/* the gate said no: drop all until out_release */
+	const char *file;	/* the script being run, for errors; or NULL */
 };
 
 static bool same_file(int a, int b)
@@ -57,12 +60,28 @@ out *out_new(const out_opts *opts)
 	return o;
 }
 
+/* A descriptor may be non-blocking though we did not ask (inherited from
+ * node, or a pipe shared with one): a full pipe then says EAGAIN, which
+ * means "wait", not "fail". The flag belongs to the file description that
+ * others share, so it is waited out, not cleared. */
+static bool wait_writable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	while (poll(&pfd, 1, -1) < 0)
+		if (errno != EINTR)
+			return false;
+	return true;	/* ready, or an error the next write reports */
+}
+
 static bool write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
 			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    wait_writable(fd))
 				continue;
 			return false;
 		}
@@ -111,6 +130,12 @@ bool out_flush(out *o)
 	drain(o, &o->e, o->opts.err_fd, &o->err_dead);
 	errno = o->err;
 	return o->err == 0;
+}
+
+void out_set_input(out *o, const char *file, bool interactive)
+{
+	o->file = file;
+	o->opts.interactive = interactive;
 }
 
 int out_write_error(const out *o)
@@ -235,6 +260,8 @@ void out_error_msg(out *o, unsigned long line, const char *cmd,
 {
 	if (o->opts.json) {
 		json_begin(o, false, cmd);
+		if (o->file)
+			json_str(o, "file", o->file);
 		json_u64(o, "line", line);
 		json_str(o, "error", error_name(code));
 		json_key(o, "message");
@@ -249,9 +276,14 @@ void out_error_msg(out *o, unsigned long line, const char *cmd,
 	buf_puts(e, "error:");
 	if (c)
 		buf_puts(e, RESET);
-	if (line > 0 && !o->opts.interactive) {
+	if (!o->opts.interactive && (o->file || line > 0)) {
 		buf_putc(e, ' ');
-		buf_put_u64(e, line);
+		if (o->file)	/* a name can hold anything a file name can */
+			out_put_safe(e, o->file, strlen(o->file));
+		if (o->file && line > 0)
+			buf_putc(e, ':');
+		if (line > 0)
+			buf_put_u64(e, line);
 		buf_putc(e, ':');
 	}
 	buf_putc(e, ' ');

@@ -222,9 +222,51 @@ def gigabyte_line():
           flush=True)
 
 
+def raw_controls(text):
+    """Control bytes (C0, DEL, C1) that would reach a terminal raw."""
+    raw = sorted({b for b in text if (b < 0x20 and b not in (9, 10)) or b == 0x7f})
+    c1 = [text[i + 1] for i in range(len(text) - 1)
+          if text[i] == 0xc2 and 0x80 <= text[i + 1] < 0xa0]
+    return raw + c1
+
+
+def hostile_names():
+    """Script names and store URIs holding escape codes: every message that
+    shows them (FILE:LINE errors, cannot open, cannot open store) escapes
+    them; JSON carries the name as a JSON string."""
+    evil = b'evil\x1b]0;pwned\x07\x1b[2J\xc2\x9b31m.cqrs'
+    path = os.path.join(TMP.encode(), evil)
+    with open(path, 'wb') as f:
+        f.write(b'frobnicate\n')
+    other = os.path.join(TMP.encode(), b'other.cqrs')
+    with open(other, 'wb') as f:
+        f.write(b'deposit A 1\n')
+    p = run(b'', path, other)
+    check('a hostile script name: no control byte in its FILE:LINE error',
+          not raw_controls(p.stderr), repr(p.stderr))
+    check('a hostile script name: shown escaped',
+          b'evil\\x1b]0;pwned\\x07\\x1b[2J\\xc2\\x9b31m.cqrs:1: unknown command' in p.stderr,
+          repr(p.stderr))
+    p = run(b'', path, other, '--json')
+    try:
+        err = json.loads(p.stdout.split(b'\n')[0])
+    except ValueError as e:
+        err = {'not JSON': str(e)}
+    check('a hostile script name: JSON "file" before "line"',
+          list(err)[:4] == ['ok', 'cmd', 'file', 'line'] and err.get('file') == path.decode(), err)
+    for args in ([path + b'.missing'], [b'--store', b'sqlite:' + path + b'.d/x.db'],
+                 [b'--store', b'x' + evil]):
+        p = subprocess.run(WRAPPER + [BIN] + args, input=b'', capture_output=True,
+                           env=ENV, timeout=600)
+        check(f'{args[-1][-20:]!r}: refused, exit 2', p.returncode == 2, p.returncode)
+        check(f'{args[-1][-20:]!r}: no control byte in the message',
+              not raw_controls(p.stderr) and b'\\x1b]0;pwned' in p.stderr, repr(p.stderr))
+
+
 def main():
     catalogue()
     no_final_newline()
+    hostile_names()
     gigabyte_line()
     print(f'hostile ({STORE}, {len(CASES)} lines): {passed} passed, {failed} failed')
     return 1 if failed else 0

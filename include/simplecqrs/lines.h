@@ -4,7 +4,8 @@
  * PARSE_MAX_LINE is skipped to its newline without being kept, and reported
  * as too long. The LF is not part of the line (a CR before it is, for the
  * parser to drop, and does not count toward the limit); the last line may
- * lack its newline. */
+ * lack its newline. A non-blocking descriptor (one shared with a program
+ * that set O_NONBLOCK) is waited on with poll(2), as a blocking one would be. */
 #ifndef SIMPLECQRS_LINES_H
 #define SIMPLECQRS_LINES_H
 

@@ -21,13 +21,14 @@
 typedef struct out_opts {
 	bool json;		/* one JSON object per command on stdout */
 	bool quiet;		/* text: successful writes print nothing */
-	bool interactive;	/* text errors carry no line number */
+	bool interactive;	/* text errors carry no line number (see
+				   out_set_input) */
 	bool color_out;		/* escape codes allowed on stdout */
 	bool color_err;		/* … and on stderr */
 	bool utf8;		/* the terminal takes UTF-8 */
 	int width;		/* terminal columns; 0 when not a terminal */
-	int out_fd;
-	int err_fd;
+	int out_fd;		/* -1 for one that was closed: writing it */
+	int err_fd;		/* fails (EBADF), as it would have */
 } out_opts;
 
 typedef struct out out;
@@ -45,6 +46,12 @@ void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx);
 void out_release(out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
+/* Where the lines now run come from. file, when not NULL, is the script's
+ * name as given (with more than one script): text errors then read
+ * "error: FILE:LINE: ...", JSON errors carry "file" before "line". It is
+ * borrowed and must outlive its use. interactive: the prompt, whose text
+ * errors carry neither. */
+void out_set_input(out *o, const char *file, bool interactive);
 /* The errno of the first failed write to stdout or stderr, or 0. Nothing
  * more is written to a descriptor that failed; the other still gets its
  * output. */
