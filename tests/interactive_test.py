@@ -707,6 +707,59 @@ def test_lock_wait_says_so_and_ctrl_c_stops_it(sb):
         assert s.wait_exit() == 0
 
 
+# ---- the banner ----
+
+def test_banner_names_the_ledger(sb):
+    ledger = os.path.join(sb.cwd, 'ledger.db')
+    for new in (True, False):
+        with sb.spawn(args=['--store', 'sqlite:ledger.db']) as s:
+            banner = s.text[:s.pos].strip().split('\n')[0]
+            assert banner.startswith(f'simplecqrs 0.1.0 on sqlite:{ledger}'), repr(banner)
+            assert ('(a new, empty ledger)' in banner) == new, repr(banner)
+            assert len(banner) <= 2 * COLS, repr(banner)
+            s.run('deposit XX1 1')
+
+
+# ---- messages ----
+
+def test_balance_suggests_refresh_only_when_it_helps(sb):
+    with sb.spawn() as s:
+        s.run('deposit XX1 5')
+        out = s.run('balance XX1')
+        assert re.search(r"no account XX1.*run 'refresh'", out), repr(out)
+        out = s.run('balance NOPE')
+        assert 'no account NOPE' in out and 'refresh' not in out, repr(out)
+
+
+def test_help_suggests_a_command(sb):
+    with sb.spawn() as s:
+        out = s.run('help depost')
+        assert "did you mean 'deposit'?" in out, repr(out)
+
+
+def test_counts_singular(sb):
+    p = subprocess.run([sb.binary], input=b'deposit A 1\n', capture_output=True,
+                       env=dict(sb.env, SIMPLECQRS_STATS='1'), cwd=sb.cwd, timeout=TIMEOUT)
+    assert b'simplecqrs: 1 append, 0 conflicts' in p.stderr, p.stderr
+
+
+def test_long_ids_cut_on_a_terminal(sb):
+    long_id = 'L' * 63 + 'Z'
+    with sb.spawn() as s:
+        for line in (f'deposit {long_id} 100', 'deposit B 50', 'refresh'):
+            s.run(line)
+        out = s.run('balances')
+        assert long_id not in out, f'the whole id on a terminal: {out!r}'
+        assert re.search(r'^L+\u2026 +100\b', out, re.M), repr(out)
+        row = re.search(r'^B( +)50\b', out, re.M)
+        assert row and len(row.group(1)) < 40, f'the short row widened: {out!r}'
+        for l in out.split('\n'):
+            assert len(l) <= COLS, f'{len(l)} columns: {l!r}'
+    p = subprocess.run([sb.binary], input=f'deposit {long_id} 100\nrefresh\nbalances\n'.encode(),
+                       capture_output=True, env=sb.env, cwd=sb.cwd, timeout=TIMEOUT)
+    assert long_id.encode() in p.stdout, f'piped, the id was cut: {p.stdout!r}'
+
+
 # ---- the history file is not trusted ----
 
 def test_history_symlink_refused(sb):
