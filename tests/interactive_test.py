@@ -648,7 +648,7 @@ def test_prompt_redraws_when_another_shell_writes(sb):
                            capture_output=True, env=sb.env, cwd=sb.cwd, timeout=TIMEOUT)
         assert p.returncode == 0, p.stderr
         # within about a second, and what was typed is still there
-        s.expect(r'simplecqrs \[2 behind\]> deposit XY', timeout=3 * SLOW)
+        s.expect(r'simplecqrs \[2 behind\]> deposit XY', timeout=4 * SLOW)
         s.send(' 7\r')
         s.expect(r'^deposited 7 into XY')
         s.expect(r'simplecqrs \[3 behind\]> ')
@@ -710,7 +710,7 @@ def test_lock_wait_says_so_and_ctrl_c_stops_it(sb):
 # ---- the banner ----
 
 def test_banner_names_the_ledger(sb):
-    ledger = os.path.join(sb.cwd, 'ledger.db')
+    ledger = os.path.join(os.path.realpath(sb.cwd), 'ledger.db')
     for new in (True, False):
         with sb.spawn(args=['--store', 'sqlite:ledger.db']) as s:
             banner = s.text[:s.pos].strip().split('\n')[0]
