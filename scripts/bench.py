@@ -255,7 +255,7 @@ def bench_pg(binary, runs):
 def conflicts_of(stderr_text):
     """The conflicts a shell counted (SIMPLECQRS_STATS)."""
     for line in stderr_text.splitlines():
-        if line.startswith('simplecqrs: ') and 'conflicts' in line:
+        if line.startswith('simplecqrs: ') and 'conflict' in line:
             return int(line.split()[3])
     return 0
 

@@ -89,8 +89,8 @@ static cmd_status refused(cmd_ctx *ctx, const char *cmd, error_code rc,
 		break;
 	case ERR_CONFLICT:
 		out_error(ctx->out, ctx->line, cmd, rc,
-			  "another writer changed %s %u times; nothing was done",
-			  account, res->conflicts);
+			  "another writer changed %s %u time%s; nothing was done",
+			  account, res->conflicts, res->conflicts == 1 ? "" : "s");
 		break;
 	case ERR_BUSY:
 		out_error(ctx->out, ctx->line, cmd, rc, "%s; nothing was written",
@@ -193,6 +193,13 @@ static cmd_status exec_balances(cmd_ctx *ctx, const parse_result *p)
 	return CMD_OK;
 }
 
+static int found(void *vctx, const store_event *ev)
+{
+	(void)ev;
+	*(bool *)vctx = true;
+	return 1;	/* one event is enough */
+}
+
 static cmd_status exec_balance(cmd_ctx *ctx, const parse_result *p)
 {
 	int64_t balance;
@@ -200,9 +207,14 @@ static cmd_status exec_balance(cmd_ctx *ctx, const parse_result *p)
 	if (lag(ctx, &behind) != ERR_OK)
 		return storage_failed(ctx, p->name);
 	if (!sheet_balance(ctx->sheet, p->account[0], &balance)) {
+		/* 'refresh' helps only if the account is in the store already */
+		bool stored = false;
+		if (behind > 0 && store_read_stream(ctx->store, p->account[0], 0,
+						    found, &stored) != ERR_OK)
+			return storage_failed(ctx, p->name);
 		out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_ACCOUNT,
 			  "the balance sheet has no account %s%s", p->account[0],
-			  behind > 0 ? " (it is behind: run 'refresh'?)" : "");
+			  stored ? " yet (it is in the store: run 'refresh')" : "");
 		return CMD_FAILED;
 	}
 	out_balance(ctx->out, p->account[0], balance, sheet_checkpoint(ctx->sheet),
@@ -265,7 +277,13 @@ static cmd_status exec_help(cmd_ctx *ctx, const parse_result *p)
 			buf_printf(&text, "%s%-24s %s", i ? "\n" : "",
 				   cmd_table[i].usage, cmd_table[i].summary);
 	} else {
-		const cmd_entry *c = cmd_find(p->argv[0]);
+		const cmd_entry *c = cmd_find(p->argv[0]), *near;
+		if (c == NULL && (near = cmd_suggest(p->argv[0])) != NULL) {
+			out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_COMMAND,
+				  "no command '%.80s'; did you mean '%s'?",
+				  p->argv[0], near->name);
+			return CMD_FAILED;
+		}
 		if (c == NULL) {
 			out_error(ctx->out, ctx->line, p->name, ERR_UNKNOWN_COMMAND,
 				  "no command '%.80s' (type 'help' for the list)",

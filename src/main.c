@@ -271,11 +271,22 @@ int main(int argc, char **argv)
 	if (interactive)	/* the prompt's errors carry no line */
 		out_set_input(sh.ctx.out, nscripts > 1 ? names[prompt_at] : NULL, true);
 	if (interactive) {
-		char banner[160];
-		snprintf(banner, sizeof banner,
-			 "simplecqrs %s on the %s store; type 'help' for commands, Ctrl-D to quit\n",
-			 SIMPLECQRS_VERSION, store_kind(st));
-		shell_run_interactive(&sh, banner);
+		/* the ledger by name, so that a mistyped path shows at once */
+		const char *where = store_location(st);
+		buf banner = { 0 };
+		buf_printf(&banner, "simplecqrs %s on ", SIMPLECQRS_VERSION);
+		if (where == NULL) {
+			buf_printf(&banner, "the %s store", store_kind(st));
+		} else {
+			if (strcmp(store_kind(st), "sqlite") == 0)
+				buf_puts(&banner, "sqlite:");
+			out_put_safe(&banner, where, strlen(where));
+			if (store_created(st))
+				buf_puts(&banner, " (a new, empty ledger)");
+		}
+		buf_puts(&banner, "; type 'help' for commands, Ctrl-D to quit\n");
+		shell_run_interactive(&sh, buf_cstr(&banner));
+		buf_free(&banner);
 	}
 	for (int i = 0; i < nscripts; i++)
 		if (fds[i] != STDIN_FILENO)
@@ -287,9 +298,9 @@ int main(int argc, char **argv)
 	out_free(sh.ctx.out);
 	if (getenv("SIMPLECQRS_STATS")) {	/* for benchmarks and operators */
 		store_stats ss = store_get_stats(st);
-		fprintf(stderr, "simplecqrs: %llu appends, %llu conflicts (each one retried)\n",
-			(unsigned long long)ss.appends,
-			(unsigned long long)ss.conflicts);
+		fprintf(stderr, "simplecqrs: %llu append%s, %llu conflict%s (each one retried)\n",
+			(unsigned long long)ss.appends, ss.appends == 1 ? "" : "s",
+			(unsigned long long)ss.conflicts, ss.conflicts == 1 ? "" : "s");
 	}
 	sheet_free(sh.ctx.sheet);
 	handler_free(sh.ctx.handler);

@@ -559,6 +559,15 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 		if (rows[i].balance > max)
 			max = rows[i].balance;
 	}
+	/* On a terminal one long id would widen every row and push the bars
+	 * off: ids are cut to fit, with an ellipsis. Piped, ids stay whole. */
+	size_t cut = 0;
+	if (pictures(o)) {
+		size_t w = (size_t)o->opts.width;
+		cut = w > wb + 14 + 32 ? 32 : w > wb + 14 + 12 ? w - wb - 14 : 12;
+		if (wa > cut)
+			wa = cut;
+	}
 	size_t bar = 0;	/* cells left for the bars on a terminal */
 	if (pictures(o) && (size_t)o->opts.width > wa + wb + 8)
 		bar = (size_t)o->opts.width - (wa + wb + 8);
@@ -579,7 +588,14 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t la = strlen(rows[i].account);
-		buf_put(&o->b, rows[i].account, la);
+		if (cut && la > cut) {
+			size_t keep = cut - (o->opts.utf8 ? 1 : 3);
+			buf_put(&o->b, rows[i].account, keep);
+			buf_puts(&o->b, o->opts.utf8 ? "\u2026" : "...");
+			la = cut;
+		} else {
+			buf_put(&o->b, rows[i].account, la);
+		}
 		buf_fill(&o->b, ' ', wa - la + 2 + wb - digits_i64(rows[i].balance));
 		buf_put_i64(&o->b, rows[i].balance);
 		put_bar(o, rows[i].balance, max, bar);

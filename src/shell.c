@@ -5,7 +5,10 @@
  * interface under pselect(2), with SIGINT, SIGTSTP and SIGWINCH blocked
  * except while waiting: Ctrl-C is acted on the moment it is pressed (a
  * handler that only sets a flag around plain readline() waits for Enter),
- * and no signal can slip in between a check and the wait. */
+ * and no signal can slip in between a check and the wait. The wait wakes
+ * every second to redraw the prompt when another shell moved the ledger.
+ * A paste arrives as one accepted text holding newlines (bracketed paste):
+ * its lines run one after another, as typed lines would. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +18,8 @@
 #include <strings.h>
 #include <sys/select.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -34,7 +39,8 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	if (too_long) {
 		st = cmd_reject(&sh->ctx, ERR_LINE_TOO_LONG);
 	} else {
-		if (sh->echo && !parse_blank(text, len))	/* as typed, less a CR */
+		/* at the prompt the terminal has already shown the line */
+		if (sh->echo && !sh->prompt && !parse_blank(text, len))
 			out_echo(sh->ctx.out, text,
 				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&sh->ctx, text, len);
@@ -45,8 +51,12 @@ static void run_line(shell *sh, char *text, size_t len, bool too_long)
 	case CMD_OK:
 		break;
 	case CMD_FAILED:
-		sh->failed = true;
-		sh->stop = sh->bail;
+		/* at the prompt a failure is part of the conversation (psql,
+		 * sqlite3): it neither ends the session nor its exit status */
+		if (!sh->prompt) {
+			sh->failed = true;
+			sh->stop = sh->bail;
+		}
 		break;
 	case CMD_QUIT:
 		sh->stop = true;
@@ -94,7 +104,8 @@ int shell_run_fd(shell *sh, int fd)
 static shell *active;		/* the shell readline's line handler serves */
 static bool handler_installed;
 static volatile sig_atomic_t got_int, got_tstp, got_winch;
-static char prompt[96];
+static char prompt[96];		/* the lag as last measured */
+static char shown[96];		/* the prompt readline has now */
 
 static void on_signal(int sig)
 {
@@ -111,9 +122,13 @@ static void on_signal(int sig)
 static const char *make_prompt(shell *sh)
 {
 	uint64_t behind = 0;
-	if (sheet_sync(sh->ctx.sheet, sh->ctx.store) == ERR_OK)
-		store_count_after(sh->ctx.store, sheet_checkpoint(sh->ctx.sheet),
-				  &behind);
+	if (sheet_sync(sh->ctx.sheet, sh->ctx.store) != ERR_OK ||
+	    store_count_after(sh->ctx.store, sheet_checkpoint(sh->ctx.sheet),
+			      &behind) != ERR_OK) {
+		if (prompt[0] != '\0')
+			return prompt;	/* the lag cannot be told now */
+		behind = 0;
+	}
 	if (behind == 0)
 		snprintf(prompt, sizeof prompt, "simplecqrs> ");
 	else if (sh->color)
@@ -124,6 +139,31 @@ static const char *make_prompt(shell *sh)
 		snprintf(prompt, sizeof prompt, "simplecqrs [%llu behind]> ",
 			 (unsigned long long)behind);
 	return prompt;
+}
+
+/* While readline is in a mode of its own (a search, a completion list, a
+ * key sequence half read), its prompt is not ours to redraw. */
+#define RL_BUSY (RL_STATE_ISEARCH | RL_STATE_NSEARCH | RL_STATE_SEARCH | \
+		 RL_STATE_NUMERICARG | RL_STATE_MULTIKEY | RL_STATE_METANEXT | \
+		 RL_STATE_MOREINPUT | RL_STATE_COMPLETING | RL_STATE_VIMOTION | \
+		 RL_STATE_CHARSEARCH)
+
+/* At an idle prompt, about once a second: if the store may have moved
+ * (another shell wrote), measure the lag again, and if the prompt's text
+ * changed, redraw it with whatever the user has typed so far. */
+static void refresh_prompt(shell *sh)
+{
+	bool changed = true;
+	if (store_poll(sh->ctx.store, &changed) != ERR_OK)
+		changed = true;	/* make_prompt meets the failure, if any */
+	if (changed)
+		make_prompt(sh);
+	if (strcmp(prompt, shown) == 0 || RL_ISSTATE(RL_BUSY))
+		return;	/* a busy readline gets the new one next time */
+	snprintf(shown, sizeof shown, "%s", prompt);
+	rl_set_prompt(shown);
+	rl_clear_visible_line();
+	rl_forced_update_display();
 }
 
 /* ---- tab completion: command names, then what the table says ---- */
@@ -254,23 +294,100 @@ static char *history_path(void)
 	return path;
 }
 
+/* Why path cannot hold the history, or NULL when it is a regular file
+ * (created 0600 here, before anything writes it). It is opened without
+ * following a symlink (readline would cut and chmod the link's target) and
+ * without blocking (a FIFO would hang the shell before its banner). */
+static const char *history_refused(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC, 0600);
+	int err = errno;
+	struct stat st;
+	if (fd < 0) {
+		if (lstat(path, &st) == 0)
+			return S_ISLNK(st.st_mode) ? "it is a symbolic link"
+			       : !S_ISREG(st.st_mode) ? "not a regular file"
+			       : strerror(err);
+		return strerror(err);
+	}
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	return regular ? NULL : "not a regular file";
+}
+
+/* Opens the history file with flags, or -1 if it is no longer a
+ * regular file: every later use checks again rather than trust a path. */
+static int history_fd(int flags)
+{
+	struct stat st;
+	int fd = open(history_file, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Keeps the file's last HISTORY_MAX lines, in place (another shell's file
+ * descriptor stays valid), instead of history_truncate_file, which writes a
+ * temporary file over a symlink's target. */
+static void history_cap(void)
+{
+	int fd = history_fd(O_RDWR);
+	struct stat st;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+		close(fd);
+		return;
+	}
+	size_t n = (size_t)st.st_size, got = 0;
+	char *data = xmalloc(n);
+	while (got < n) {
+		ssize_t r = pread(fd, data + got, n - got, (off_t)got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	size_t from = 0, kept = 0;
+	for (size_t i = got; i-- > 0;) {
+		if (data[i] == '\n' && i + 1 < got && ++kept == HISTORY_MAX) {
+			from = i + 1;
+			break;
+		}
+	}
+	if (from > 0 && ftruncate(fd, 0) == 0) {
+		for (size_t off = 0; off < got - from;) {
+			ssize_t w = pwrite(fd, data + from + off, got - from - off,
+					   (off_t)off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+	}
+	free(data);
+	close(fd);
+}
+
 static void history_open(void)
 {
 	history_file = history_path();
 	if (history_file == NULL)
 		return;
-	/* created 0600 here, before readline ever writes it */
-	int fd = open(history_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	const char *why = history_refused(history_file);
+	if (why) {
+		buf msg = { 0 };
+		out_put_safe(&msg, history_file, strlen(history_file));
 		fprintf(stderr, "simplecqrs: history not saved: %s: %s\n",
-			history_file, strerror(errno));
+			buf_cstr(&msg), why);
+		buf_free(&msg);
 		free(history_file);
 		history_file = NULL;
 		return;
 	}
-	close(fd);
+	history_cap();
 	read_history(history_file);
-	history_truncate_file(history_file, HISTORY_MAX);
 	stifle_history(HISTORY_MAX);
 }
 
@@ -283,19 +400,130 @@ static void history_add(const char *text)
 	if (last && strcmp(last->line, text) == 0)
 		return;
 	add_history(text);
-	if (history_file)
-		append_history(1, history_file);
+	int fd = history_file ? history_fd(O_WRONLY | O_APPEND) : -1;
+	if (fd >= 0) {
+		struct iovec iov[2] = { { (void *)text, strlen(text) },
+					{ (void *)"\n", 1 } };
+		if (writev(fd, iov, 2) < 0) {
+			/* history is a convenience: a full disk must not
+			 * interrupt the session */
+		}
+		close(fd);
+	}
 }
 
 static void history_close(void)
 {
 	if (history_file)
-		history_truncate_file(history_file, HISTORY_MAX);
+		history_cap();
 	free(history_file);
 	history_file = NULL;
 	clear_history();
 }
 
+/* ---- pasting ---- */
+
+/* The bracketed-paste key sequence's function, in place of readline's:
+ * that one keeps a whole paste, however long, in memory twice before the
+ * line buffer gets it. This one keeps at most PARSE_MAX_LINE + 1 bytes of
+ * any one line (a longer line is line_too_long whatever its tail), turns a
+ * terminal's CR into a newline, and inserts the text for the user to see
+ * and accept with Enter, as readline does. */
+typedef struct pasted {
+	char *text;
+	size_t len, cap;
+	size_t line;	/* bytes in the line being pasted so far */
+} pasted;
+
+static void paste_put(pasted *p, char c)
+{
+	if (c == '\0')
+		return;	/* a readline line cannot hold one */
+	if (c == '\r')
+		c = '\n';
+	if (c == '\n')
+		p->line = 0;
+	else if (p->line++ > PARSE_MAX_LINE)
+		return;	/* line_too_long already: the rest adds nothing */
+	if (p->len + 2 > p->cap)
+		p->text = xrealloc(p->text, p->cap *= 2);
+	p->text[p->len++] = c;
+}
+
+static int paste(int count, int key)
+{
+	static const char end[] = "\033[201~";
+	pasted p = { .text = xmalloc(256), .cap = 256 };
+	size_t matched = 0;
+	(void)count;
+	(void)key;
+	for (int i = rl_point; i > 0 && rl_line_buffer[i - 1] != '\n'; i--)
+		p.line++;	/* the typed start of the first line counts */
+	RL_SETSTATE(RL_STATE_MOREINPUT);
+	for (;;) {
+		int c = rl_read_key();
+		if (c < 0)
+			break;
+		if (c == end[matched]) {
+			if (++matched == sizeof end - 1)
+				break;
+			continue;
+		}
+		for (size_t k = 0; k < matched; k++)	/* pasted text after all */
+			paste_put(&p, end[k]);
+		matched = c == end[0];	/* ESC appears in end only first */
+		if (!matched)
+			paste_put(&p, (char)c);
+	}
+	RL_UNSETSTATE(RL_STATE_MOREINPUT);
+	p.text[p.len] = '\0';
+	rl_mark = rl_point;
+	int rc = rl_insert_text(p.text) == (int)p.len ? 0 : 1;
+	const char *region = rl_variable_value("enable-active-region");
+	if (region && strcmp(region, "on") == 0)
+		rl_activate_mark();	/* highlighted, as readline's own */
+	free(p.text);
+	return rc;
+}
+
+/* Ctrl-C pressed while a command ran (SIGINT is blocked then): taken here,
+ * so that it stops what comes next instead of reaching the prompt. */
+static bool take_interrupt(void)
+{
+	sigset_t pending, intr;
+	if (sigpending(&pending) != 0 || !sigismember(&pending, SIGINT))
+		return false;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	struct timespec zero = { 0, 0 };
+	sigtimedwait(&intr, NULL, &zero);
+	return true;
+}
+
+/* ---- waiting for another program's write lock ---- */
+
+static bool lock_noticed;	/* this command has said it is waiting */
+static bool wait_stopped;	/* Ctrl-C ended a wait: stop the paste too */
+
+static bool on_wait(void *ctx, unsigned waited_ms)
+{
+	(void)ctx;
+	if (take_interrupt()) {
+		/* the terminal echoed ^C (a command runs in cooked mode) */
+		fputs("\n", stdout);
+		fflush(stdout);
+		wait_stopped = true;
+		return false;	/* the command fails with busy */
+	}
+	if (waited_ms >= 1000 && !lock_noticed) {
+		lock_noticed = true;
+		fputs("simplecqrs: waiting for the ledger's write lock, held by "
+		      "another program (Ctrl-C stops waiting)\n", stderr);
+	}
+	return true;
+}
+
+/* Runs each line of what readline accepted: a paste holds several. */
 static void on_line(char *text)
 {
 	shell *sh = active;
@@ -304,13 +532,30 @@ static void on_line(char *text)
 		fflush(stdout);
 		sh->stop = true;
 	} else {
-		size_t len = strlen(text);
-		if (!parse_blank(text, len))
-			history_add(text);
-		text = xrealloc(text, len + 1 + PARSE_SLACK);	/* the parser's */
-		memset(text + len + 1, 0, PARSE_SLACK);
-		run_line(sh, text, len, false);
-		shell_flush(sh);
+		size_t total = strlen(text);
+		wait_stopped = false;
+		text = xrealloc(text, total + 1 + PARSE_SLACK);	/* the parser's */
+		memset(text + total + 1, 0, PARSE_SLACK);
+		for (char *p = text, *stop = text + total; p <= stop && !sh->stop;) {
+			size_t len = strcspn(p, "\n");
+			p[len] = '\0';
+			bool too_long = len > PARSE_MAX_LINE;
+			if (!too_long && !parse_blank(p, len))
+				history_add(p);
+			lock_noticed = false;
+			store_set_wait(sh->ctx.store, on_wait, sh);
+			run_line(sh, p, len, too_long);
+			store_set_wait(sh->ctx.store, NULL, NULL);
+			shell_flush(sh);
+			p += len + 1;
+			if (p <= stop && (wait_stopped || take_interrupt())) {
+				/* the terminal has shown ^C; on_wait ended its line */
+				fputs(wait_stopped ? "(the rest of the paste was not run)\n"
+					: "\n(the rest of the paste was not run)\n", stdout);
+				fflush(stdout);
+				break;
+			}
+		}
 		free(text);
 	}
 	if (sh->stop) {
@@ -319,6 +564,7 @@ static void on_line(char *text)
 		handler_installed = false;
 	} else {
 		rl_set_prompt(make_prompt(sh));
+		snprintf(shown, sizeof shown, "%s", prompt);
 	}
 }
 
@@ -378,6 +624,7 @@ void shell_run_interactive(shell *sh, const char *banner)
 	sigprocmask(SIG_BLOCK, &blocked, &waiting);
 
 	active = sh;
+	sh->prompt = true;
 	sh->ctx.line = 0;
 	rl_readline_name = "simplecqrs";	/* for $if simplecqrs in ~/.inputrc */
 	rl_catch_signals = 0;
@@ -387,13 +634,21 @@ void shell_run_interactive(shell *sh, const char *banner)
 		fputs(banner, stdout);
 		fflush(stdout);
 	}
+	rl_initialize();	/* reads ~/.inputrc: our bindings come after */
+	rl_bind_keyseq_in_map("\033[200~", paste, emacs_standard_keymap);
+	rl_bind_keyseq_in_map("\033[200~", paste, vi_insertion_keymap);
+	rl_bind_keyseq_in_map("\033[200~", paste, vi_movement_keymap);
 	rl_callback_handler_install(make_prompt(sh), on_line);
+	snprintf(shown, sizeof shown, "%s", prompt);
 	handler_installed = true;
+	struct timespec polled;
+	clock_gettime(CLOCK_MONOTONIC, &polled);
 	while (!sh->stop) {
 		fd_set fds;
 		FD_ZERO(&fds);
 		FD_SET(STDIN_FILENO, &fds);
-		int n = pselect(STDIN_FILENO + 1, &fds, NULL, NULL, NULL, &waiting);
+		struct timespec tick = { 1, 0 }, now;
+		int n = pselect(STDIN_FILENO + 1, &fds, NULL, NULL, &tick, &waiting);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (got_int) {
@@ -411,6 +666,14 @@ void shell_run_interactive(shell *sh, const char *banner)
 		}
 		if (n > 0)
 			rl_callback_read_char();
+		/* once a second even while keys arrive */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - polled.tv_sec) * 1000L +
+			  (now.tv_nsec - polled.tv_nsec) / 1000000L;
+		if (!sh->stop && (n == 0 || ms >= 1000)) {
+			polled = now;
+			refresh_prompt(sh);
+		}
 	}
 	if (handler_installed)
 		rl_callback_handler_remove();
@@ -420,5 +683,6 @@ void shell_run_interactive(shell *sh, const char *banner)
 	sigprocmask(SIG_SETMASK, &waiting, NULL);
 	for (int i = 0; i < 3; i++)
 		sigaction(sigs[i], &old[i], NULL);
+	sh->prompt = false;
 	active = NULL;
 }

@@ -15,6 +15,9 @@ typedef struct shell {
 	bool failed;		/* some command failed */
 	bool fatal;		/* the store failed: exit 3 */
 	bool stop;		/* quit, exit, --bail or a store failure */
+	bool prompt;		/* at the interactive prompt: no echo, and a
+				   failed command neither stops nor fails
+				   the session */
 } shell;
 
 /* Commits the store's group and writes what is buffered; if the commit

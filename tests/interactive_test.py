@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import stat
 import struct
@@ -37,6 +38,7 @@ PROMPT = r'simplecqrs(?: \[\d+ behind\])?> '
 BARS = set('█▏▎▍▌▋▊▉')
 SPARKS = '▁▂▃▄▅▆▇█'
 UP, TAB, CTRL_C, CTRL_D = '\x1b[A', '\t', '\x03', '\x04'
+PASTE_BEGIN, PASTE_END = '\x1b[200~', '\x1b[201~'   # what a terminal wraps a paste in
 
 
 def clean(raw):
@@ -84,6 +86,27 @@ class Session:
 
     def send(self, keys):
         os.write(self.fd, keys.encode() if isinstance(keys, str) else keys)
+
+    def send_all(self, keys, timeout=TIMEOUT * 3):
+        """Send much input, reading the echo meanwhile (the terminal's
+        buffers are small: a writer that does not read would deadlock)."""
+        data = keys.encode() if isinstance(keys, str) else keys
+        deadline = time.monotonic() + timeout
+        while data:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f'{len(data)} bytes still unsent after {timeout:g}s')
+            _, writable, _ = select.select([], [self.fd], [], 0.05)
+            if writable:
+                flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+                try:
+                    data = data[os.write(self.fd, data[:4096]):]
+                except BlockingIOError:
+                    pass
+                finally:
+                    fcntl.fcntl(self.fd, fcntl.F_SETFL, flags)
+            while self._read(0):
+                pass
 
     def expect(self, pattern, timeout=TIMEOUT, flags=re.M):
         """Wait until pattern matches the unconsumed output; consume through it."""
@@ -166,14 +189,14 @@ class Sandbox:
         self.env.update(HOME=self.home, TERM='xterm-256color', LC_ALL='C.UTF-8',
                         SIMPLECQRS_HISTORY=self.history, INPUTRC=inputrc)
 
-    def spawn(self, **env):
+    def spawn(self, args=(), **env):
         e = dict(self.env)
         for k, v in env.items():
             if v is None:
                 e.pop(k, None)
             else:
                 e[k] = v
-        s = Session(self.binary, e, self.cwd)
+        s = Session(self.binary, e, self.cwd, argv=WRAPPER + [self.binary, *args])
         s.expect(PROMPT)      # never type before readline is listening
         return s
 
@@ -489,6 +512,298 @@ def test_piped_leaks_nothing(sb):
     assert b'\x1b' not in err, repr(err)
     assert not os.path.exists(sb.history), 'piped input wrote the history file'
     assert not files_under(sb.home), f'piped input wrote {files_under(sb.home)!r}'
+
+
+# ---- pasting (bracketed paste: readline gets the paste as one text) ----
+
+def test_paste_runs_each_line(sb):
+    lines = ['deposit PA 10', 'deposit PB 20', 'withdraw PA 3', 'status']
+    with sb.spawn() as s:
+        s.send(PASTE_BEGIN + '\r'.join(lines) + '\r' + PASTE_END)
+        s.expect(r'status')               # shown for the user to accept
+        start = len(s.text)
+        s.send('\r')
+        s.expect(r'^deposited 10 into PA')
+        s.expect(r'^deposited 20 into PB')
+        s.expect(r'^withdrew 3 from PA')
+        s.expect(r'^head +3$')
+        s.expect(PROMPT)
+        assert 'error' not in s.text[start:], repr(s.text[start:])
+        s.send('quit\r')
+        assert s.wait_exit() == 0
+    assert history_lines(sb.history)[-5:] == lines + ['quit'], history_lines(sb.history)
+
+
+def test_paste_one_line_with_its_newline(sb):
+    with sb.spawn() as s:
+        s.send(PASTE_BEGIN + 'deposit XX1 1\r' + PASTE_END)
+        s.expect(r'deposit XX1 1')
+        start = len(s.text)
+        s.send('\r')
+        s.expect(r'^deposited 1 into XX1')
+        s.expect(PROMPT)
+        assert 'error' not in s.text[start:], repr(s.text[start:])
+
+
+def test_paste_huge_line_is_one_error(sb):
+    """A 300 kB pasted line is one line_too_long, kept nowhere whole: the
+    line buffer holds 4097 bytes of it (what the terminal shows), and the
+    history does not get it."""
+    huge = 'deposit HUGE ' + '1' * 300000
+    with sb.spawn() as s:
+        start = len(s.raw)
+        s.send_all(PASTE_BEGIN + huge + '\rdeposit AFTER 5' + PASTE_END)
+        s.expect(r'deposit AFTER 5', timeout=TIMEOUT * 3)
+        shown = len(s.raw) - start
+        assert shown < 64 * 1024, f'{shown} bytes echoed for a 300 kB paste'
+        out_start = len(s.text)
+        s.send('\r')
+        s.expect(r'^error: line longer than 4096 bytes; ignored$')
+        s.expect(r'^deposited 5 into AFTER')
+        s.expect(PROMPT)
+        assert s.text[out_start:].count('error') == 1, repr(s.text[out_start:][-500:])
+        s.send('quit\r')
+        assert s.wait_exit() == 0
+    lines = history_lines(sb.history)
+    assert all(len(l) <= 4096 for l in lines), [len(l) for l in lines]
+    assert 'deposit AFTER 5' in lines, lines
+
+
+def test_ctrl_c_stops_the_rest_of_a_paste(sb):
+    """Ctrl-C while pasted lines run: the rest of the paste is not run."""
+    if not shutil.which('sqlite3'):
+        return
+    ledger = os.path.join(sb.cwd, 'ledger.db')
+    with sb.spawn(args=['--store', 'sqlite:' + ledger]) as s, LockHolder(ledger) as lock:
+        s.send(PASTE_BEGIN + 'deposit C1 1\rdeposit C2 2\rdeposit C3 3' + PASTE_END)
+        s.expect(r'deposit C3 3')
+        s.send('\r')
+        s.expect(r'waiting for the ledger.s write lock', timeout=TIMEOUT)
+        s.send(CTRL_C)
+        s.expect(r'error: .*nothing was written')
+        s.expect(r'the rest of the paste was not run')
+        s.expect(PROMPT)
+        lock.release()
+        out = s.run('status')
+        assert re.search(r'^head +0$', out, re.M), repr(out)
+
+
+# ---- SPEC's rules for the prompt ----
+
+def test_echo_is_not_for_the_prompt(sb):
+    with sb.spawn(args=['--echo']) as s:
+        out = s.run('deposit XX1 5')
+        assert out.count('deposit XX1 5') == 1, f'the command twice: {out!r}'
+        assert 'deposited 5 into XX1' in out, repr(out)
+
+
+def test_bail_does_not_end_the_prompt(sb):
+    with sb.spawn(args=['--bail']) as s:
+        out = s.run('frobnicate')
+        assert 'error:' in out, repr(out)
+        assert s.alive(), '--bail ended the session'
+        out = s.run('deposit XX1 5')
+        assert 'deposited 5 into XX1' in out, repr(out)
+        s.send('quit\r')
+        assert s.wait_exit() == 0, f'exit status {s.status}'
+
+
+def test_failed_command_keeps_exit_0(sb):
+    for end in (CTRL_D, 'quit\r', 'exit\r'):
+        with sb.spawn() as s:
+            s.run('withdraw XX9 5')
+            s.run('frobnicate')
+            s.send(end)
+            assert s.wait_exit() == 0, f'{end!r}: exit status {s.status}'
+
+
+def test_storage_failure_still_exits_3(sb):
+    if not shutil.which('sqlite3'):
+        return
+    ledger = os.path.join(sb.cwd, 'ledger.db')
+    with sb.spawn(args=['--store', 'sqlite:' + ledger]) as s:
+        s.run('deposit XX1 5')
+        s.run('frobnicate')
+        subprocess.run(['sqlite3', ledger, 'DROP TABLE event_log'], check=True,
+                       capture_output=True, timeout=TIMEOUT)
+        s.send('deposit XX1 6\r')
+        s.expect(r'^error: storage failed')
+        assert s.wait_exit() == 3, f'exit status {s.status}'
+
+
+# ---- the prompt follows other shells ----
+
+def test_prompt_redraws_when_another_shell_writes(sb):
+    ledger = os.path.join(sb.cwd, 'ledger.db')
+    store = ['--store', 'sqlite:' + ledger]
+    with sb.spawn(args=store) as s:
+        idle = len(s.raw)
+        time.sleep(2.5)
+        while s._read(0):
+            pass
+        assert len(s.raw) == idle, f'redrawn with nothing changed: {s.raw[idle:]!r}'
+        s.send('deposit XY')
+        s.expect(r'deposit XY')
+        p = subprocess.run([sb.binary] + store, input=b'deposit OTHER 5\ndeposit OTHER 6\n',
+                           capture_output=True, env=sb.env, cwd=sb.cwd, timeout=TIMEOUT)
+        assert p.returncode == 0, p.stderr
+        # within about a second, and what was typed is still there
+        s.expect(r'simplecqrs \[2 behind\]> deposit XY', timeout=4 * SLOW)
+        s.send(' 7\r')
+        s.expect(r'^deposited 7 into XY')
+        s.expect(r'simplecqrs \[3 behind\]> ')
+
+
+# ---- waiting for a lock another program holds ----
+
+class LockHolder:
+    """A sqlite3 process holding the ledger's write lock (BEGIN IMMEDIATE)."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen(['sqlite3', path], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.p.stdin.write(b'BEGIN IMMEDIATE;\nSELECT \'locked\';\n')
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        assert line.strip() == b'locked', line
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write(b'ROLLBACK;\n.quit\n')
+            self.p.stdin.close()
+            self.p.wait(TIMEOUT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def test_lock_wait_says_so_and_ctrl_c_stops_it(sb):
+    if not shutil.which('sqlite3'):
+        return
+    ledger = os.path.join(sb.cwd, 'ledger.db')
+    with sb.spawn(args=['--store', 'sqlite:' + ledger]) as s, LockHolder(ledger) as lock:
+        t0 = time.monotonic()
+        s.send('deposit XX1 5\r')
+        s.expect(r'waiting for the ledger.s write lock, held by another program '
+                 r'\(Ctrl-C stops waiting\)', timeout=5 * SLOW)
+        assert time.monotonic() - t0 >= 0.9, 'said so before a second'
+        s.send(CTRL_C)
+        s.expect(r'error: .*nothing was written', timeout=3 * SLOW)
+        s.expect(PROMPT)
+        assert time.monotonic() - t0 < 8 * SLOW, 'Ctrl-C did not stop the wait'
+        assert s.alive()
+        assert s.text.count('waiting for the ledger') == 1, 'said more than once'
+        lock.release()
+        out = s.run('status')
+        assert re.search(r'^head +0$', out, re.M), repr(out)
+        out = s.run('deposit XX1 5')
+        assert 'deposited 5 into XX1 (version 1' in out, repr(out)
+        s.send('quit\r')
+        assert s.wait_exit() == 0
+
+
+# ---- the banner ----
+
+def test_banner_names_the_ledger(sb):
+    ledger = os.path.join(os.path.realpath(sb.cwd), 'ledger.db')
+    for new in (True, False):
+        with sb.spawn(args=['--store', 'sqlite:ledger.db']) as s:
+            banner = s.text[:s.pos].strip().split('\n')[0]
+            assert banner.startswith(f'simplecqrs 0.1.0 on sqlite:{ledger}'), repr(banner)
+            assert ('(a new, empty ledger)' in banner) == new, repr(banner)
+            assert len(banner) <= 2 * COLS, repr(banner)
+            s.run('deposit XX1 1')
+
+
+# ---- messages ----
+
+def test_balance_suggests_refresh_only_when_it_helps(sb):
+    with sb.spawn() as s:
+        s.run('deposit XX1 5')
+        out = s.run('balance XX1')
+        assert re.search(r"no account XX1.*run 'refresh'", out), repr(out)
+        out = s.run('balance NOPE')
+        assert 'no account NOPE' in out and 'refresh' not in out, repr(out)
+
+
+def test_help_suggests_a_command(sb):
+    with sb.spawn() as s:
+        out = s.run('help depost')
+        assert "did you mean 'deposit'?" in out, repr(out)
+
+
+def test_counts_singular(sb):
+    p = subprocess.run([sb.binary], input=b'deposit A 1\n', capture_output=True,
+                       env=dict(sb.env, SIMPLECQRS_STATS='1'), cwd=sb.cwd, timeout=TIMEOUT)
+    assert b'simplecqrs: 1 append, 0 conflicts' in p.stderr, p.stderr
+
+
+def test_long_ids_cut_on_a_terminal(sb):
+    long_id = 'L' * 63 + 'Z'
+    with sb.spawn() as s:
+        for line in (f'deposit {long_id} 100', 'deposit B 50', 'refresh'):
+            s.run(line)
+        out = s.run('balances')
+        assert long_id not in out, f'the whole id on a terminal: {out!r}'
+        assert re.search(r'^L+\u2026 +100\b', out, re.M), repr(out)
+        row = re.search(r'^B( +)50\b', out, re.M)
+        assert row and len(row.group(1)) < 40, f'the short row widened: {out!r}'
+        for l in out.split('\n'):
+            assert len(l) <= COLS, f'{len(l)} columns: {l!r}'
+    p = subprocess.run([sb.binary], input=f'deposit {long_id} 100\nrefresh\nbalances\n'.encode(),
+                       capture_output=True, env=sb.env, cwd=sb.cwd, timeout=TIMEOUT)
+    assert long_id.encode() in p.stdout, f'piped, the id was cut: {p.stdout!r}'
+
+
+# ---- the history file is not trusted ----
+
+def test_history_symlink_refused(sb):
+    target = os.path.join(sb.dir, 'precious')
+    content = ''.join(f'line {i}\n' for i in range(1200))
+    with open(target, 'w') as f:
+        f.write(content)
+    os.chmod(target, 0o644)
+    os.symlink(target, sb.history)
+    with sb.spawn() as s:
+        assert re.search(r'history not saved: .*symbolic link', s.text), repr(s.text)
+        s.run('deposit XX1 1')
+        s.send('quit\r')
+        assert s.wait_exit() == 0
+    with open(target) as f:
+        assert f.read() == content, 'the link\'s target was changed'
+    assert mode(target) == 0o644, f'target mode now {oct(mode(target))}'
+
+
+def test_history_fifo_does_not_block(sb):
+    os.mkfifo(sb.history)
+    e = dict(sb.env)
+    with Session(sb.binary, e, sb.cwd) as s:
+        s.expect(PROMPT, timeout=3 * SLOW)
+        assert re.search(r'history not saved: .*not a regular file', s.text), repr(s.text)
+        s.run('deposit XX1 1')
+        s.send('quit\r')
+        assert s.wait_exit() == 0
+    assert stat.S_ISFIFO(os.stat(sb.history).st_mode)
+
+
+def test_history_skips_an_overlong_line(sb):
+    with sb.spawn() as s:
+        s.send_all('deposit LONG ' + '2' * 5000)
+        s.expect(r'2{100}$', timeout=TIMEOUT * 2)
+        s.send('\r')
+        s.expect(r'^error: line longer than 4096 bytes; ignored$')
+        s.expect(PROMPT)
+        s.run('status')
+        s.send('quit\r')
+        s.wait_exit()
+    lines = history_lines(sb.history)
+    assert not any('LONG' in l for l in lines), [l[:40] for l in lines]
+    assert 'status' in lines, lines
 
 
 def main():
