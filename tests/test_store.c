@@ -531,6 +531,62 @@ START_TEST(the_kept_sheet_moves_only_from_its_checkpoint)
 }
 END_TEST
 
+static bool polled(store *on)
+{
+	bool changed = false;
+	ck_assert_int_eq(store_poll(on, &changed), ERR_OK);
+	return changed;
+}
+
+/* An idle prompt polls to redraw its lag: another shell's commit and this
+ * one's own say changed, once; nothing else does. */
+START_TEST(poll_says_when_anyone_committed)
+{
+	if (!on_sqlite()) {
+		ck_assert(polled(s));	/* it cannot tell: always changed */
+		return;
+	}
+	char why[256];
+	store *other;
+	ck_assert_msg(store_open(uri, &other, why, sizeof why) == ERR_OK, "%s", why);
+	ck_assert(!polled(s));
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 5);
+	uint64_t pos;
+	ck_assert_int_eq(store_append(other, &e, 1, 1000, &pos), ERR_OK);
+	ck_assert(!polled(s));	/* not committed yet */
+	ck_assert_int_eq(store_commit(other), ERR_OK);
+	ck_assert(polled(s));
+	ck_assert(!polled(s));
+	ck_assert_uint_eq(head(), 1);	/* reading changes nothing */
+	ck_assert(!polled(s));
+	put("A", 1, EVENT_CREDITED, 1);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	ck_assert(polled(s));
+	ck_assert(!polled(s));
+	ck_assert(polled(other));	/* it saw s's commit, and its own */
+	ck_assert(!polled(other));
+	store_free(other);
+}
+END_TEST
+
+/* Where the ledger is, and whether this open made it. */
+START_TEST(location_and_created)
+{
+	if (!on_sqlite()) {
+		ck_assert_ptr_null(store_location(s));
+		ck_assert(!store_created(s));
+		return;
+	}
+	char want[160];
+	snprintf(want, sizeof want, "%s/t.db", dir);
+	ck_assert_str_eq(store_location(s), want);
+	ck_assert(store_created(s));
+	reopen();
+	ck_assert_str_eq(store_location(s), want);
+	ck_assert(!store_created(s));
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -548,6 +604,8 @@ static Suite *store_suite(void)
 	tcase_add_test(t, reopened_the_store_is_as_left);
 	tcase_add_test(t, a_group_not_committed_is_not_kept);
 	tcase_add_test(t, the_kept_sheet_moves_only_from_its_checkpoint);
+	tcase_add_test(t, poll_says_when_anyone_committed);
+	tcase_add_test(t, location_and_created);
 	suite_add_tcase(su, t);
 	t = tcase_create("hints");
 	tcase_add_checked_fixture(t, setup, teardown);
