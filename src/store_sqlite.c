@@ -142,6 +142,10 @@ typedef struct sql_store {
 	uint64_t commits, polled_commits;
 } sql_store;
 
+/* sqlite stores open in this process: open_by_another_name opens and closes
+ * the file, and a close drops every POSIX lock this process holds on it. */
+static int open_ledgers;
+
 /* What a damaged ledger lacks, for the one place each is found missing. */
 static const char checkpoint_missing[] =
 	"the ledger is damaged: its checkpoint row is missing (put it back with "
@@ -697,11 +701,19 @@ static void sql_free(store *s)
 		sql_rollback(s);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
+	/* SQLite leaves the WAL unapplied at close when the file was renamed,
+	 * and the new name cannot see it: the events in it would be lost. No
+	 * shell can have opened the new name meanwhile (open_by_another_name),
+	 * so they go into the file now, and the old name's WAL is emptied. */
+	if (file_moved(q))
+		sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL);
 	sqlite3_close(q->db);
 	idmap_free(q->names);
 	free(q->id_of);
 	free(q->slot_of);
 	free(q);
+	open_ledgers--;
 }
 
 static const store_ops sqlite_ops = {
@@ -924,6 +936,51 @@ static bool prepare_file(const char *path, bool *created, char *why,
 	return true;
 }
 
+/* SQLite's lock bytes, fixed by its file format (every version must agree
+ * on them): a connection in WAL mode holds a read lock on the database
+ * file's shared range, and one on the -shm file's "dead man switch" byte,
+ * for as long as it is open. */
+#define SQLITE_SHARED_FIRST (0x40000000 + 2)
+#define SQLITE_SHARED_SIZE 510
+#define SQLITE_SHM_DMS 128
+
+/* Whether another process holds a read lock on bytes [start, start + len)
+ * of path: 1 yes; 0 no, or no such file; -1 cannot tell. */
+static int read_locked(const char *path, off_t start, off_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = start, .l_len = len };
+	int rc = fcntl(fd, F_GETLK, &fl);
+	close(fd);
+	return rc != 0 ? -1 : fl.l_type != F_UNLCK;
+}
+
+/* Another process has the file open as a ledger, but not through this
+ * name's -shm file: it opened the file by another name, which since became
+ * this one (renamed while open). Its latest events may be in its own WAL,
+ * which this name cannot see, and both would write. A process opening by
+ * this very name holds the first lock a moment before the second, so only
+ * what lasts half a second counts. */
+static bool open_by_another_name(const char *path)
+{
+	if (open_ledgers > 0)
+		return false;
+	char *shm = xmalloc(strlen(path) + 5);
+	strcpy(stpcpy(shm, path), "-shm");
+	bool other = true;
+	for (int tries = 0; other && tries < 50; tries++) {
+		if (tries > 0)
+			sqlite3_sleep(10);
+		other = read_locked(path, SQLITE_SHARED_FIRST, SQLITE_SHARED_SIZE) == 1 &&
+			read_locked(shm, SQLITE_SHM_DMS, 1) == 0;
+	}
+	free(shm);
+	return other;
+}
+
 /* Nothing has been written to path or its WAL yet. */
 static bool still_empty(const char *path)
 {
@@ -1012,6 +1069,14 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 		free(abs);
 		return NULL;
 	}
+	if (!created && open_by_another_name(abs)) {
+		snprintf(why, why_len, "another program has this file open as a "
+			 "ledger by another name (was it renamed while open?); its "
+			 "latest events may not be in it yet: open it again when "
+			 "that program has ended");
+		free(abs);
+		return NULL;
+	}
 	sql_store *q = xcalloc(1, sizeof *q);
 	q->base.ops = &sqlite_ops;
 	q->names = idmap_new();
@@ -1024,6 +1089,7 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 	}
 	q->base.location = abs;
 	q->base.created = made;
+	open_ledgers++;
 	return &q->base;
 fail:
 	for (int i = 0; i < Q_COUNT; i++)
