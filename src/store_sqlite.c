@@ -1121,8 +1121,8 @@ static error_code backup_target(store *s, const char *path, char **abs,
 	int fd = open(*abs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			store_fail(s, "%.160s already exists; a backup never "
-				   "overwrites a file", *abs);
+			store_fail(s, "%.160s already exists (a backup never "
+				   "overwrites a file)", *abs);
 		else
 			store_fail(s, "cannot create %.160s: %s", *abs,
 				   strerror(errno));

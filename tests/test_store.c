@@ -569,6 +569,46 @@ START_TEST(poll_says_when_anyone_committed)
 }
 END_TEST
 
+typedef struct waits {
+	unsigned calls, last_ms;
+} waits;
+
+static bool stop_second_time(void *ctx, unsigned waited_ms)
+{
+	waits *w = ctx;
+	w->last_ms = waited_ms;
+	return ++w->calls < 2;
+}
+
+/* Another program holds the write lock: the store asks the wait hook about
+ * every 100 ms, and when it says stop the write fails as busy, unwritten. */
+START_TEST(the_wait_hook_ends_a_wait_for_the_lock)
+{
+	if (!on_sqlite())
+		return;
+	char why[256];
+	store *other;
+	ck_assert_msg(store_open(uri, &other, why, sizeof why) == ERR_OK, "%s", why);
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 5);
+	uint64_t pos;
+	ck_assert_int_eq(store_append(other, &e, 1, 1000, &pos), ERR_OK);	/* holds it */
+	waits w = { 0, 0 };
+	store_set_wait(s, stop_second_time, &w);
+	e.stream = "B";
+	ck_assert_int_eq(store_append(s, &e, 1, 1000, &pos), ERR_BUSY);
+	ck_assert_uint_eq(w.calls, 2);
+	ck_assert_uint_ge(w.last_ms, 200);
+	ck_assert_uint_lt(w.last_ms, 1000);
+	ck_assert_ptr_nonnull(strstr(store_errmsg(s), "write lock"));
+	ck_assert_int_eq(store_commit(s), ERR_OK);	/* nothing to report */
+	ck_assert_int_eq(store_commit(other), ERR_OK);
+	ck_assert_uint_eq(head(), 1);
+	store_set_wait(s, NULL, NULL);
+	ck_assert_uint_eq(put("B", 0, EVENT_CREDITED, 1), 2);	/* free now */
+	store_free(other);
+}
+END_TEST
+
 /* Where the ledger is, and whether this open made it. */
 START_TEST(location_and_created)
 {
@@ -606,6 +646,7 @@ static Suite *store_suite(void)
 	tcase_add_test(t, the_kept_sheet_moves_only_from_its_checkpoint);
 	tcase_add_test(t, poll_says_when_anyone_committed);
 	tcase_add_test(t, location_and_created);
+	tcase_add_test(t, the_wait_hook_ends_a_wait_for_the_lock);
 	suite_add_tcase(su, t);
 	t = tcase_create("hints");
 	tcase_add_checked_fixture(t, setup, teardown);
