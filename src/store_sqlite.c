@@ -318,6 +318,7 @@ static const char *stream_name(sql_store *q, int64_t id)
 static error_code sql_begin(store *s)
 {
 	sql_store *q = (sql_store *)s;
+	q->busy_stopped = false;	/* SQLite may fail busy without asking */
 	int rc = run(q, Q_BEGIN);
 	if (is_busy(rc))
 		return busy_fail(q);
@@ -705,6 +706,7 @@ static void sql_free(store *s)
 	 * and the new name cannot see it: the events in it would be lost. No
 	 * shell can have opened the new name meanwhile (open_by_another_name),
 	 * so they go into the file now, and the old name's WAL is emptied. */
+	s->wait = NULL;	/* the hook's owner may be gone by now */
 	if (file_moved(q))
 		sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
 					  NULL, NULL);
@@ -930,7 +932,8 @@ static bool prepare_file(const char *path, bool *created, char *why,
 		snprintf(why, why_len, "the file has %ju names (hard links); "
 			 "SQLite keeps a write-ahead log and lock per name, so two "
 			 "shells on two names would lose events: remove the other "
-			 "links, or use a copy (backup)", (uintmax_t)st.st_nlink);
+			 "links, or work on a copy made by backup",
+			 (uintmax_t)st.st_nlink);
 		return false;
 	}
 	return true;
