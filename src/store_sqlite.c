@@ -967,10 +967,14 @@ static int read_locked(const char *path, off_t start, off_t len)
  * which this name cannot see, and both would write. A process opening by
  * this very name holds the first lock a moment before the second, so only
  * what lasts half a second counts. */
-static bool open_by_another_name(const char *path)
+static bool open_by_another_name(const char *abs)
 {
-	if (open_ledgers > 0)
+	/* SQLite names the -shm file after the path with symlinks resolved */
+	char *path = realpath(abs, NULL);
+	if (open_ledgers > 0 || path == NULL) {
+		free(path);
 		return false;
+	}
 	char *shm = xmalloc(strlen(path) + 5);
 	strcpy(stpcpy(shm, path), "-shm");
 	bool other = true;
@@ -981,6 +985,7 @@ static bool open_by_another_name(const char *path)
 			read_locked(shm, SQLITE_SHM_DMS, 1) == 0;
 	}
 	free(shm);
+	free(path);
 	return other;
 }
 

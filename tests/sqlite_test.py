@@ -426,6 +426,16 @@ def test_location():
           p.returncode == 0 and f'location    {os.path.realpath(fresh("loc"))}/link.db\n' in text, text)
     check('location: and both names are one ledger',
           rows(real, 'select count(*) from events')[0][0] == 2)
+    held = Shell(real)	# a symlink is no second name: both open at once
+    try:
+        held.ask('deposit A 1')
+        p = run(link, 'deposit A 2\n')
+        check('location: a shell on the symlink while one is on the file',
+              p.returncode == 0, p.stderr)
+        r = held.ask('history A')
+        check('location: ... and each sees the other', len(r.get('events', [])) == 4, r)
+    finally:
+        held.close()
     p = subprocess.run([BIN, '--json'], input=b'status\n', capture_output=True, env=ENV, timeout=60)
     check('location: none on the memory store', 'location' not in json.loads(p.stdout), p.stdout)
 
