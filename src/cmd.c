@@ -262,8 +262,30 @@ static cmd_status exec_status(cmd_ctx *ctx, const parse_result *p)
 	if (store_head(ctx->store, &head) || store_stream_count(ctx->store, &streams) ||
 	    lag(ctx, &behind))
 		return storage_failed(ctx, p->name);
-	out_status(ctx->out, store_kind(ctx->store), head, streams,
-		   sheet_checkpoint(ctx->sheet), behind);
+	out_status(ctx->out, store_kind(ctx->store), store_location(ctx->store),
+		   head, streams, sheet_checkpoint(ctx->sheet), behind);
+	return CMD_OK;
+}
+
+static cmd_status exec_backup(cmd_ctx *ctx, const parse_result *p)
+{
+	/* the results shown so far go out first, and so are committed: the
+	 * copy holds every write acknowledged before it */
+	out_flush(ctx->out);
+	if (ctx->lost)
+		return cmd_lost(ctx);
+	char *path;
+	uint64_t events;
+	error_code rc = store_backup(ctx->store, p->argv[0], &path, &events);
+	if (rc == ERR_BACKUP_FAILED) {
+		out_error(ctx->out, ctx->line, p->name, rc, "%s; nothing was written",
+			  store_errmsg(ctx->store));
+		return CMD_FAILED;
+	}
+	if (rc != ERR_OK)
+		return storage_failed(ctx, p->name);
+	out_backup(ctx->out, path, events);
+	free(path);
 	return CMD_OK;
 }
 
@@ -330,6 +352,9 @@ const cmd_entry cmd_table[] = {
 	{ "status", 0, 0, "", "status",
 	  "the store, its head and streams, and the lag",
 	  "status", exec_status },
+	{ "backup", 1, 1, "f", "backup PATH",
+	  "copy the whole ledger to a new SQLite file, while shells work",
+	  "backup ledger-copy.db", exec_backup },
 	{ "rebuild", 0, 0, "", "rebuild",
 	  "replay every event into an empty balance sheet",
 	  "rebuild", exec_rebuild },

@@ -720,12 +720,14 @@ void out_history(out *o, const char *account, const store_event *evs, size_t n)
 	(void)account;
 }
 
-void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
-		uint64_t checkpoint, uint64_t behind)
+void out_status(out *o, const char *kind, const char *location, uint64_t head,
+		uint64_t streams, uint64_t checkpoint, uint64_t behind)
 {
 	if (o->opts.json) {
 		json_begin(o, true, "status");
 		json_str(o, "store", kind);
+		if (location)
+			json_str(o, "location", location);
 		json_u64(o, "head", head);
 		json_u64(o, "streams", streams);
 		json_u64(o, "checkpoint", checkpoint);
@@ -734,6 +736,11 @@ void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
 		return;
 	}
 	buf_printf(&o->b, "store       %s\n", kind);
+	if (location) {	/* a file name may hold any byte */
+		buf_puts(&o->b, "location    ");
+		out_put_safe(&o->b, location, strlen(location));
+		buf_putc(&o->b, '\n');
+	}
 	buf_printf(&o->b, "head        %llu\n", (unsigned long long)head);
 	buf_printf(&o->b, "streams     %llu\n", (unsigned long long)streams);
 	buf_printf(&o->b, "checkpoint  %llu\n", (unsigned long long)checkpoint);
@@ -741,6 +748,22 @@ void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
 	color(o, o->opts.color_out && behind > 0, YELLOW);
 	buf_put_u64(&o->b, behind);
 	color(o, o->opts.color_out && behind > 0, RESET);
+	end_line(o);
+}
+
+void out_backup(out *o, const char *path, uint64_t events)
+{
+	if (o->opts.json) {
+		json_begin(o, true, "backup");
+		json_str(o, "path", path);
+		json_u64(o, "events", events);
+		json_end(o);
+		return;
+	}
+	buf_puts(&o->b, "backed up ");
+	buf_put_u64(&o->b, events);
+	buf_puts(&o->b, events == 1 ? " event to " : " events to ");
+	out_put_safe(&o->b, path, strlen(path));
 	end_line(o);
 }
 

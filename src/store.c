@@ -231,6 +231,26 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 	return rc;
 }
 
+error_code store_backup(store *s, const char *path, char **abs_path,
+			uint64_t *events)
+{
+	*abs_path = NULL;
+	*events = 0;
+	error_code rc = store_commit(s);	/* the copy has what was shown */
+	if (rc != ERR_OK) {
+		s->lost = true;	/* results of the group may wait unshown */
+		return rc;
+	}
+#if HAVE_SQLITE
+	return store_sqlite_backup(s, path, abs_path, events);
+#else
+	(void)path;
+	store_fail(s, "this build has no SQLite support, so no backup file "
+		   "(rebuild with SQLite's headers installed)");
+	return ERR_BACKUP_FAILED;
+#endif
+}
+
 store_stats store_get_stats(const store *s)
 {
 	return s->stats;

@@ -71,6 +71,10 @@ void store_group_abandon(store *s);
 store *store_memory_open(void);
 /* path: the file after "sqlite:". On failure returns NULL and says why. */
 store *store_sqlite_open(const char *path, char *why, size_t why_len);
+/* store_backup's work, for any store s (the sqlite store by SQLite's online
+ * backup, any other through the calls above); s has no open group. */
+error_code store_sqlite_backup(store *s, const char *path, char **abs,
+			       uint64_t *events);
 /* uri: the whole postgresql:// or postgres:// URI, as libpq takes it. */
 store *store_pg_open(const char *uri, char *why, size_t why_len);
 

@@ -14,7 +14,14 @@
  * before its events are on disk, and a piped script pays one fsync per group
  * rather than per command. Holding the write lock for the group also means
  * that what the group read cannot change under it; another shell waits (the
- * busy timeout) until the group commits.
+ * busy handler, which asks the shell's wait hook every 100 ms) until the
+ * group commits, for at most 10 s, then the write fails as busy.
+ *
+ * The file is opened by its absolute path (never as a URI name), must be a
+ * regular file with one name: SQLite keeps the WAL and its lock by name, so
+ * two names for one file (a hard link, or a rename while a shell has it
+ * open) would give each its own WAL and fork the ledger. Each write group
+ * checks that the name still leads to the open file.
  *
  * Account names are numbered once, and the numbers never change or go, so
  * the store remembers them: an append names its streams by number, and
@@ -25,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
 #include "simplecqrs/idmap.h"
@@ -34,6 +42,9 @@
 #define APPLICATION_ID 0x53435152	/* "SCQR": this file is a simplecqrs ledger */
 #define SCHEMA_VERSION 1		/* PRAGMA user_version this build writes */
 #define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
+#define BUSY_TELL_MS 100		/* how often the wait hook hears of it */
+#define BACKUP_STEP_PAGES 1024		/* pages a backup copies per step */
+#define COPY_BATCH 4096			/* events a generic copy reads per call */
 
 static const char schema[] =
 	"CREATE TABLE streams (\n"
@@ -73,7 +84,8 @@ enum {
 	Q_STREAM_DROP,
 	Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT,
 	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT,
-	Q_BALANCES_CLEAR, Q_BALANCES,
+	Q_BALANCES_CLEAR, Q_BALANCES, Q_STREAM_CHECK, Q_DATA_VERSION,
+	Q_EVENT_COUNT,
 	Q_COUNT
 };
 
@@ -105,6 +117,11 @@ static const char *const sql[Q_COUNT] = {
 			  "ON CONFLICT (account) DO UPDATE SET balance = excluded.balance",
 	[Q_BALANCES_CLEAR] = "DELETE FROM balances",
 	[Q_BALANCES] = "SELECT account, balance FROM balances",
+	[Q_STREAM_CHECK] = "SELECT s.version, (SELECT coalesce(max(e.version), 0) "
+			   "FROM event_log e WHERE e.stream = s.id) "
+			   "FROM streams s WHERE s.id = ?1",
+	[Q_DATA_VERSION] = "PRAGMA data_version",
+	[Q_EVENT_COUNT] = "SELECT count(*) FROM event_log",
 };
 
 typedef struct sql_store {
@@ -116,12 +133,96 @@ typedef struct sql_store {
 	int64_t *id_of;		/* by slot */
 	uint32_t *slot_of;	/* by id: slot + 1, 0 if not known */
 	int64_t slot_cap, id_cap;
+	/* waiting for another program's write lock */
+	uint64_t busy_since;	/* ms, monotonic: when this wait began */
+	unsigned busy_told;	/* ms waited when the hook was last asked */
+	bool busy_stopped;	/* the hook ended the wait */
+	/* store_poll: data_version moves on others' commits, commits on ours */
+	int64_t data_version;
+	uint64_t commits, polled_commits;
 } sql_store;
 
-/* Records the database's last error as the store's; returns ERR_STORAGE. */
+/* sqlite stores open in this process: open_by_another_name opens and closes
+ * the file, and a close drops every POSIX lock this process holds on it. */
+static int open_ledgers;
+
+/* What a damaged ledger lacks, for the one place each is found missing. */
+static const char checkpoint_missing[] =
+	"the ledger is damaged: its checkpoint row is missing (put it back with "
+	"INSERT INTO checkpoint VALUES (1, 0), then run rebuild)";
+
+/* Records the database's last error as the store's; returns ERR_STORAGE.
+ * A statement that ended without the row it needed leaves no error behind
+ * ("not an error"): that is a damaged ledger, and says so. */
 static error_code db_fail(sql_store *q, const char *what)
 {
+	int code = sqlite3_errcode(q->db);
+	if (code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE)
+		return store_fail(&q->base, "%s: the ledger is damaged (a row "
+				  "it needs is missing)", what);
 	return store_fail(&q->base, "%s: %s", what, sqlite3_errmsg(q->db));
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* SQLite's busy handler: another connection holds a lock this one needs.
+ * Sleeps in short steps (a signal cuts one short), asks the wait hook every
+ * BUSY_TELL_MS, and gives up at BUSY_TIMEOUT_MS or when the hook says so;
+ * SQLite then fails the statement with SQLITE_BUSY, having written nothing. */
+static int on_busy(void *ctx, int count)
+{
+	sql_store *q = ctx;
+	uint64_t now = now_ms();
+	if (count == 0) {
+		q->busy_since = now;
+		q->busy_told = 0;
+		q->busy_stopped = false;
+	}
+	unsigned waited = (unsigned)(now - q->busy_since);
+	if (waited >= BUSY_TIMEOUT_MS)
+		return 0;
+	if (waited >= q->busy_told + BUSY_TELL_MS) {
+		q->busy_told = waited;
+		if (!store_waiting(&q->base, waited)) {
+			q->busy_stopped = true;
+			return 0;
+		}
+	}
+	struct timespec step = { 0, 10 * 1000000 };
+	nanosleep(&step, NULL);
+	return 1;
+}
+
+/* A write that could not get the lock: ERR_BUSY, nothing written. */
+static error_code busy_fail(sql_store *q)
+{
+	store_fail(&q->base, q->busy_stopped
+		   ? "the wait for the ledger's write lock was ended (another "
+		     "program holds it)"
+		   : "another program holds the ledger's write lock (waited %d s)",
+		   BUSY_TIMEOUT_MS / 1000);
+	return ERR_BUSY;
+}
+
+static bool is_busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY;
+}
+
+/* The name the ledger was opened by no longer leads to the open file: it
+ * was renamed or removed. A shell opening it by the new name would keep
+ * its own WAL and lock, so writing on would fork the ledger. (SQLite's unix
+ * VFS makes such writes fail itself only in rollback-journal mode.) */
+static bool file_moved(sql_store *q)
+{
+	int moved = 0;
+	return sqlite3_file_control(q->db, "main", SQLITE_FCNTL_HAS_MOVED,
+				    &moved) == SQLITE_OK && moved;
 }
 
 /* Resets a statement for its next use; its bindings are overwritten then. */
@@ -217,14 +318,29 @@ static const char *stream_name(sql_store *q, int64_t id)
 static error_code sql_begin(store *s)
 {
 	sql_store *q = (sql_store *)s;
-	return run(q, Q_BEGIN) == SQLITE_DONE
-		       ? ERR_OK : db_fail(q, "cannot start a transaction");
+	q->busy_stopped = false;	/* SQLite may fail busy without asking */
+	int rc = run(q, Q_BEGIN);
+	if (is_busy(rc))
+		return busy_fail(q);
+	if (rc != SQLITE_DONE)
+		return db_fail(q, "cannot start a transaction");
+	if (file_moved(q)) {	/* checked under the lock: nothing moves now */
+		run(q, Q_ROLLBACK);
+		return store_fail(s, "the ledger file %s was renamed or removed "
+				  "while this shell had it open; nothing more is "
+				  "written to it (open it by its new name)",
+				  s->location);
+	}
+	return ERR_OK;
 }
 
 static error_code sql_commit(store *s)
 {
 	sql_store *q = (sql_store *)s;
-	return run(q, Q_COMMIT) == SQLITE_DONE ? ERR_OK : db_fail(q, "cannot commit");
+	if (run(q, Q_COMMIT) != SQLITE_DONE)
+		return db_fail(q, "cannot commit");
+	q->commits++;
+	return ERR_OK;
 }
 
 static void sql_rollback(store *s)
@@ -236,6 +352,32 @@ static void sql_rollback(store *s)
 }
 
 /* ---- events ---- */
+
+/* The stream was not at ev's expected version: another writer won
+ * (ERR_CONFLICT), unless its row disagrees with its events, which under
+ * the write lock only a damaged ledger does (retrying would never end).
+ * Only for a stream this append has not claimed yet. */
+static error_code stream_conflict(sql_store *q, const store_new_event *ev,
+				  int64_t id)
+{
+	sqlite3_stmt *st = stmt(q, Q_STREAM_CHECK);
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int64_t row = 0, events = 0;
+	if (rc == SQLITE_ROW) {
+		row = sqlite3_column_int64(st, 0);
+		events = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(q, "cannot read a stream's version");
+	if (row != events)
+		return store_fail(&q->base, "the ledger is damaged: stream %.64s "
+				  "is at version %lld but its events end at "
+				  "version %lld", ev->stream, (long long)row,
+				  (long long)events);
+	return ERR_CONFLICT;
+}
 
 /* Moves one stream from ev->expected_version to the next: ERR_CONFLICT,
  * with nothing written, if it is not there. *id is the stream's number. */
@@ -302,6 +444,8 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 	 * put back what this append claimed and leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
 		rc = claim_version(q, &evs[i], &ids[i]);
+		if (rc == ERR_CONFLICT && ids[i] > 0 && (i == 0 || ids[0] != ids[i]))
+			rc = stream_conflict(q, &evs[i], ids[i]);
 		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
 			rc = unclaim(q, evs, ids, i) == ERR_OK ? ERR_CONFLICT
 							      : ERR_STORAGE;
@@ -403,21 +547,26 @@ static error_code sql_read_all(store *s, uint64_t after, size_t limit,
 	return each_event(q, st, NULL, fn, ctx);
 }
 
-/* Runs a statement that returns one integer. */
-static error_code one_int(sql_store *q, int which, int64_t *v, const char *what)
+/* Runs a statement that returns one integer; missing says what is gone
+ * when the row is not there (NULL: it is always there, an aggregate). */
+static error_code one_int(sql_store *q, int which, int64_t *v, const char *what,
+			  const char *missing)
 {
 	sqlite3_stmt *st = stmt(q, which);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*v = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	if (rc == SQLITE_DONE && missing)
+		return store_fail(&q->base, "%s", missing);
 	return rc == SQLITE_ROW ? ERR_OK : db_fail(q, what);
 }
 
 static error_code sql_head(store *s, uint64_t *head)
 {
 	int64_t v = 0;
-	error_code rc = one_int((sql_store *)s, Q_HEAD, &v, "cannot read the head");
+	error_code rc = one_int((sql_store *)s, Q_HEAD, &v, "cannot read the head",
+				NULL);
 	*head = (uint64_t)v;
 	return rc;
 }
@@ -426,7 +575,7 @@ static error_code sql_stream_count(store *s, uint64_t *count)
 {
 	int64_t v = 0;
 	error_code rc = one_int((sql_store *)s, Q_STREAM_COUNT, &v,
-				"cannot count the streams");
+				"cannot count the streams", NULL);
 	*count = (uint64_t)v;
 	return rc;
 }
@@ -456,7 +605,7 @@ static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
 {
 	int64_t v = 0;
 	error_code rc = one_int((sql_store *)s, Q_CHECKPOINT, &v,
-				"cannot read the checkpoint");
+				"cannot read the checkpoint", checkpoint_missing);
 	*checkpoint = (uint64_t)v;
 	return rc;
 }
@@ -504,8 +653,13 @@ static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 		rc = db_fail(q, "cannot move the checkpoint");
 		goto fail;
 	}
-	if (sqlite3_changes(q->db) != 1)
-		return ERR_CONFLICT;	/* nothing written: the group is intact */
+	if (sqlite3_changes(q->db) != 1) {
+		/* nothing written: the group is intact; another shell moved
+		 * the checkpoint, unless it is not there at all */
+		uint64_t at;
+		rc = sql_sheet_checkpoint(s, &at);
+		return rc == ERR_OK ? ERR_CONFLICT : rc;
+	}
 	if (replace && run(q, Q_BALANCES_CLEAR) != SQLITE_DONE) {
 		rc = db_fail(q, "cannot empty the balance sheet");
 		goto fail;
@@ -525,6 +679,20 @@ fail:
 	return rc;
 }
 
+static error_code sql_poll(store *s, bool *changed)
+{
+	sql_store *q = (sql_store *)s;
+	int64_t v = 0;
+	error_code rc = one_int(q, Q_DATA_VERSION, &v,
+				"cannot read the data version", NULL);
+	if (rc != ERR_OK)
+		return rc;
+	*changed = v != q->data_version || q->commits != q->polled_commits;
+	q->data_version = v;
+	q->polled_commits = q->commits;
+	return ERR_OK;
+}
+
 /* ---- opening ---- */
 
 static void sql_free(store *s)
@@ -534,11 +702,20 @@ static void sql_free(store *s)
 		sql_rollback(s);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
+	/* SQLite leaves the WAL unapplied at close when the file was renamed,
+	 * and the new name cannot see it: the events in it would be lost. No
+	 * shell can have opened the new name meanwhile (open_by_another_name),
+	 * so they go into the file now, and the old name's WAL is emptied. */
+	s->wait = NULL;	/* the hook's owner may be gone by now */
+	if (file_moved(q))
+		sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL);
 	sqlite3_close(q->db);
 	idmap_free(q->names);
 	free(q->id_of);
 	free(q->slot_of);
 	free(q);
+	open_ledgers--;
 }
 
 static const store_ops sqlite_ops = {
@@ -553,6 +730,7 @@ static const store_ops sqlite_ops = {
 	.begin = sql_begin,
 	.commit = sql_commit,
 	.rollback = sql_rollback,
+	.poll = sql_poll,
 	.sheet_checkpoint = sql_sheet_checkpoint,
 	.sheet_load = sql_sheet_load,
 	.sheet_save = sql_sheet_save,
@@ -608,11 +786,12 @@ static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
 }
 
 /* Checks that db is this program's ledger, or empty; on a new file writes
- * the schema. Reads before it writes anything, so a file that is not ours is
- * left exactly as it was. */
-static bool check_schema(sqlite3 *db, char *why, size_t why_len)
+ * the schema (and sets *made). Reads before it writes anything, so a file
+ * that is not ours is left exactly as it was. */
+static bool check_schema(sqlite3 *db, bool *made, char *why, size_t why_len)
 {
 	int64_t app = 0, version = 0, objects = 0;
+	*made = false;
 	if (!read_header(db, &app, &version, &objects, why, why_len))
 		return false;
 	if (app == 0 && version == 0 && objects == 0) {
@@ -638,6 +817,7 @@ static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 				exec_sql(db, "ROLLBACK");
 				return false;
 			}
+			*made = true;
 			return true;
 		}
 		exec_sql(db, "ROLLBACK");	/* the other shell made it */
@@ -670,29 +850,143 @@ static bool check_schema(sqlite3 *db, char *why, size_t why_len)
 	return true;
 }
 
-/* Creates path 0600 if it is not there; *created says whether it was. */
-static bool create_file(const char *path, bool *created, char *why,
-			size_t why_len)
+/* path made absolute, to open and to show: its folder resolved with
+ * realpath, its last component as given (a symlink stays one, and
+ * "file:x.db" stays a file name: an absolute path is never a URI name).
+ * NULL, with why, when there is no such folder. */
+static char *absolute_path(const char *path, char *why, size_t why_len)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		snprintf(why, why_len, "it names a folder, not a file");
+		return NULL;
+	}
+	char *dir = slash == NULL ? xstrdup(".")
+		    : slash == path ? xstrdup("/")
+		    : xstrndup(path, (size_t)(slash - path));
+	char *real = realpath(dir, NULL);
+	int err = errno;
+	free(dir);
+	if (real == NULL) {
+		snprintf(why, why_len, "cannot find its folder: %s", strerror(err));
+		return NULL;
+	}
+	size_t lr = strlen(real), lb = strlen(base);
+	bool root = lr == 1;	/* "/": no second slash */
+	char *abs = xmalloc(lr + lb + 2);
+	memcpy(abs, real, lr);
+	abs[lr - root] = '/';
+	memcpy(abs + lr + 1 - root, base, lb + 1);
+	free(real);
+	return abs;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	return S_ISCHR(mode) ? "a device" : S_ISBLK(mode) ? "a block device"
+	     : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+	     : S_ISSOCK(mode) ? "a socket" : "not a regular file";
+}
+
+/* Checks that path is a ledger's kind of file, or creates it 0600 if it is
+ * not there (*created says so). Only stat and an exclusive create: nothing
+ * is opened that could block (a FIFO) or be made beside it (a journal). */
+static bool prepare_file(const char *path, bool *created, char *why,
+			 size_t why_len)
 {
 	struct stat st;
 	*created = false;
-	if (stat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			snprintf(why, why_len, "it is a folder");
+	for (int tries = 0; stat(path, &st) != 0; tries++) {
+		if (errno != ENOENT) {
+			snprintf(why, why_len, "cannot use it: %s", strerror(errno));
 			return false;
 		}
-		return true;
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			close(fd);
+			*created = true;
+			return true;
+		}
+		if (errno != EEXIST) {
+			snprintf(why, why_len, "cannot create it: %s", strerror(errno));
+			return false;
+		}
+		/* another shell made it just now, or it is a symlink to nothing */
+		if (tries > 0) {
+			snprintf(why, why_len, "it is a symbolic link to a file "
+				 "that is not there");
+			return false;
+		}
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST)
-		return true;	/* another shell made it just now */
-	if (fd < 0) {
-		snprintf(why, why_len, "cannot create it: %s", strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "it is a folder");
 		return false;
 	}
-	close(fd);
-	*created = true;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, why_len, "it is %s; a ledger is a regular file",
+			 file_kind(st.st_mode));
+		return false;
+	}
+	if (st.st_nlink > 1) {
+		snprintf(why, why_len, "the file has %ju names (hard links); "
+			 "SQLite keeps a write-ahead log and lock per name, so two "
+			 "shells on two names would lose events: remove the other "
+			 "links, or work on a copy made by backup",
+			 (uintmax_t)st.st_nlink);
+		return false;
+	}
 	return true;
+}
+
+/* SQLite's lock bytes, fixed by its file format (every version must agree
+ * on them): a connection in WAL mode holds a read lock on the database
+ * file's shared range, and one on the -shm file's "dead man switch" byte,
+ * for as long as it is open. */
+#define SQLITE_SHARED_FIRST (0x40000000 + 2)
+#define SQLITE_SHARED_SIZE 510
+#define SQLITE_SHM_DMS 128
+
+/* Whether another process holds a read lock on bytes [start, start + len)
+ * of path: 1 yes; 0 no, or no such file; -1 cannot tell. */
+static int read_locked(const char *path, off_t start, off_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = start, .l_len = len };
+	int rc = fcntl(fd, F_GETLK, &fl);
+	close(fd);
+	return rc != 0 ? -1 : fl.l_type != F_UNLCK;
+}
+
+/* Another process has the file open as a ledger, but not through this
+ * name's -shm file: it opened the file by another name, which since became
+ * this one (renamed while open). Its latest events may be in its own WAL,
+ * which this name cannot see, and both would write. A process opening by
+ * this very name holds the first lock a moment before the second, so only
+ * what lasts half a second counts. */
+static bool open_by_another_name(const char *abs)
+{
+	/* SQLite names the -shm file after the path with symlinks resolved */
+	char *path = realpath(abs, NULL);
+	if (open_ledgers > 0 || path == NULL) {
+		free(path);
+		return false;
+	}
+	char *shm = xmalloc(strlen(path) + 5);
+	strcpy(stpcpy(shm, path), "-shm");
+	bool other = true;
+	for (int tries = 0; other && tries < 50; tries++) {
+		if (tries > 0)
+			sqlite3_sleep(10);
+		other = read_locked(path, SQLITE_SHARED_FIRST, SQLITE_SHARED_SIZE) == 1 &&
+			read_locked(shm, SQLITE_SHM_DMS, 1) == 0;
+	}
+	free(shm);
+	free(path);
+	return other;
 }
 
 /* Nothing has been written to path or its WAL yet. */
@@ -710,8 +1004,8 @@ static bool still_empty(const char *path)
 /* Removes a ledger file we created, and its WAL files. */
 static void remove_files(const char *path)
 {
-	static const char *const suffix[] = { "-wal", "-shm", "" };
-	char *name = xmalloc(strlen(path) + 5);
+	static const char *const suffix[] = { "-wal", "-shm", "-journal", "" };
+	char *name = xmalloc(strlen(path) + 9);
 	for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
 		strcpy(stpcpy(name, path), suffix[i]);
 		unlink(name);
@@ -719,57 +1013,91 @@ static void remove_files(const char *path)
 	free(name);
 }
 
-store *store_sqlite_open(const char *path, char *why, size_t why_len)
+/* Opens db on the absolute path abs, a file prepare_file checked. */
+static bool open_db(sql_store *q, const char *abs, bool *made, char *why,
+		    size_t why_len)
 {
-	bool created;
-	if (path[0] == '\0') {
-		snprintf(why, why_len, "no file named; use sqlite:PATH, as in sqlite:ledger.db");
-		return NULL;
-	}
-	if (!create_file(path, &created, why, why_len))
-		return NULL;
-
-	sql_store *q = xcalloc(1, sizeof *q);
-	q->base.ops = &sqlite_ops;
-	q->names = idmap_new();
-	/* no URI names, no shared cache: path is a file name, nothing more */
-	int rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE |
+	/* no URI names, no shared cache: abs is a file name, nothing more */
+	int rc = sqlite3_open_v2(abs, &q->db, SQLITE_OPEN_READWRITE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc == SQLITE_OK) {
-		/* before anything else, so that every statement waits for a
-		 * busy writer rather than failing */
-		sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
-		if (sqlite3_db_readonly(q->db, "main") == 1) {
-			snprintf(why, why_len, "the file is read-only");
-			goto fail;
-		}
-	} else if (q->db) {
-		say_why(q->db, why, why_len);
-		goto fail;
-	} else {
-		snprintf(why, why_len, "out of memory");
-		goto fail;
+	if (rc != SQLITE_OK) {
+		if (q->db)
+			say_why(q->db, why, why_len);
+		else
+			snprintf(why, why_len, "out of memory");
+		return false;
+	}
+	/* before anything else, so that every statement waits for a busy
+	 * writer rather than failing */
+	sqlite3_busy_handler(q->db, on_busy, q);
+	if (sqlite3_db_readonly(q->db, "main") == 1) {
+		snprintf(why, why_len, "the file is read-only");
+		return false;
 	}
 	/* Shells opening a new file together can meet where SQLite will not
 	 * wait (one reading while another switches it to WAL): try again. */
-	for (int tries = 0; !check_schema(q->db, why, why_len); tries++) {
-		if ((sqlite3_errcode(q->db) & 0xff) != SQLITE_BUSY ||
+	for (int tries = 0; !check_schema(q->db, made, why, why_len); tries++) {
+		if (!is_busy(sqlite3_errcode(q->db)) ||
 		    tries * 10 >= BUSY_TIMEOUT_MS)
-			goto fail;
+			return false;
 		sqlite3_sleep(10);
 	}
 	if (!exec_sql(q->db, "PRAGMA synchronous = FULL") ||
 	    !exec_sql(q->db, "PRAGMA cache_size = -65536")) {
 		say_why(q->db, why, why_len);
-		goto fail;
+		return false;
 	}
 	for (int i = 0; i < Q_COUNT; i++) {
 		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &q->q[i], NULL) != SQLITE_OK) {
 			say_why(q->db, why, why_len);
-			goto fail;
+			return false;
 		}
 	}
+	return true;
+}
+
+store *store_sqlite_open(const char *path, char *why, size_t why_len)
+{
+	if (path[0] == '\0') {
+		snprintf(why, why_len, "no file named; use sqlite:PATH, as in sqlite:ledger.db");
+		return NULL;
+	}
+	if (path[0] == '/' && path[1] == '/') {
+		snprintf(why, why_len, "sqlite:PATH takes a file name, not a URL: "
+			 "write sqlite:x.db for x.db in this folder, or "
+			 "sqlite:/x.db for /x.db");
+		return NULL;
+	}
+	char *abs = absolute_path(path, why, why_len);
+	bool created, made = false;
+	if (abs == NULL)
+		return NULL;
+	if (!prepare_file(abs, &created, why, why_len)) {
+		free(abs);
+		return NULL;
+	}
+	if (!created && open_by_another_name(abs)) {
+		snprintf(why, why_len, "another program has this file open as a "
+			 "ledger by another name (was it renamed while open?); its "
+			 "latest events may not be in it yet: open it again when "
+			 "that program has ended");
+		free(abs);
+		return NULL;
+	}
+	sql_store *q = xcalloc(1, sizeof *q);
+	q->base.ops = &sqlite_ops;
+	q->names = idmap_new();
+	if (!open_db(q, abs, &made, why, why_len))
+		goto fail;
+	if (one_int(q, Q_DATA_VERSION, &q->data_version,
+		    "cannot read the data version", NULL) != ERR_OK) {
+		snprintf(why, why_len, "%s", q->base.errmsg);
+		goto fail;
+	}
+	q->base.location = abs;
+	q->base.created = made;
+	open_ledgers++;
 	return &q->base;
 fail:
 	for (int i = 0; i < Q_COUNT; i++)
@@ -779,7 +1107,234 @@ fail:
 	free(q);
 	/* Leave nothing behind that we made, unless another shell opening
 	 * the same new file has written its ledger into it meanwhile. */
-	if (created && still_empty(path))
-		remove_files(path);
+	if (created && still_empty(abs))
+		remove_files(abs);
+	free(abs);
 	return NULL;
+}
+
+/* ---- backup: a consistent copy in a new ledger file ---- */
+
+/* The backup's own connection: target made (0600, must not exist) and
+ * opened. ERR_BACKUP_FAILED, with s's errmsg, when it cannot be. */
+static error_code backup_target(store *s, const char *path, char **abs,
+				sqlite3 **db)
+{
+	char why[200];
+	*db = NULL;
+	if ((*abs = absolute_path(path, why, sizeof why)) == NULL) {
+		store_fail(s, "cannot back up to %.80s: %s", path, why);
+		return ERR_BACKUP_FAILED;
+	}
+	int fd = open(*abs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			store_fail(s, "%.160s already exists (a backup never "
+				   "overwrites a file)", *abs);
+		else
+			store_fail(s, "cannot create %.160s: %s", *abs,
+				   strerror(errno));
+		free(*abs);
+		*abs = NULL;
+		return ERR_BACKUP_FAILED;
+	}
+	close(fd);
+	if (sqlite3_open_v2(*abs, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		store_fail(s, "cannot open %.160s: %s", *abs,
+			   *db ? sqlite3_errmsg(*db) : "out of memory");
+		return ERR_BACKUP_FAILED;
+	}
+	return ERR_OK;
+}
+
+/* The sqlite store's own file, by SQLite's online backup: page by page
+ * from one read snapshot, which in WAL mode never holds up a writer. */
+static error_code online_backup(sql_store *q, sqlite3 *dst, uint64_t *events)
+{
+	int64_t n = 0;
+	/* the snapshot begins at the count and lasts to the last page */
+	if (run(q, Q_BEGIN_READ) != SQLITE_DONE)
+		return db_fail(q, "cannot read the ledger for a backup");
+	error_code rc = one_int(q, Q_EVENT_COUNT, &n, "cannot count the events",
+				NULL);
+	if (rc != ERR_OK) {
+		run(q, Q_ROLLBACK);
+		return rc;
+	}
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", q->db, "main");
+	int step = SQLITE_ERROR;
+	if (b) {
+		while ((step = sqlite3_backup_step(b, BACKUP_STEP_PAGES)) == SQLITE_OK ||
+		       is_busy(step) || step == SQLITE_LOCKED)
+			if (step != SQLITE_OK)
+				sqlite3_sleep(10);
+		sqlite3_backup_finish(b);
+	}
+	run(q, Q_COMMIT);
+	if (step != SQLITE_DONE) {
+		store_fail(&q->base, "writing the backup failed: %s",
+			   sqlite3_errmsg(dst));
+		return ERR_BACKUP_FAILED;
+	}
+	*events = (uint64_t)n;
+	return ERR_OK;
+}
+
+/* Any other store, through the generic interface: its events (positions,
+ * versions and times as they are) and kept balance sheet into a fresh
+ * ledger with this store's schema. */
+typedef struct copier {
+	store *src;
+	sqlite3 *db;
+	sqlite3_stmt *event, *stream, *balance;
+	idmap *names;		/* stream name -> slot; its id is slot + 1 */
+	uint64_t *versions;	/* by slot: the last version copied */
+	size_t cap;
+	uint64_t head, last, count, seen;
+	error_code err;		/* ERR_STORAGE: the source is wrong;
+				   ERR_BACKUP_FAILED: the copy failed */
+} copier;
+
+static int copy_fail_db(copier *c)
+{
+	store_fail(c->src, "writing the backup failed: %s", sqlite3_errmsg(c->db));
+	c->err = ERR_BACKUP_FAILED;
+	return 1;
+}
+
+static int copy_event(void *ctx, const store_event *ev)
+{
+	copier *c = ctx;
+	c->seen++;
+	if (ev->position > c->head)
+		return 1;	/* written after the backup began */
+	bool added;
+	uint32_t slot = idmap_intern(c->names, ev->stream, strlen(ev->stream),
+				     &added);
+	if (slot >= c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 1024;
+		c->versions = xreallocarray(c->versions, c->cap, sizeof *c->versions);
+	}
+	if (added)
+		c->versions[slot] = 0;
+	if (ev->position <= c->last || ev->version != c->versions[slot] + 1) {
+		store_fail(c->src, "event %llu is out of order in its stream "
+			   "or the log", (unsigned long long)ev->position);
+		c->err = ERR_STORAGE;
+		return 1;
+	}
+	sqlite3_stmt *st = c->event;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->position);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)slot + 1);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->version);
+	sqlite3_bind_int(st, 4, ev->type);
+	sqlite3_bind_int64(st, 5, ev->amount);
+	sqlite3_bind_int64(st, 6, ev->time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return copy_fail_db(c);
+	c->versions[slot] = ev->version;
+	c->last = ev->position;
+	c->count++;
+	return 0;
+}
+
+static int copy_balance(void *ctx, const char *account, int64_t balance)
+{
+	copier *c = ctx;
+	sqlite3_stmt *st = c->balance;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, balance);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : copy_fail_db(c);
+}
+
+static error_code copy_store(store *src, sqlite3 *dst, uint64_t *events)
+{
+	copier c = { .src = src, .db = dst, .names = idmap_new(), .err = ERR_OK };
+	char stamp[96];
+	snprintf(stamp, sizeof stamp,
+		 "PRAGMA application_id = %d; PRAGMA user_version = %d",
+		 APPLICATION_ID, SCHEMA_VERSION);
+	uint64_t checkpoint = 0;
+	error_code rc = ERR_OK;
+	if (!exec_sql(dst, "PRAGMA synchronous = FULL; BEGIN") ||
+	    !exec_sql(dst, schema) || !exec_sql(dst, stamp) ||
+	    sqlite3_prepare_v2(dst, "INSERT INTO event_log (position, stream, "
+			       "version, type, amount, time) VALUES "
+			       "(?1, ?2, ?3, ?4, ?5, ?6)", -1, &c.event,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(dst, "INSERT INTO streams (id, name, version) "
+			       "VALUES (?1, ?2, ?3)", -1, &c.stream,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(dst, sql[Q_BALANCE_PUT], -1, &c.balance,
+			       NULL) != SQLITE_OK) {
+		copy_fail_db(&c);
+		goto done;
+	}
+	/* The sheet first, then the head: a sheet is a fold of the events up
+	 * to its checkpoint, and the log only grows, so every event it
+	 * counted is at or below the head read after it. */
+	if ((rc = store_sheet_load(src, &checkpoint, copy_balance, &c)) != ERR_OK ||
+	    c.err != ERR_OK || (rc = store_head(src, &c.head)) != ERR_OK)
+		goto done;
+	if (checkpoint > c.head) {
+		rc = store_fail(src, "the balance sheet's checkpoint %llu is past "
+				"the last event %llu", (unsigned long long)checkpoint,
+				(unsigned long long)c.head);
+		goto done;
+	}
+	do {
+		c.seen = 0;
+		rc = store_read_all(src, c.last, COPY_BATCH, copy_event, &c);
+	} while (rc == ERR_OK && c.err == ERR_OK && c.seen == COPY_BATCH &&
+		 c.last < c.head);
+	if (rc != ERR_OK || c.err != ERR_OK)
+		goto done;
+	for (uint32_t i = 0; i < idmap_count(c.names); i++) {
+		sqlite3_reset(c.stream);
+		sqlite3_bind_int64(c.stream, 1, (sqlite3_int64)i + 1);
+		sqlite3_bind_text(c.stream, 2, idmap_key(c.names, i), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(c.stream, 3, (sqlite3_int64)c.versions[i]);
+		if (sqlite3_step(c.stream) != SQLITE_DONE) {
+			copy_fail_db(&c);
+			goto done;
+		}
+	}
+	char move[80];
+	snprintf(move, sizeof move, "UPDATE checkpoint SET position = %llu",
+		 (unsigned long long)checkpoint);
+	if (!exec_sql(dst, move) || !exec_sql(dst, "COMMIT"))
+		copy_fail_db(&c);
+done:
+	sqlite3_finalize(c.event);
+	sqlite3_finalize(c.stream);
+	sqlite3_finalize(c.balance);
+	idmap_free(c.names);
+	free(c.versions);
+	*events = c.count;
+	return rc != ERR_OK ? rc : c.err;
+}
+
+error_code store_sqlite_backup(store *s, const char *path, char **abs,
+			       uint64_t *events)
+{
+	sqlite3 *db;
+	*events = 0;
+	error_code rc = backup_target(s, path, abs, &db);
+	if (rc == ERR_OK)
+		rc = s->ops == &sqlite_ops ? online_backup((sql_store *)s, db, events)
+					   : copy_store(s, db, events);
+	if (db && sqlite3_close(db) != SQLITE_OK && rc == ERR_OK) {
+		store_fail(s, "closing the backup failed: %s", sqlite3_errmsg(db));
+		rc = ERR_BACKUP_FAILED;
+	}
+	if (rc != ERR_OK && *abs) {	/* a half-written backup goes */
+		remove_files(*abs);
+		free(*abs);
+		*abs = NULL;
+	}
+	return rc;
 }

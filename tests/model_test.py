@@ -61,6 +61,7 @@ TIME = Free('<YYYY-MM-DDTHH:MM:SS.mmmZ>',
 
 
 STORE_KIND = 'memory'  # what `status` names; --store sqlite changes it
+LOCATION = None  # `status`'s location: the sqlite file's absolute path
 
 def tokenize(raw):
     """Split one input line (without '\\n') into tokens, dropping comments."""
@@ -181,7 +182,8 @@ class Model:
                 return err('unknown_account')
             return {**ok, 'account': args[0], 'events': [dict(e) for e in self.streams[args[0]]]}
         assert cmd == 'status'
-        return {**ok, 'store': STORE_KIND, 'head': head, 'streams': len(self.streams),
+        where = {'location': LOCATION} if LOCATION else {}
+        return {**ok, 'store': STORE_KIND, **where, 'head': head, 'streams': len(self.streams),
                 'checkpoint': self.checkpoint, 'behind': head - self.checkpoint}
 
 
@@ -413,7 +415,7 @@ def main():
     ap.add_argument('--store', choices=['memory', 'sqlite'], default='memory',
                     help='sqlite: each script runs on a fresh SQLite file')
     opts = ap.parse_args()
-    global STORE_KIND
+    global STORE_KIND, LOCATION
     STORE_KIND = opts.store
     tmp = tempfile.TemporaryDirectory()
     cmd = shlex.split(os.environ.get('SIMPLECQRS_WRAPPER', ''))
@@ -426,6 +428,7 @@ def main():
         run = cmd
         if opts.store == 'sqlite':
             run = cmd + ['--store', f'sqlite:{tmp.name}/ledger-{i}.db']
+            LOCATION = os.path.join(os.path.realpath(tmp.name), f'ledger-{i}.db')
         why = check(run, data, timeout)
         if why is None:
             passed += 1

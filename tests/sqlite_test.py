@@ -288,9 +288,377 @@ def test_refresh_always_beaten():
           out[1]['checkpoint'] == 0 and rows(path, 'select * from balances') == [], out[1])
 
 
+# ---- one ledger, one name (issue 11) ----
+
+def ledger_with(path, script):
+    p = run(path, script)
+    assert p.returncode == 0, p.stderr
+
+
+def withdrawals(path):
+    return rows(path, "select count(*) from events where type = 'AccountDebited'")[0][0]
+
+
+def test_hard_link():
+    """Two names for one file would give each shell its own WAL: both
+    withdrawals of 600 from 1000 acknowledged, one of them lost."""
+    a, b = fresh('linked-a.db'), fresh('linked-b.db')
+    ledger_with(a, 'deposit X 1000\n')
+    os.link(a, b)
+    shells = [subprocess.Popen([BIN, '--store', 'sqlite:' + f, '--json'], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+              for f in (a, b)]
+    outs = [sh.communicate(b'withdraw X 600\n', timeout=60) for sh in shells]
+    acked = sum(1 for out, _ in outs if b'"ok":true' in out)
+    for (out, err), sh, name in zip(outs, shells, ('first', 'second')):
+        check(f'hard link: the {name} name is refused, exit 2',
+              sh.returncode == 2 and b'hard link' in err and out == b'', (sh.returncode, err))
+    os.unlink(b)
+    check('hard link: what was acknowledged is what the file holds',
+          withdrawals(a) == acked and acked <= 1, (withdrawals(a), acked))
+
+
+def test_renamed_while_open():
+    """A shell holds the file open, its last write still in its WAL; the
+    file is renamed and a second shell opens the new name. The second must
+    not see a ledger without that write, and the first must not write on:
+    each would acknowledge what the other then loses."""
+    a, b = fresh('moved-a.db'), fresh('moved-b.db')
+    ledger_with(a, 'deposit X 1000\n')
+    first = Shell(a)
+    acked = []
+    try:
+        r = first.ask('withdraw X 100')
+        acked += [r] if r.get('ok') else []
+        os.rename(a, b)
+        p, out = js(b, 'withdraw X 600\n')
+        acked += [o for o in out if o.get('ok')]
+        check('renamed: the new name is refused while the old one is open, exit 2',
+              p.returncode == 2 and b'another name' in p.stderr, (p.returncode, p.stderr, out))
+        r = first.ask('withdraw X 600')
+        acked += [r] if r.get('ok') else []
+        check('renamed: the shell on the old name fails clearly',
+              r.get('error') == 'storage' and 'renamed or removed' in r.get('message', ''), r)
+    finally:
+        code = first.close()
+    check('renamed: the old name exits 3', code == 3, code)
+    p, out = js(b, 'withdraw X 50\nrefresh\nbalance X\n')
+    acked += out[:1] if out and out[0].get('ok') else []
+    check('renamed: once it has ended, the new name opens', p.returncode == 0, p.stderr)
+    check('renamed: what was acknowledged is what the file holds',
+          withdrawals(b) == len(acked) == 2, (withdrawals(b), acked))
+    check('renamed: the balance is 850', out[-1].get('balance') == 850, out)
+
+
+def test_removed_while_open():
+    a = fresh('removed.db')
+    ledger_with(a, 'deposit X 1000\n')
+    sh = Shell(a)
+    try:
+        sh.ask('status')
+        os.unlink(a)
+        r = sh.ask('deposit X 5')
+        check('removed: a write fails clearly',
+              r.get('error') == 'storage' and 'renamed or removed' in r.get('message', ''), r)
+    finally:
+        code = sh.close()
+    check('removed: exit 3', code == 3, code)
+    for f in (a + '-wal', a + '-shm'):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
+# ---- PATH is a file name, always ----
+
+def test_url_form_refused():
+    name = f'simplecqrs-test-{os.getpid()}.db'
+    existed = os.path.exists('/' + name)
+    p = subprocess.run([BIN, '--store', 'sqlite://' + name], input=b'deposit A 1\n',
+                       capture_output=True, env=ENV, cwd=TMP, timeout=60)
+    made = os.path.exists('/' + name) and not existed
+    if made:
+        for f in ('', '-wal', '-shm'):
+            if os.path.exists('/' + name + f):
+                os.unlink('/' + name + f)
+    err = p.stderr.decode()
+    check('sqlite://: exit 2 with a hint', p.returncode == 2 and 'sqlite:x.db' in err, (p.returncode, err))
+    check('sqlite://: nothing made at /', not made)
+    check('sqlite://: nothing made here', not os.path.exists(os.path.join(TMP, name)))
+
+
+def test_uri_like_names_are_files():
+    for name in ('file:x.db', 'file::memory:', 'file:y.db?mode=memory'):
+        folder = fresh('uri-' + str(abs(hash(name))))
+        os.mkdir(folder)
+        p = subprocess.run([BIN, '--store', 'sqlite:' + name, '--json'],
+                           input=b'deposit A 7\nstatus\n', capture_output=True, env=ENV,
+                           cwd=folder, timeout=60)
+        out = [json.loads(l) for l in p.stdout.splitlines()]
+        check(f'{name}: runs', p.returncode == 0, p.stderr)
+        want = os.path.join(os.path.realpath(folder), name)
+        check(f'{name}: location is the file', out[-1].get('location') == want, out)
+        check(f'{name}: one file by that very name, nothing else',
+              os.listdir(folder) == [name], os.listdir(folder))
+        p = subprocess.run([BIN, '--store', 'sqlite:' + name, '--json'], input=b'history A\n',
+                           capture_output=True, env=ENV, cwd=folder, timeout=60)
+        out = [json.loads(l) for l in p.stdout.splitlines()]
+        check(f'{name}: the write survives a reopen',
+              out and out[0].get('ok') and out[0]['events'][0]['amount'] == 7, out)
+
+
+# ---- status says where the ledger is ----
+
+def test_location():
+    os.makedirs(fresh('loc/sub'))
+    p = subprocess.run([BIN, '--store', 'sqlite:sub/../led.db', '--json'], input=b'status\n',
+                       capture_output=True, env=ENV, cwd=fresh('loc'), timeout=60)
+    out = json.loads(p.stdout)
+    want = os.path.join(os.path.realpath(fresh('loc')), 'led.db')
+    check('location: absolute, the folder resolved', out.get('location') == want, out)
+    check('location: right after store', list(out)[:4] == ['ok', 'cmd', 'store', 'location'], out)
+    real = fresh('loc/real.db')
+    ledger_with(real, 'deposit A 3\n')
+    link = fresh('loc/link.db')
+    os.symlink('real.db', link)
+    p = run(link, 'deposit A 4\nstatus\n')
+    text = p.stdout.decode()
+    check('location: a symlink is a fine name, kept as given',
+          p.returncode == 0 and f'location    {os.path.realpath(fresh("loc"))}/link.db\n' in text, text)
+    check('location: and both names are one ledger',
+          rows(real, 'select count(*) from events')[0][0] == 2)
+    held = Shell(real)	# a symlink is no second name: both open at once
+    try:
+        held.ask('deposit A 1')
+        p = run(link, 'deposit A 2\n')
+        check('location: a shell on the symlink while one is on the file',
+              p.returncode == 0, p.stderr)
+        r = held.ask('history A')
+        check('location: ... and each sees the other', len(r.get('events', [])) == 4, r)
+    finally:
+        held.close()
+    p = subprocess.run([BIN, '--json'], input=b'status\n', capture_output=True, env=ENV, timeout=60)
+    check('location: none on the memory store', 'location' not in json.loads(p.stdout), p.stdout)
+
+
+# ---- a ledger is a regular file ----
+
+def test_not_regular_files():
+    import socket, stat
+    for dev in ('/dev/null', '/dev/zero'):
+        had = os.path.exists(dev + '-journal')
+        refused(dev, dev, 'regular file')
+        made = os.path.exists(dev + '-journal') and not had
+        if made:
+            os.unlink(dev + '-journal')
+        check(f'{dev}: no {dev}-journal made', not made)
+    folder = fresh('special')
+    os.mkdir(folder)
+    fifo = os.path.join(folder, 'fifo')
+    os.mkfifo(fifo)
+    try:
+        refused('a FIFO', fifo, 'regular file')
+    except subprocess.TimeoutExpired:
+        check('a FIFO: open does not block', False)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.path.join(folder, 'sock'))
+    try:
+        refused('a socket', os.path.join(folder, 'sock'), 'regular file')
+    finally:
+        sock.close()
+    check('special files: nothing left beside them', sorted(os.listdir(folder)) == ['fifo', 'sock'],
+          os.listdir(folder))
+
+
+# ---- backup ----
+
+def events_of(path, upto=None):
+    return rows(path, 'select position, stream, version, type, amount, time from events'
+                + (f' where position <= {upto}' if upto is not None else '') + ' order by position')
+
+
+def test_backup_while_writing():
+    src = fresh('busy-source.db')
+    ledger_with(src, 'deposit A 1\n')
+    writer = subprocess.Popen([BIN, '--store', 'sqlite:' + src], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    script = ''.join(f'deposit A{i % 13} {i + 1}\n' + ('refresh\n' if i % 500 == 0 else '')
+                     for i in range(30000))
+    copies = []
+    try:
+        writer.stdin.write(script[:len(script) // 3].encode())
+        writer.stdin.flush()
+        for k in range(3):
+            dst = fresh(f'busy-backup-{k}.db')
+            p, out = js(src, f'backup {dst}\n')
+            copies.append((dst, p, out))
+        writer.stdin.write(script[len(script) // 3:].encode())
+    finally:
+        writer.stdin.close()
+        check('backup while writing: the writer ran', writer.wait(timeout=300) == 0,
+              writer.stderr.read())
+    total = rows(src, 'select count(*) from events')[0][0]
+    for dst, p, out in copies:
+        name = os.path.basename(dst)
+        check(f'{name}: ok', p.returncode == 0 and out and out[0].get('ok'), (out, p.stderr))
+        if not (out and out[0].get('ok')):
+            continue
+        n = out[0]['events']
+        check(f'{name}: JSON as SPEC shows', list(out[0]) == ['ok', 'cmd', 'path', 'events'] and
+              out[0]['path'] == dst, out[0])
+        check(f'{name}: a prefix of the ledger', 0 < n <= total, (n, total))
+        check(f'{name}: the same events', events_of(dst) == events_of(src, n))
+        check(f'{name}: integrity', rows(dst, 'pragma integrity_check') == [('ok',)])
+        check(f'{name}: 0600, one file', os.stat(dst).st_mode & 0o777 == 0o600 and
+              not [f for f in os.listdir(TMP) if f.startswith(name + '-')])
+        kept = dict(rows(dst, 'select account, balance from balances'))
+        cp = rows(dst, 'select position from checkpoint')[0][0]
+        want = {}
+        for _, stream, _, typ, amount, _ in events_of(dst, cp):
+            want[stream] = want.get(stream, 0) + amount
+        check(f'{name}: its balance sheet is its own events at its checkpoint', kept == want)
+        p2, st = js(dst, 'status\nhistory A3\n')
+        check(f'{name}: opens as a ledger', p2.returncode == 0 and st[0]['head'] == n and
+              st[0]['location'] == dst, st[:1])
+
+
+def test_backup_of_memory():
+    dst = fresh('from-memory.db')
+    script = ''.join(f'deposit M{i % 5} {i + 10}\n' for i in range(2000))
+    script += 'transfer M1 M2 7\nwithdraw M3 4\nrefresh\nstatus\n'
+    script += ''.join(f'history M{i}\n' for i in range(5))
+    p = subprocess.run([BIN, '--json'], input=(script + f'backup {dst}\n').encode(),
+                       capture_output=True, env=ENV, timeout=120)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    check('memory backup: ok', p.returncode == 0 and out[-1] == {
+        'ok': True, 'cmd': 'backup', 'path': dst, 'events': 2003}, out[-1:])
+    mem = [o for o in out if o['cmd'] in ('history',)]
+    p2, back = js(dst, ''.join(f'history M{i}\n' for i in range(5)) + 'status\n')
+    check('memory backup: the same histories (positions, versions, times)', back[:5] == mem)
+    check('memory backup: status', back[5]['head'] == 2003 and back[5]['streams'] == 5, back[5])
+    p3 = subprocess.run([BIN, '--store', 'sqlite:' + dst], input=b'deposit M9 1\nrefresh\n',
+                        capture_output=True, env=ENV, timeout=60)
+    check('memory backup: it takes writes', p3.returncode == 0 and b'position 2004' in p3.stdout,
+          p3.stdout + p3.stderr)
+    p4 = subprocess.run([BIN], input=f'deposit Q 1\nbackup {dst}x\n'.encode(),
+                        capture_output=True, env=ENV, timeout=60)
+    check('backup: one line of text',
+          p4.stdout.decode().splitlines()[-1] == f'backed up 1 event to {dst}x', p4.stdout)
+
+
+def test_backup_refused():
+    src = fresh('refusing.db')
+    ledger_with(src, 'deposit A 1\n')
+    there = fresh('already-there.db')
+    with open(there, 'w') as f:
+        f.write('mine\n')
+    before = sorted(os.listdir(TMP))
+    for name, target, want in (('an existing file', there, 'already exists'),
+                               ('the ledger itself', src, 'already exists'),
+                               ('a missing folder', fresh('nope/b.db'), 'No such file')):
+        p, out = js(src, f'backup {target}\nstatus\n')
+        check(f'backup to {name}: backup_failed, exit 1',
+              p.returncode == 1 and out[0].get('error') == 'backup_failed' and
+              want in out[0].get('message', '') and out[1].get('ok'), out)
+    with open(there) as f:
+        check('backup: the existing file is untouched', f.read() == 'mine\n')
+    check('backup: nothing left behind', sorted(os.listdir(TMP)) == before)
+    if os.geteuid() == 0:
+        locked = fresh('ro-folder')
+        os.mkdir(locked, 0o555)
+        os.chmod(TMP, 0o755)
+        p = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+                            BIN, '--json'], input=f'backup {locked}/b.db\n'.encode(),
+                           capture_output=True, env=ENV, timeout=60)
+        out = json.loads(p.stdout or b'{}')
+        check('backup to a folder it may not write: backup_failed',
+              out.get('error') == 'backup_failed' and 'Permission denied' in out.get('message', ''), out)
+        check('backup to a folder it may not write: nothing made', os.listdir(locked) == [])
+
+
+def limit_size_small():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+
+def test_backup_half_written():
+    dst = fresh('half.db')
+    script = ''.join(f'deposit H{i % 50} {i + 1}\n' for i in range(20000)) + f'backup {dst}\nstatus\n'
+    p = subprocess.run([BIN, '--json'], input=script.encode(), capture_output=True, env=ENV,
+                       timeout=120, preexec_fn=limit_size_small)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    check('half-written backup: backup_failed', out[-2].get('error') == 'backup_failed' and
+          out[-1].get('ok'), out[-2:])
+    check('half-written backup: removed',
+          not [f for f in os.listdir(TMP) if f.startswith('half.db')], os.listdir(TMP))
+
+
+# ---- another program holds the write lock ----
+
+def test_busy():
+    path = fresh('locked-by-other.db')
+    ledger_with(path, 'deposit A 1\n')
+    holder = subprocess.Popen([sys.executable, '-c', (
+        'import sqlite3, sys, time\n'
+        'db = sqlite3.connect(sys.argv[1], isolation_level=None)\n'
+        'db.execute("BEGIN IMMEDIATE")\n'
+        'print("locked", flush=True)\n'
+        'time.sleep(22)\n'
+        'db.execute("COMMIT")\n'), path], stdout=subprocess.PIPE)
+    try:
+        holder.stdout.readline()
+        import time
+        t0 = time.monotonic()
+        p, out = js(path, 'deposit A 5\nrefresh\nbalances\n')
+        took = time.monotonic() - t0
+        check('busy: exit 1, not 3', p.returncode == 1, (p.returncode, out))
+        check('busy: the deposit fails with busy',
+              out and out[0].get('error') == 'busy' and 'write lock' in out[0]['message'], out)
+        check("busy: so does the refresh's save",
+              len(out) > 1 and out[1].get('error') == 'busy', out)
+        check('busy: the query still answers', len(out) == 3 and out[2].get('ok') and
+              out[2]['position'] == 0 and out[2]['behind'] == 1, out)
+        check('busy: it waited about 10 s each time', 19 <= took <= 22, took)
+    finally:
+        holder.wait(timeout=60)
+    p, out = js(path, 'deposit A 5\n')
+    check('busy: after the lock is let go, a write works', p.returncode == 0 and out[0]['version'] == 2, out)
+
+
+# ---- a damaged ledger is a clear storage error ----
+
+def test_damaged():
+    path = fresh('no-checkpoint.db')
+    ledger_with(path, 'deposit A 1\n')
+    db = sqlite3.connect(path)
+    db.execute('delete from checkpoint')
+    db.commit()
+    db.close()
+    p, out = js(path, 'deposit A 2\nbalances\n')
+    check('no checkpoint row: the deposit is kept', out[0].get('ok'), out)
+    check('no checkpoint row: a storage error naming it, exit 3',
+          p.returncode == 3 and out[-1].get('error') == 'storage' and
+          'checkpoint row is missing' in out[-1]['message'], out)
+    check('no checkpoint row: never "not an error"', b'not an error' not in p.stdout + p.stderr)
+
+    path = fresh('bad-version.db')
+    ledger_with(path, 'deposit A 10\n')
+    db = sqlite3.connect(path)
+    db.execute('update streams set version = 5')
+    db.commit()
+    db.close()
+    p, out = js(path, 'withdraw A 1\n')
+    check('stream version off its events: a storage error naming it',
+          p.returncode == 3 and out[0].get('error') == 'storage' and
+          'version 5' in out[0]['message'], out)
+
+
 def main():
     for t in (test_new_file, test_reopen, test_bad_files, test_full_disk, test_two_shells,
-              test_first_open_race, test_refresh_always_beaten):
+              test_first_open_race, test_refresh_always_beaten, test_hard_link,
+              test_renamed_while_open, test_removed_while_open, test_url_form_refused,
+              test_uri_like_names_are_files, test_location, test_not_regular_files,
+              test_backup_while_writing, test_backup_of_memory, test_backup_refused,
+              test_backup_half_written, test_busy, test_damaged):
         try:
             t()
         except Exception as e:	# a crash of the test is a failure, not a pass

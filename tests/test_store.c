@@ -531,6 +531,102 @@ START_TEST(the_kept_sheet_moves_only_from_its_checkpoint)
 }
 END_TEST
 
+static bool polled(store *on)
+{
+	bool changed = false;
+	ck_assert_int_eq(store_poll(on, &changed), ERR_OK);
+	return changed;
+}
+
+/* An idle prompt polls to redraw its lag: another shell's commit and this
+ * one's own say changed, once; nothing else does. */
+START_TEST(poll_says_when_anyone_committed)
+{
+	if (!on_sqlite()) {
+		ck_assert(polled(s));	/* it cannot tell: always changed */
+		return;
+	}
+	char why[256];
+	store *other;
+	ck_assert_msg(store_open(uri, &other, why, sizeof why) == ERR_OK, "%s", why);
+	ck_assert(!polled(s));
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 5);
+	uint64_t pos;
+	ck_assert_int_eq(store_append(other, &e, 1, 1000, &pos), ERR_OK);
+	ck_assert(!polled(s));	/* not committed yet */
+	ck_assert_int_eq(store_commit(other), ERR_OK);
+	ck_assert(polled(s));
+	ck_assert(!polled(s));
+	ck_assert_uint_eq(head(), 1);	/* reading changes nothing */
+	ck_assert(!polled(s));
+	put("A", 1, EVENT_CREDITED, 1);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	ck_assert(polled(s));
+	ck_assert(!polled(s));
+	ck_assert(polled(other));	/* it saw s's commit, and its own */
+	ck_assert(!polled(other));
+	store_free(other);
+}
+END_TEST
+
+typedef struct waits {
+	unsigned calls, last_ms;
+} waits;
+
+static bool stop_second_time(void *ctx, unsigned waited_ms)
+{
+	waits *w = ctx;
+	w->last_ms = waited_ms;
+	return ++w->calls < 2;
+}
+
+/* Another program holds the write lock: the store asks the wait hook about
+ * every 100 ms, and when it says stop the write fails as busy, unwritten. */
+START_TEST(the_wait_hook_ends_a_wait_for_the_lock)
+{
+	if (!on_sqlite())
+		return;
+	char why[256];
+	store *other;
+	ck_assert_msg(store_open(uri, &other, why, sizeof why) == ERR_OK, "%s", why);
+	store_new_event e = ev("A", 0, EVENT_CREDITED, 5);
+	uint64_t pos;
+	ck_assert_int_eq(store_append(other, &e, 1, 1000, &pos), ERR_OK);	/* holds it */
+	waits w = { 0, 0 };
+	store_set_wait(s, stop_second_time, &w);
+	e.stream = "B";
+	ck_assert_int_eq(store_append(s, &e, 1, 1000, &pos), ERR_BUSY);
+	ck_assert_uint_eq(w.calls, 2);
+	ck_assert_uint_ge(w.last_ms, 200);
+	ck_assert_uint_lt(w.last_ms, 1000);
+	ck_assert_ptr_nonnull(strstr(store_errmsg(s), "write lock"));
+	ck_assert_int_eq(store_commit(s), ERR_OK);	/* nothing to report */
+	ck_assert_int_eq(store_commit(other), ERR_OK);
+	ck_assert_uint_eq(head(), 1);
+	store_set_wait(s, NULL, NULL);
+	ck_assert_uint_eq(put("B", 0, EVENT_CREDITED, 1), 2);	/* free now */
+	store_free(other);
+}
+END_TEST
+
+/* Where the ledger is, and whether this open made it. */
+START_TEST(location_and_created)
+{
+	if (!on_sqlite()) {
+		ck_assert_ptr_null(store_location(s));
+		ck_assert(!store_created(s));
+		return;
+	}
+	char want[160];
+	snprintf(want, sizeof want, "%s/t.db", dir);
+	ck_assert_str_eq(store_location(s), want);
+	ck_assert(store_created(s));
+	reopen();
+	ck_assert_str_eq(store_location(s), want);
+	ck_assert(!store_created(s));
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -548,6 +644,9 @@ static Suite *store_suite(void)
 	tcase_add_test(t, reopened_the_store_is_as_left);
 	tcase_add_test(t, a_group_not_committed_is_not_kept);
 	tcase_add_test(t, the_kept_sheet_moves_only_from_its_checkpoint);
+	tcase_add_test(t, poll_says_when_anyone_committed);
+	tcase_add_test(t, location_and_created);
+	tcase_add_test(t, the_wait_hook_ends_a_wait_for_the_lock);
 	suite_add_tcase(su, t);
 	t = tcase_create("hints");
 	tcase_add_checked_fixture(t, setup, teardown);

@@ -38,7 +38,7 @@ typedef struct cmd_entry {
 	int min_args;
 	int max_args;
 	const char *args;	/* a letter per argument: a account, n amount,
-				   c command name */
+				   c command name, f file name */
 	const char *usage;
 	const char *summary;
 	const char *example;

@@ -83,8 +83,11 @@ void out_balance(out *o, const char *account, int64_t balance,
 		 uint64_t checkpoint, uint64_t behind);
 /* evs[i].stream is not read. */
 void out_history(out *o, const char *account, const store_event *evs, size_t n);
-void out_status(out *o, const char *kind, uint64_t head, uint64_t streams,
-		uint64_t checkpoint, uint64_t behind);
+/* location: store_location's answer, NULL for none (the memory store). */
+void out_status(out *o, const char *kind, const char *location, uint64_t head,
+		uint64_t streams, uint64_t checkpoint, uint64_t behind);
+/* A backup written to path (absolute) with that many events. */
+void out_backup(out *o, const char *path, uint64_t events);
 void out_help(out *o, const char *text);
 
 /* Appends s to b for a terminal: printable text, tabs and valid UTF-8 as

@@ -89,6 +89,17 @@ void store_set_wait(store *s, store_wait_fn fn, void *ctx);
  * included) may have committed to the store since the last call. A store
  * that cannot tell cheaply says true. */
 error_code store_poll(store *s, bool *changed);
+/* Writes a consistent copy of the whole ledger (every event with its
+ * position, version and time, and the kept balance sheet) to a new SQLite
+ * ledger file at path, while other shells keep working; commits the open
+ * group first. *abs_path (freed by the caller) is the file's absolute path
+ * and *events how many events it holds. ERR_BACKUP_FAILED when path exists,
+ * its folder is missing or not writable, or the copy cannot be written:
+ * nothing is left at path, store_errmsg says why. ERR_STORAGE when reading
+ * the store failed. */
+error_code store_backup(store *s, const char *path, char **abs_path,
+			uint64_t *events);
+
 /* Every call below returns ERR_OK or ERR_STORAGE (append: also
  * ERR_CONFLICT; a write that had to wait for another program's lock: also
  * ERR_BUSY), and store_errmsg says why the last one failed. */

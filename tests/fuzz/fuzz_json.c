@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	handler_result res = { .position = next_u64(&in) };
 	int64_t amount = (int64_t)next_u64(&in);
 	out_transfer(o, cmd, account, amount, &res);
-	out_status(o, text, cp, behind, cp, behind);
+	out_status(o, text, (cp & 1) ? text : NULL, cp, behind, cp, behind);
 	out_help(o, text);
 	out_refresh(o, amount & 1, cp, behind);
 	FUZZ_CHECK(out_flush(o), "flush");
@@ -262,6 +262,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 6:
 			check_string(fuzz_json_get(&j, "store"), text, strlen(text), "store");
+			if (cp & 1)
+				check_string(fuzz_json_get(&j, "location"), text,
+					     strlen(text), "location");
 			break;
 		case 7:
 			check_string(fuzz_json_get(&j, "text"), text, strlen(text), "text");
