@@ -187,6 +187,8 @@ static void one_line(const char *msg, char *out, size_t out_len)
 		sep = NULL;
 		out[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
 	}
+	if (n > 0 && out[n - 1] == '.')	/* callers go on after it */
+		n--;
 	out[n] = '\0';
 }
 
