@@ -390,7 +390,7 @@ static error_code pg_begin(store *s)
 	pg_store *g = (pg_store *)s;
 	/* read committed whatever the session says: the head is read after
 	 * the lock is granted, in a snapshot taken then */
-	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",
+	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
 		     "cannot start a transaction"))
 		return ERR_STORAGE;
 	error_code rc = take_lock(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
