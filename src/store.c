@@ -217,24 +217,23 @@ static void free_secrets(secrets *z)
 	z->n = 0;
 }
 
+static int longer_first(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
 /* b with every secret of z replaced by ***, longest first (so a piece
  * never leaves the rest of its password behind). */
-static void scrub_buf(buf *b, const secrets *z)
+static void scrub_buf(buf *b, secrets *z)
 {
-	bool done[SECRETS_MAX] = { false };
-	for (size_t round = 0; round < z->n; round++) {
-		size_t best = SECRETS_MAX, best_len = 0;
-		for (size_t i = 0; i < z->n; i++)
-			if (!done[i] && strlen(z->s[i]) >= best_len) {
-				best = i;
-				best_len = strlen(z->s[i]);
-			}
-		done[best] = true;
-		const char *secret = z->s[best];
+	qsort(z->s, z->n, sizeof *z->s, longer_first);
+	for (size_t i = 0; i < z->n; i++) {
+		const char *secret = z->s[i];
+		size_t len = strlen(secret);
 		buf out = { 0 };
 		const char *p = b->len ? buf_cstr(b) : "";
-		for (const char *hit; (hit = strstr(p, secret)) != NULL;
-		     p = hit + best_len) {
+		for (const char *hit; (hit = strstr(p, secret)) != NULL; p = hit + len) {
 			buf_put(&out, p, (size_t)(hit - p));
 			buf_puts(&out, "***");
 		}
@@ -244,12 +243,17 @@ static void scrub_buf(buf *b, const secrets *z)
 	}
 }
 
+typedef struct spans {
+	const char *uri;
+	buf offsets;	/* pairs of size_t: where a value starts, its length */
+} spans;
+
 static void mask_value(void *ctx, const char *v, size_t len, bool quoted)
 {
 	(void)quoted;
-	buf *spans = ctx;	/* pairs of offsets, kept as size_t */
-	size_t span[2] = { (size_t)(uintptr_t)v, len };
-	buf_put(spans, span, sizeof span);
+	spans *sp = ctx;
+	size_t span[2] = { (size_t)(v - sp->uri), len };
+	buf_put(&sp->offsets, span, sizeof span);
 }
 
 void store_scrub(const char *uri, const char *extra, char *text, size_t text_len)
@@ -271,14 +275,14 @@ void store_safe_uri(const char *uri, char *out, size_t out_len)
 	 * them */
 	const char *start, *end;
 	userinfo_password(uri, &start, &end);
-	buf spans = { 0 }, b = { 0 };
-	each_secret_value(uri, mask_value, &spans);
-	const size_t *span = (const size_t *)(void *)spans.data;
-	size_t nspans = spans.len / (2 * sizeof *span);
+	spans sp = { .uri = uri };
+	buf b = { 0 };
+	each_secret_value(uri, mask_value, &sp);
+	const size_t *span = (const size_t *)(void *)sp.offsets.data;
+	size_t nspans = sp.offsets.len / (2 * sizeof *span);
 	const char *p = uri;
 	for (size_t i = 0; i <= nspans; i++) {
-		const char *v = i < nspans ? (const char *)(uintptr_t)span[2 * i]
-					   : uri + strlen(uri);
+		const char *v = uri + (i < nspans ? span[2 * i] : strlen(uri));
 		if (start && start >= p && start <= v) {	/* the userinfo first */
 			buf_put(&b, p, (size_t)(start - p));
 			p = end;
@@ -291,7 +295,7 @@ void store_safe_uri(const char *uri, char *out, size_t out_len)
 			p = v + span[2 * i + 1];
 		}
 	}
-	buf_free(&spans);
+	buf_free(&sp.offsets);
 	secrets z;
 	find_secrets(uri, NULL, &z);
 	scrub_buf(&b, &z);
