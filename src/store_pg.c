@@ -151,6 +151,9 @@ typedef struct pg_store {
 				   (lock_timeout) outside any group */
 	bool connecting;	/* setting up a session: no reconnect inside */
 	struct timespec tried;	/* when poll last tried a lost connection */
+	PostgresPollingStatusType resetting;	/* poll's reset under way
+				   (PGRES_POLLING_READING or _WRITING: what it
+				   waits for), else PGRES_POLLING_FAILED */
 } pg_store;
 
 /* ---- talking to the server ---- */
@@ -239,9 +242,10 @@ static bool may_retry(const pg_store *g)
 	return t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN;
 }
 
+/* Gone, or being made again by poll (a statement finishes that first). */
 static bool is_lost(const pg_store *g)
 {
-	return PQstatus(g->conn) == CONNECTION_BAD;
+	return PQstatus(g->conn) != CONNECTION_OK;
 }
 
 /* Runs a prepared statement; NULL (and the store's errmsg set) unless the
@@ -693,6 +697,7 @@ static bool setup(pg_store *g, bool prepare)
 static bool reconnect(pg_store *g, const char *what)
 {
 	g->busy = false;
+	g->resetting = PGRES_POLLING_FAILED;
 	PQreset(g->conn);
 	if (PQstatus(g->conn) != CONNECTION_OK) {
 		char msg[200];
@@ -711,21 +716,39 @@ static bool reconnect(pg_store *g, const char *what)
 	return true;
 }
 
-/* Cheap: no round trip. Reads what the server sent (NOTIFYs of groups
- * that committed, this shell's own included); a connection found lost at
- * an idle prompt is made again now and then, so the lag stays live. */
+/* Cheap: no round trip, never blocks on the network. Reads what the
+ * server sent (NOTIFYs of groups that committed, this shell's own
+ * included). A connection found lost at an idle prompt is made again in
+ * the background (libpq's non-blocking reset, a step per call), so the lag
+ * stays live across a server restart; a command that comes first makes it
+ * again itself. */
 static error_code pg_poll(store *s, bool *changed)
 {
 	pg_store *g = (pg_store *)s;
 	*changed = false;
+	if (g->resetting != PGRES_POLLING_FAILED) {
+		struct pollfd fd = {
+			.fd = PQsocket(g->conn),
+			.events = g->resetting == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		};
+		if (fd.fd >= 0 && poll(&fd, 1, 0) == 0)
+			return ERR_OK;	/* not yet */
+		g->resetting = PQresetPoll(g->conn);
+		if (g->resetting == PGRES_POLLING_OK) {
+			g->resetting = PGRES_POLLING_FAILED;
+			char keep[sizeof s->errmsg];	/* not a command's failure */
+			memcpy(keep, s->errmsg, sizeof keep);
+			*changed = setup(g, true);	/* it missed NOTIFYs */
+			memcpy(s->errmsg, keep, sizeof keep);
+		}
+		return ERR_OK;
+	}
 	if (is_lost(g)) {
 		if (s->in_group || s->lost || ms_since(&g->tried) < RECONNECT_EVERY_MS)
 			return ERR_OK;	/* the next command says what happened */
 		clock_gettime(CLOCK_MONOTONIC, &g->tried);
-		char keep[sizeof s->errmsg];	/* not a command's failure */
-		memcpy(keep, s->errmsg, sizeof keep);
-		*changed = reconnect(g, "cannot reconnect");	/* missed NOTIFYs */
-		memcpy(s->errmsg, keep, sizeof keep);
+		if (PQresetStart(g->conn))
+			g->resetting = PGRES_POLLING_WRITING;
 		return ERR_OK;
 	}
 	if (!PQconsumeInput(g->conn)) {	/* lost just now: others may write */
@@ -874,6 +897,7 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 	pg_store *g = xcalloc(1, sizeof *g);
 	g->base.ops = &pg_ops;
 	g->uri = xstrdup(uri);
+	g->resetting = PGRES_POLLING_FAILED;
 	why[0] = '\0';
 	/* Tests only: a writer that holds its transaction (and so its
 	 * positions) open while others try to write and refresh. */
