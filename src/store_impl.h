@@ -78,6 +78,11 @@ error_code store_sqlite_backup(store *s, const char *path, char **abs,
 /* uri: the whole postgresql:// or postgres:// URI, as libpq takes it. */
 store *store_pg_open(const char *uri, char *why, size_t why_len);
 
+/* Replaces in text every form of a password that uri (or extra, when not
+ * NULL) holds, raw, %-decoded or in pieces, by ***; keeps it terminated
+ * within text_len. For messages that can quote connection text. */
+void store_scrub(const char *uri, const char *extra, char *text, size_t text_len);
+
 /* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
 error_code store_fail(store *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -16,10 +16,23 @@
  *
  * Writes are gathered in a group, as in the SQLite store: the first write
  * after a commit opens the transaction and takes the lock, later ones join
- * it, and store_commit ends it. The shell commits before showing a result. */
+ * it, and store_commit ends it. The shell commits before showing a result.
+ *
+ * The session is set up at connect rather than inherited from the
+ * database's or role's defaults: read committed (the max + 1 above needs a
+ * fresh snapshot after the lock is granted), schema public unless the
+ * client's own options name a search_path, LISTEN for other shells'
+ * commits (each write group sends a NOTIFY, delivered at its commit, so an
+ * idle prompt learns of them without a query). A connection lost outside
+ * any transaction (the shell waiting for input while the server restarts)
+ * is made again and the statement run once more, as psql does; one lost in
+ * a group is that group's failure. Every message that can quote connection
+ * text is scrubbed of the password first. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
 #include <libpq-fe.h>
 #include "simplecqrs/xmalloc.h"
@@ -27,6 +40,20 @@
 
 #define SCHEMA_VERSION 1	/* simplecqrs_meta's schema_version this build writes */
 #define WRITE_LOCK "1396920658"	/* the advisory lock key: "SCQR" */
+#define CHANNEL "simplecqrs"	/* LISTEN/NOTIFY: a write group committed */
+#define LOCK_WAIT_MS 10000	/* as long as SQLite's busy timeout */
+#define RECONNECT_EVERY_MS 2000	/* an idle prompt's tries at a lost server */
+
+/* Every session, at connect and after a reconnect. search_path is set
+ * unless the client itself named one (options=-csearch_path=... in the
+ * URI, or PGOPTIONS): a database's or role's default does not count. */
+static const char session_setup[] =
+	"SET client_min_messages = warning; "
+	"SET lock_timeout = '10s'; "
+	"SET default_transaction_isolation = 'read committed'; "
+	"SELECT set_config('search_path', 'public', false) FROM pg_settings "
+	"WHERE name = 'search_path' AND source <> 'client'; "
+	"LISTEN " CHANNEL;
 
 static const char schema[] =
 	"CREATE TABLE simplecqrs_meta (\n"
@@ -66,7 +93,7 @@ enum {
 	Q_HEAD, Q_STREAM_VERSION, Q_STREAM_NEW, Q_STREAM_BUMP, Q_STREAM_UNDO,
 	Q_STREAM_DROP, Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_STREAM_COUNT,
 	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT,
-	Q_BALANCES_CLEAR, Q_BALANCES,
+	Q_BALANCES_CLEAR, Q_BALANCES, Q_GROUP_HEAD,
 	Q_COUNT
 };
 
@@ -108,40 +135,117 @@ static const query queries[Q_COUNT] = {
 		"ON CONFLICT (account) DO UPDATE SET balance = excluded.balance", 2 },
 	[Q_BALANCES_CLEAR] = { "balances_clear", "DELETE FROM balances", 0 },
 	[Q_BALANCES] = { "balances", "SELECT account, balance FROM balances", 0 },
+	/* the NOTIFY reaches the listeners when (and only if) the group commits */
+	[Q_GROUP_HEAD] = { "group_head",
+		"SELECT (SELECT coalesce(max(position), 0) FROM events), "
+		"pg_notify('" CHANNEL "', '')", 0 },
 };
 
 typedef struct pg_store {
 	struct store base;
 	PGconn *conn;
+	char *uri;		/* as given: what messages are scrubbed of */
 	uint64_t next;		/* in a group: the next position to hand out */
 	long commit_delay_ms;	/* test hook: hold each group open this long */
+	bool busy;		/* the last failure was another session's lock
+				   (lock_timeout) outside any group */
+	bool connecting;	/* setting up a session: no reconnect inside */
+	struct timespec tried;	/* when poll last tried a lost connection */
+	PostgresPollingStatusType resetting;	/* poll's reset under way
+				   (PGRES_POLLING_READING or _WRITING: what it
+				   waits for), else PGRES_POLLING_FAILED */
 } pg_store;
 
 /* ---- talking to the server ---- */
 
-/* libpq's message on one line, without its trailing newline. */
+/* libpq's message on one line: its lines joined ("server closed the
+ * connection unexpectedly\n\tThis probably means ..." is two sentences),
+ * runs of blanks as one, control bytes as '?'. */
 static void one_line(const char *msg, char *out, size_t out_len)
 {
 	size_t n = 0;
+	const char *sep = NULL;	/* goes before the next visible byte */
 	for (const char *p = msg; *p && n + 1 < out_len; p++) {
-		char c = *p == '\n' || *p == '\t' ? ' ' : *p;
-		if (c == ' ' && (n == 0 || out[n - 1] == ' '))
+		unsigned char c = (unsigned char)*p;
+		if (c == '\n') {
+			bool continued = p[1] == '\t' || p[1] == ' ';
+			while (p[1] == '\t' || p[1] == ' ')
+				p++;
+			bool ended = n > 0 && strchr(".:;,!?", out[n - 1]) != NULL;
+			if (n == 0)
+				sep = NULL;
+			else if (!continued)	/* another message */
+				sep = ended ? " " : "; ";
+			else	/* the same message, maybe a new sentence */
+				sep = !ended && isupper((unsigned char)p[1]) ? ". " : " ";
 			continue;
-		out[n++] = c;
+		}
+		if (c == ' ' || c == '\t' || c == '\r') {
+			if (n > 0 && sep == NULL)
+				sep = " ";
+			continue;
+		}
+		for (; sep && *sep && n + 2 < out_len; sep++)
+			out[n++] = *sep;
+		sep = NULL;
+		out[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
 	}
-	while (n > 0 && out[n - 1] == ' ')
+	if (n > 0 && out[n - 1] == '.')	/* callers go on after it */
 		n--;
 	out[n] = '\0';
+}
+
+/* msg, scrubbed of every form of the password, on one line. */
+static void clean(pg_store *g, const char *msg, char *out, size_t out_len)
+{
+	const char *env = getenv("PGPASSWORD");
+	size_t cap = 3 * strlen(msg) + 8;	/* "***" for each byte, at most */
+	char *text = xmalloc(cap);
+	snprintf(text, cap, "%s", msg);
+	store_scrub(g->uri, env, text, cap);
+	one_line(text, out, out_len);
+	free(text);
+	store_scrub(g->uri, env, out, out_len);	/* in case joining made one */
 }
 
 static error_code db_fail(pg_store *g, const char *what, const PGresult *res)
 {
 	char msg[200];
-	one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(g->conn), msg,
-		 sizeof msg);
-	if (msg[0] == '\0')
-		one_line(PQerrorMessage(g->conn), msg, sizeof msg);
+	const char *text = res ? PQresultErrorMessage(res) : "";
+	clean(g, text[0] ? text : PQerrorMessage(g->conn), msg, sizeof msg);
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	/* lock_timeout: in a group, that group is lost (storage); outside
+	 * one, nothing was written and nothing is in doubt */
+	g->busy = state && strcmp(state, "55P03") == 0 && !g->base.in_group;
+	if (g->busy)
+		return store_fail(&g->base, "%s: another session holds a lock on "
+				  "the ledger's tables", what);
 	return store_fail(&g->base, "%s: %s", what, msg[0] ? msg : "the server failed");
+}
+
+/* What a failed call that may have waited for a lock returns. */
+static error_code failed(const pg_store *g)
+{
+	return g->busy ? ERR_BUSY : ERR_STORAGE;
+}
+
+static bool reconnect(pg_store *g, const char *what);
+
+/* A statement about to run may be run again on a new connection if this
+ * one is lost: nothing is open on it whose loss would lose something
+ * (no group, no transaction; a connection already known lost has none). */
+static bool may_retry(const pg_store *g)
+{
+	if (g->connecting || g->base.in_group)
+		return false;
+	PGTransactionStatusType t = PQtransactionStatus(g->conn);
+	return t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN;
+}
+
+/* Gone, or being made again by poll (a statement finishes that first). */
+static bool is_lost(const pg_store *g)
+{
+	return PQstatus(g->conn) != CONNECTION_OK;
 }
 
 /* Runs a prepared statement; NULL (and the store's errmsg set) unless the
@@ -149,26 +253,121 @@ static error_code db_fail(pg_store *g, const char *what, const PGresult *res)
 static PGresult *exec(pg_store *g, int which, const char *const *params,
 		      const char *what)
 {
-	PGresult *res = PQexecPrepared(g->conn, queries[which].name,
-				       queries[which].params, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return res;
-	db_fail(g, what, res);
-	PQclear(res);
-	return NULL;
+	bool retry = may_retry(g);
+	for (;;) {
+		PGresult *res = PQexecPrepared(g->conn, queries[which].name,
+					       queries[which].params, params,
+					       NULL, NULL, 0);
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+			return res;
+		if (retry && is_lost(g)) {
+			PQclear(res);
+			retry = false;
+			if (reconnect(g, what))
+				continue;
+			return NULL;
+		}
+		db_fail(g, what, res);
+		PQclear(res);
+		return NULL;
+	}
 }
 
-/* Runs plain SQL that returns no rows; false on failure. */
+/* Runs plain SQL (the last statement's result counts); false on failure. */
 static bool command(pg_store *g, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(g->conn, sql);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
-		  PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (!ok)
-		db_fail(g, what, res);
-	PQclear(res);
-	return ok;
+	bool retry = may_retry(g);
+	for (;;) {
+		PGresult *res = PQexec(g->conn, sql);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+			  PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!ok && retry && is_lost(g)) {
+			PQclear(res);
+			retry = false;
+			if (reconnect(g, what))
+				continue;
+			return false;
+		}
+		if (!ok)
+			db_fail(g, what, res);
+		PQclear(res);
+		return ok;
+	}
+}
+
+/* Ends the open transaction, whatever state it is in, keeping errmsg. */
+static void abandon(pg_store *g)
+{
+	PQclear(PQexec(g->conn, "ROLLBACK"));
+}
+
+static unsigned ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (long long)(now.tv_sec - t0->tv_sec) * 1000 +
+		       (now.tv_nsec - t0->tv_nsec) / 1000000;
+	return ms < 0 ? 0 : ms > 0xfffffff ? 0xfffffff : (unsigned)ms;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Runs sql, the statement that takes the write lock (it waits in the
+ * server's queue for the lock, so waiting writers take turns fairly), and
+ * while it waits asks the wait hook about every 100 ms (Ctrl-C at the
+ * prompt) and gives up after LOCK_WAIT_MS: the statement is cancelled
+ * and the answer is ERR_BUSY, with nothing written. */
+static error_code take_lock(pg_store *g, const char *sql)
+{
+	g->busy = false;
+	if (!PQsendQuery(g->conn, sql)) {
+		db_fail(g, "cannot take the write lock", NULL);
+		return ERR_STORAGE;
+	}
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool cancelled = false;
+	while (PQconsumeInput(g->conn) && PQisBusy(g->conn)) {
+		unsigned waited = ms_since(&t0);
+		if (!cancelled && waited > 0 &&
+		    (waited >= LOCK_WAIT_MS || !store_waiting(&g->base, waited))) {
+			char ignored[256];
+			PGcancel *c = PQgetCancel(g->conn);
+			if (c) {	/* a cancel that finds it done does nothing */
+				PQcancel(c, ignored, sizeof ignored);
+				PQfreeCancel(c);
+			}
+			cancelled = true;
+		}
+		struct pollfd fd = { .fd = PQsocket(g->conn), .events = POLLIN };
+		poll(&fd, 1, 100);
+	}
+	error_code rc = ERR_OK;
+	for (PGresult *res; (res = PQgetResult(g->conn)) != NULL; PQclear(res)) {
+		if (rc != ERR_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+			continue;
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool timed_out = state && (strcmp(state, "55P03") == 0 ||
+					   strcmp(state, "57014") == 0);
+		db_fail(g, "cannot take the write lock", res);
+		rc = ERR_STORAGE;
+		if (timed_out)
+			rc = ERR_BUSY;
+	}
+	if (rc == ERR_OK && is_lost(g))
+		rc = db_fail(g, "cannot take the write lock", NULL);
+	if (rc == ERR_OK && cancelled)
+		rc = ERR_BUSY;	/* granted as it was given up: given up */
+	if (rc == ERR_BUSY) {
+		g->busy = true;
+		store_fail(&g->base, "another shell holds the ledger's write lock");
+	}
+	return rc;
 }
 
 static int64_t int_at(const PGresult *res, int row, int col)
@@ -193,14 +392,19 @@ static const char *num(char buf[24], int64_t v)
 static error_code pg_begin(store *s)
 {
 	pg_store *g = (pg_store *)s;
-	if (!command(g, "BEGIN", "cannot start a transaction"))
+	/* read committed whatever the session says: the head is read after
+	 * the lock is granted, in a snapshot taken then */
+	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
+		     "cannot start a transaction"))
 		return ERR_STORAGE;
+	error_code rc = take_lock(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
 	PGresult *res = NULL;
-	if (!command(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")",
-		     "cannot take the write lock") ||
-	    (res = exec(g, Q_HEAD, NULL, "cannot read the head")) == NULL) {
-		PQclear(PQexec(g->conn, "ROLLBACK"));
-		return ERR_STORAGE;
+	if (rc == ERR_OK &&
+	    (res = exec(g, Q_GROUP_HEAD, NULL, "cannot read the head")) == NULL)
+		rc = failed(g);
+	if (rc != ERR_OK) {
+		abandon(g);
+		return rc;
 	}
 	g->next = (uint64_t)int_at(res, 0, 0) + 1;
 	PQclear(res);
@@ -210,11 +414,8 @@ static error_code pg_begin(store *s)
 static error_code pg_commit(store *s)
 {
 	pg_store *g = (pg_store *)s;
-	if (g->commit_delay_ms > 0) {	/* the gap test's slow writer */
-		struct timespec ts = { g->commit_delay_ms / 1000,
-				       g->commit_delay_ms % 1000 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	if (g->commit_delay_ms > 0)	/* the gap test's slow writer */
+		nap_ms(g->commit_delay_ms);
 	PGresult *res = PQexec(g->conn, "COMMIT");
 	/* a transaction that failed answers COMMIT with ROLLBACK */
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
@@ -227,7 +428,7 @@ static error_code pg_commit(store *s)
 
 static void pg_rollback(store *s)
 {
-	PQclear(PQexec(((pg_store *)s)->conn, "ROLLBACK"));
+	abandon((pg_store *)s);
 }
 
 /* ---- events ---- */
@@ -341,7 +542,7 @@ static error_code pg_read_stream(store *s, const char *stream,
 	char v[24];
 	const char *params[2] = { stream, num(v, (int64_t)after_version) };
 	PGresult *res = exec(g, Q_READ_STREAM, params, "cannot read a stream");
-	return res ? each_event(g, res, stream, fn, ctx) : ERR_STORAGE;
+	return res ? each_event(g, res, stream, fn, ctx) : failed(g);
 }
 
 static error_code pg_read_all(store *s, uint64_t after, size_t limit,
@@ -351,7 +552,7 @@ static error_code pg_read_all(store *s, uint64_t after, size_t limit,
 	char a[24], l[24];
 	const char *params[2] = { num(a, (int64_t)after), num(l, (int64_t)limit) };
 	PGresult *res = exec(g, Q_READ_ALL, params, "cannot read events");
-	return res ? each_event(g, res, NULL, fn, ctx) : ERR_STORAGE;
+	return res ? each_event(g, res, NULL, fn, ctx) : failed(g);
 }
 
 /* One integer from a statement without parameters. */
@@ -359,7 +560,7 @@ static error_code one_int(pg_store *g, int which, int64_t *v, const char *what)
 {
 	PGresult *res = exec(g, which, NULL, what);
 	if (res == NULL)
-		return ERR_STORAGE;
+		return failed(g);
 	*v = PQntuples(res) > 0 ? int_at(res, 0, 0) : 0;
 	PQclear(res);
 	return ERR_OK;
@@ -389,7 +590,7 @@ static error_code pg_streams(store *s, const char *prefix, store_stream_fn fn,
 	const char *params[1] = { prefix };
 	PGresult *res = exec(g, Q_STREAMS, params, "cannot list the streams");
 	if (res == NULL)
-		return ERR_STORAGE;
+		return failed(g);
 	for (int r = 0; r < PQntuples(res); r++)
 		if (fn(ctx, PQgetvalue(res, r, 0)))
 			break;
@@ -421,7 +622,7 @@ static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 	PGresult *res = NULL;
 	if (rc == ERR_OK &&
 	    (res = exec(g, Q_BALANCES, NULL, "cannot read the balance sheet")) == NULL)
-		rc = ERR_STORAGE;
+		rc = failed(g);
 	if (snapshot && !command(g, rc == ERR_OK ? "COMMIT" : "ROLLBACK",
 				 "cannot read the balance sheet"))
 		rc = ERR_STORAGE;
@@ -471,6 +672,94 @@ fail:
 	return ERR_STORAGE;
 }
 
+/* ---- the connection ---- */
+
+/* Sets up a new session (see session_setup); with prepare, the
+ * statements too (not before the tables exist). errmsg says why not. */
+static bool setup(pg_store *g, bool prepare)
+{
+	g->connecting = true;
+	bool ok = command(g, session_setup, "cannot set up the connection");
+	for (int i = 0; ok && prepare && i < Q_COUNT; i++) {
+		PGresult *res = PQprepare(g->conn, queries[i].name, queries[i].sql,
+					  queries[i].params, NULL);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			db_fail(g, "cannot prepare a statement", res);
+		PQclear(res);
+	}
+	g->connecting = false;
+	return ok;
+}
+
+/* Makes a lost connection again, with its session set up as at open.
+ * false: errmsg says why, starting with what. */
+static bool reconnect(pg_store *g, const char *what)
+{
+	g->busy = false;
+	g->resetting = PGRES_POLLING_FAILED;
+	PQreset(g->conn);
+	if (PQstatus(g->conn) != CONNECTION_OK) {
+		char msg[200];
+		clean(g, PQerrorMessage(g->conn), msg, sizeof msg);
+		store_fail(&g->base, "%s: the connection to the server was lost "
+			   "and cannot be made again: %s", what, msg);
+		return false;
+	}
+	if (!setup(g, true)) {
+		char why[sizeof g->base.errmsg];
+		memcpy(why, g->base.errmsg, sizeof why);
+		store_fail(&g->base, "%s: the connection to the server was lost; "
+			   "made again, %s", what, why);
+		return false;
+	}
+	return true;
+}
+
+/* Cheap: no round trip, never blocks on the network. Reads what the
+ * server sent (NOTIFYs of groups that committed, this shell's own
+ * included). A connection found lost at an idle prompt is made again in
+ * the background (libpq's non-blocking reset, a step per call), so the lag
+ * stays live across a server restart; a command that comes first makes it
+ * again itself. */
+static error_code pg_poll(store *s, bool *changed)
+{
+	pg_store *g = (pg_store *)s;
+	*changed = false;
+	if (g->resetting != PGRES_POLLING_FAILED) {
+		struct pollfd fd = {
+			.fd = PQsocket(g->conn),
+			.events = g->resetting == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		};
+		if (fd.fd >= 0 && poll(&fd, 1, 0) == 0)
+			return ERR_OK;	/* not yet */
+		g->resetting = PQresetPoll(g->conn);
+		if (g->resetting == PGRES_POLLING_OK) {
+			g->resetting = PGRES_POLLING_FAILED;
+			char keep[sizeof s->errmsg];	/* not a command's failure */
+			memcpy(keep, s->errmsg, sizeof keep);
+			*changed = setup(g, true);	/* it missed NOTIFYs */
+			memcpy(s->errmsg, keep, sizeof keep);
+		}
+		return ERR_OK;
+	}
+	if (is_lost(g)) {
+		if (s->in_group || s->lost || ms_since(&g->tried) < RECONNECT_EVERY_MS)
+			return ERR_OK;	/* the next command says what happened */
+		clock_gettime(CLOCK_MONOTONIC, &g->tried);
+		if (PQresetStart(g->conn))
+			g->resetting = PGRES_POLLING_WRITING;
+		return ERR_OK;
+	}
+	if (!PQconsumeInput(g->conn)) {	/* lost just now: others may write */
+		*changed = true;
+		return ERR_OK;
+	}
+	for (PGnotify *n; (n = PQnotifies(g->conn)) != NULL; PQfreemem(n))
+		*changed = true;
+	return ERR_OK;
+}
+
 /* ---- opening ---- */
 
 static void pg_free(store *s)
@@ -478,6 +767,7 @@ static void pg_free(store *s)
 	pg_store *g = (pg_store *)s;
 	PQfinish(g->conn);	/* an open group ends with the connection:
 				   the shell commits what it showed */
+	free(g->uri);
 	free(g);
 }
 
@@ -493,6 +783,7 @@ static const store_ops pg_ops = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.poll = pg_poll,
 	.sheet_checkpoint = pg_sheet_checkpoint,
 	.sheet_load = pg_sheet_load,
 	.sheet_save = pg_sheet_save,
@@ -506,73 +797,98 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
-/* Makes the tables on first use, or checks they are ours and not newer;
- * under the write lock, so two shells starting together make them once. */
+/* Gives back check_schema's session lock (a connection that is gone
+ * has given it back already). */
+static void unlock(pg_store *g)
+{
+	PQclear(PQexec(g->conn, "SELECT pg_advisory_unlock(" WRITE_LOCK ")"));
+}
+
+/* Makes the tables on first use, or checks they are ours and not newer.
+ * Making them takes the write lock, so two shells starting together make
+ * them once; a ledger that exists is checked without it, so opening never
+ * waits for another shell's group. The lock is taken for the session,
+ * before the transaction: one begun before the tables were made would
+ * still see them missing (its catalog cache), and make them twice. */
 static bool check_schema(pg_store *g, char *why, size_t why_len)
 {
-	if (!command(g, "BEGIN", "cannot start a transaction") ||
-	    !command(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")",
-		     "cannot take the write lock"))
-		goto failed;
-	PGresult *res = PQexec(g->conn,
-		"SELECT to_regclass('simplecqrs_meta') IS NOT NULL, "
-		"to_regclass('events') IS NOT NULL OR to_regclass('streams') IS NOT NULL "
-		"OR to_regclass('balances') IS NOT NULL OR to_regclass('checkpoint') IS NOT NULL");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		db_fail(g, "cannot read the schema", res);
-		PQclear(res);
-		goto failed;
-	}
-	bool ours = PQgetvalue(res, 0, 0)[0] == 't';
-	bool taken = PQgetvalue(res, 0, 1)[0] == 't';
-	PQclear(res);
-	if (!ours && taken) {
-		snprintf(why, why_len, "the database has tables named like ours "
-			 "(events, streams, balances, checkpoint) that simplecqrs did not make");
-		goto refused;
-	}
-	if (!ours) {
-		char stamp[120];
-		snprintf(stamp, sizeof stamp,
-			 "INSERT INTO simplecqrs_meta VALUES ('schema_version', '%d')",
-			 SCHEMA_VERSION);
-		if (!command(g, schema, "cannot make the tables") ||
-		    !command(g, stamp, "cannot make the tables"))
+	bool locked = false;
+	for (;;) {
+		if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
+			     "cannot start a transaction"))
 			goto failed;
-	} else {
-		res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
-				      "WHERE key = 'schema_version'");
+		PGresult *res = PQexec(g->conn,
+			"SELECT to_regclass('simplecqrs_meta') IS NOT NULL, "
+			"to_regclass('events') IS NOT NULL OR to_regclass('streams') IS NOT NULL "
+			"OR to_regclass('balances') IS NOT NULL OR to_regclass('checkpoint') IS NOT NULL");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_fail(g, "cannot read the schema version", res);
+			db_fail(g, "cannot read the schema", res);
 			PQclear(res);
 			goto failed;
 		}
-		/* only a plain positive number is a version */
-		char text[32] = "";
-		if (PQntuples(res) == 1)
-			snprintf(text, sizeof text, "%s", PQgetvalue(res, 0, 0));
+		bool ours = PQgetvalue(res, 0, 0)[0] == 't';
+		bool taken = PQgetvalue(res, 0, 1)[0] == 't';
 		PQclear(res);
-		char *end;
-		long version = strtol(text, &end, 10);
-		if (text[0] < '1' || text[0] > '9' || *end != '\0' ||
-		    strlen(text) > 9) {
-			snprintf(why, why_len, "a damaged ledger: its schema_version "
-				 "is '%.20s', not a version", text);
+		if (!ours && taken) {
+			snprintf(why, why_len, "the database has tables named like ours "
+				 "(events, streams, balances, checkpoint) that simplecqrs did not make");
 			goto refused;
 		}
-		if (version > SCHEMA_VERSION) {
-			snprintf(why, why_len, "ledger schema version %ld is newer than "
-				 "this simplecqrs knows (%d)", version, SCHEMA_VERSION);
-			goto refused;
+		if (!ours && !locked) {	/* again, under the lock */
+			abandon(g);
+			if (take_lock(g, "SELECT pg_advisory_lock(" WRITE_LOCK ")") != ERR_OK)
+				goto failed;
+			locked = true;
+			continue;
 		}
+		if (!ours) {
+			char stamp[120];
+			snprintf(stamp, sizeof stamp,
+				 "INSERT INTO simplecqrs_meta VALUES ('schema_version', '%d')",
+				 SCHEMA_VERSION);
+			if (!command(g, schema, "cannot make the tables") ||
+			    !command(g, stamp, "cannot make the tables"))
+				goto failed;
+			g->base.created = true;
+		} else {
+			res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
+					      "WHERE key = 'schema_version'");
+			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+				db_fail(g, "cannot read the schema version", res);
+				PQclear(res);
+				goto failed;
+			}
+			/* only a plain positive number is a version */
+			char text[32] = "";
+			if (PQntuples(res) == 1)
+				snprintf(text, sizeof text, "%s", PQgetvalue(res, 0, 0));
+			PQclear(res);
+			char *end;
+			long version = strtol(text, &end, 10);
+			if (text[0] < '1' || text[0] > '9' || *end != '\0' ||
+			    strlen(text) > 9) {
+				snprintf(why, why_len, "a damaged ledger: its schema_version "
+					 "is '%.20s', not a version", text);
+				goto refused;
+			}
+			if (version > SCHEMA_VERSION) {
+				snprintf(why, why_len, "ledger schema version %ld is newer than "
+					 "this simplecqrs knows (%d)", version, SCHEMA_VERSION);
+				goto refused;
+			}
+		}
+		if (!command(g, "COMMIT", "cannot commit the tables"))
+			goto failed;
+		if (locked)
+			unlock(g);
+		return true;
 	}
-	if (!command(g, "COMMIT", "cannot commit the tables"))
-		goto failed;
-	return true;
 failed:
 	snprintf(why, why_len, "%s", g->base.errmsg);
 refused:
-	PQclear(PQexec(g->conn, "ROLLBACK"));
+	abandon(g);
+	if (locked)
+		unlock(g);
 	return false;
 }
 
@@ -580,6 +896,8 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 {
 	pg_store *g = xcalloc(1, sizeof *g);
 	g->base.ops = &pg_ops;
+	g->uri = xstrdup(uri);
+	g->resetting = PGRES_POLLING_FAILED;
 	why[0] = '\0';
 	/* Tests only: a writer that holds its transaction (and so its
 	 * positions) open while others try to write and refresh. */
@@ -588,36 +906,31 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 	g->conn = PQconnectdb(uri);
 	if (g->conn == NULL) {
 		snprintf(why, why_len, "out of memory");
+		free(g->uri);
 		free(g);
 		return NULL;
 	}
 	if (PQstatus(g->conn) != CONNECTION_OK) {
-		one_line(PQerrorMessage(g->conn), why, why_len);
+		clean(g, PQerrorMessage(g->conn), why, why_len);
 		goto fail;
 	}
 	PQsetNoticeProcessor(g->conn, quiet, NULL);
-	/* as long as SQLite's busy timeout: a shell that holds the write
-	 * lock longer than this makes the others fail rather than hang */
-	if (!command(g, "SET client_min_messages = warning", "cannot set up") ||
-	    !command(g, "SET lock_timeout = '10s'", "cannot set up") ||
-	    !check_schema(g, why, why_len))
+	bool ok = setup(g, false);
+	g->connecting = true;	/* nothing to make again yet */
+	if (!ok || !check_schema(g, why, why_len))
 		goto fail_why;
-	for (int i = 0; i < Q_COUNT; i++) {
-		PGresult *res = PQprepare(g->conn, queries[i].name, queries[i].sql,
-					  queries[i].params, NULL);
-		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
-			db_fail(g, "cannot prepare a statement", res);
-		PQclear(res);
-		if (!ok)
-			goto fail_why;
-	}
+	if (!setup(g, true))
+		goto fail_why;
+	char safe[1024];
+	store_safe_uri(uri, safe, sizeof safe);
+	g->base.location = xstrdup(safe);
 	return &g->base;
 fail_why:
 	if (why[0] == '\0')
 		snprintf(why, why_len, "%s", g->base.errmsg);
 fail:
 	PQfinish(g->conn);
+	free(g->uri);
 	free(g);
 	return NULL;
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The postgresql:// store against a real, throwaway PostgreSQL cluster.
 
-usage: pg_test.py BIN [--only NAME[,NAME...]]
+usage: pg_test.py BIN [--probe PG_PROBE] [--only NAME[,NAME...]]
+
+PG_PROBE is tests/pg_probe.c built: the store's C API over a pipe, for what
+the shell cannot show (notify, location, the wait hook in busy).
 
 A private cluster is made with initdb and run with pg_ctl (the newest
 /usr/lib/postgresql/*/bin, else whatever is on PATH) in a fresh temporary
@@ -54,6 +57,31 @@ Tests (NAME for --only):
                table is refused with exit 2 and left untouched; a ledger whose
                simplecqrs_meta schema_version is '2' is refused with exit 2.
 
+  restart      pg_ctl restart -m fast between two commands of a shell fed
+               slowly (JSON and text): the next command works, nothing is
+               said, exit 0; a group cut while open is the one storage
+               error; messages are one clean line (libpq's two lines joined).
+  defaults     racing shells under ALTER DATABASE ... SET
+               default_transaction_isolation = 'repeatable read': no storage
+               error; a database search_path naming no schema: the ledger is
+               in public; options=-csearch_path=ledger (or PGOPTIONS) puts it
+               in schema ledger.
+  passwords    each form of a password that defeated the mask (holding '/',
+               '@', a bad %-escape, the one-slash typo, any case or
+               encoding of password=, key=value) against an unreachable and
+               the reachable server, text, --json and --echo: no trace of it
+               in stdout or stderr; opened with one, status shows none.
+  notify       (probe) poll: unchanged while idle or others only read,
+               changed within a second of another shell's write, once; with
+               the server down poll answers at once; after it is back, poll
+               alone makes the connection again and LISTENs again.
+  busy         a psql session holds the write lock: a write answers busy
+               after 10 s, nothing written, the next write works; a table
+               lock past lock_timeout is busy too; exit 1. (probe) the wait
+               hook is asked about every 100 ms and stopping it is busy now.
+  location     (probe) store_location is the URI without its password;
+               store_created says whether the open made the ledger.
+
 Prints 'pg: P passed, F failed'; exits 1 on failure.
 """
 import atexit
@@ -90,6 +118,7 @@ TIME_RE = re.compile(rb'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z')
 PORT = '5432'
 LOCK_KEY = 1396920658
 BIN = None
+PROBE = None
 CLUSTER = None
 
 
@@ -979,6 +1008,433 @@ def test_foreign(checks):
                lambda: check('damaged' in refused(db), 'no schema_version row'))
 
 
+# ---- 9. a server that restarts under idle shells ----
+
+def restart():
+    """pg_ctl restart -m fast: every connection is cut, the server is back."""
+    CLUSTER.tool('pg_ctl', '-D', CLUSTER.data, '-l', CLUSTER.log, '-m', 'fast', '-w',
+                 '-t', '60', 'restart')
+
+
+def clean_message(msg):
+    """One line for people: libpq's two-line texts joined, no tabs, no runs
+    of blanks."""
+    check('\n' not in msg and '\t' not in msg and '  ' not in msg and
+          'unexpectedly This' not in msg, f'message not joined cleanly: {msg!r}')
+
+
+def test_restart(checks):
+    with Database('restart') as db:
+        s = Coproc(db)
+        try:
+            def survives():
+                check(s.ask('deposit X 10').get('ok'), 'deposit X 10 failed')
+                check(s.ask('refresh').get('ok'), 'refresh failed')
+                restart()
+                o = s.ask('balances')
+                check(o.get('ok') and o.get('balances') == [{'account': 'X', 'balance': 10}]
+                      if 'balances' in o else o.get('ok'), f'balances after the restart: {o}')
+                restart()
+                o = s.ask('deposit X 5')
+                check(o.get('ok') and o['version'] == 2 and o['position'] == 2,
+                      f'deposit after the second restart: {o}')
+                restart()
+                o = s.ask('status')
+                check(o.get('ok') and o['head'] == 2, f'status after the third restart: {o}')
+                status, err = s.close()
+                check(status == 0 and err == b'', f'exit status {status_text(status)}, '
+                      f'stderr {err[:300]!r}')
+            checks('restart: a shell fed slowly outlives three restarts between its '
+                   'commands (a read, a write, status), exit 0, nothing on stderr',
+                   survives)
+        finally:
+            s.kill()
+
+    with Database('restart_text') as db:
+        def text_mode():
+            p = spawn(['--store', db.uri])
+            p.stdin.write(b'deposit A 1\n')
+            p.stdin.flush()
+            line = p.stdout.readline()
+            check(line.startswith(b'deposited'), f'first answer {line!r}')
+            restart()
+            out, err = p.communicate(b'balances\ndeposit A 2\n', timeout=TIMEOUT)
+            check(p.returncode == 0 and err == b'', f'exit status '
+                  f'{status_text(p.returncode)}, stderr {err[:300]!r}')
+            check(out.count(b'deposited') == 1, f'after the restart: {out!r}')
+        checks('restart: text mode, a pipe: balances and a deposit after a restart '
+               'work, nothing said', text_mode)
+
+    with Database('restart_group') as db:
+        def group_lost():
+            """A group whose connection goes while it is open is the one
+            storage failure, and its message is one clean line."""
+            env = dict(CLUSTER.env, SIMPLECQRS_TEST_COMMIT_DELAY_MS='3000',
+                       PGAPPNAME='victim')
+            s = Coproc(db, env)
+            try:
+                s.send('deposit G 1')
+                deadline, killed = time.monotonic() + 20, []
+                while time.monotonic() < deadline and not killed:
+                    time.sleep(0.2)
+                    killed = db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE application_name = 'victim' "
+                                     "AND state = 'idle in transaction'")
+                check(killed, 'the shell was never seen holding its group open')
+                line = s.readline()
+                o = json.loads(line)
+                check(not o['ok'] and o['error'] == 'storage', f'answer {o}')
+                clean_message(o['message'])
+                check('server closed the connection unexpectedly' in o['message'] or
+                      'terminating connection' in o['message'], f'message {o["message"]!r}')
+                status, err = s.close()
+                check(status == 3, f'exit status {status_text(status)}')
+                check(db.events() == [], f'events {db.events()}')
+                return o['message']
+            finally:
+                s.kill()
+        r = checks('restart: a group cut while open is a storage error (exit 3), one '
+                   'clean line, nothing kept', group_lost)
+        if r:
+            print(f'restart: {r}', flush=True)
+
+    with Database('restart_down') as db:
+        def stays_down():
+            s = Coproc(db)
+            try:
+                check(s.ask('deposit D 1').get('ok'), 'deposit D 1 failed')
+                CLUSTER.stop('fast')
+                o = s.ask('balances', timeout=30)
+                check(not o['ok'] and o['error'] == 'storage', f'answer {o}')
+                clean_message(o['message'])
+                status, _ = s.close()
+                check(status == 3, f'exit status {status_text(status)}')
+                return o['message']
+            finally:
+                s.kill()
+                if not CLUSTER.running:
+                    CLUSTER.start()
+        r = checks('restart: a server that stays down: storage, exit 3, one clean line',
+                   stays_down)
+        if r:
+            print(f'restart: {r}', flush=True)
+
+
+# ---- 10. the database's defaults are not the store's ----
+
+def test_defaults(checks):
+    with Database('iso') as db:
+        psql(f'ALTER DATABASE "{db.name}" SET default_transaction_isolation = '
+             "'repeatable read'")
+        accounts = ['I0', 'I1', 'I2']
+        seed = run_json(db, ''.join(f'deposit {a} 100000\n' for a in accounts))
+        check(seed[0] == 0, f'seeding: {seed}')
+        rng = random.Random(5)
+        scripts = [[f'withdraw {rng.choice(accounts)} {rng.randint(1, 50)}'
+                    if rng.random() < 0.5 else
+                    'transfer %s %s %d' % (*rng.sample(accounts, 2), rng.randint(1, 50))
+                    for _ in range(80)] for _ in range(6)]
+        results = run_all(db, scripts, [True] * 6, pause=0.005)
+        checks('defaults: racing shells under default_transaction_isolation = '
+               '\'repeatable read\': exit 0 or 1, no storage error', check_statuses,
+               scripts, results)
+        checks('defaults: ... positions without gaps, versions 1..n', check_events,
+               db.events(), db.streams())
+
+    with Database('path') as db:
+        psql(f'ALTER DATABASE "{db.name}" SET search_path = nosuch')
+
+        def inherited_path():
+            status, objs, err = run_json(db, 'deposit P 3\nrefresh\nbalance P\n')
+            check(status == 0, f'{status} {objs} {err[:300]!r}')
+            check(db.rows("SELECT to_regclass('public.events') IS NOT NULL") == [['t']],
+                  'the tables are not in public')
+        checks('defaults: a database whose search_path names no schema: the ledger '
+               'is in public', inherited_path)
+
+    with Database('schema') as db:
+        db.rows('CREATE SCHEMA ledger')
+
+        def own_schema():
+            uri = db.uri + '?options=-csearch_path%3Dledger'
+            status, objs, err = run_json(Namespace(uri=uri), 'deposit S 4\ndeposit S 5\n')
+            check(status == 0, f'{status} {objs} {err[:300]!r}')
+            check(db.rows("SELECT to_regclass('ledger.events') IS NOT NULL, "
+                          "to_regclass('public.events') IS NULL") == [['t', 't']],
+                  'the tables are not in schema ledger (alone)')
+            check(db.rows('SELECT count(*) FROM ledger.events') == [['2']], 'events')
+            env = dict(CLUSTER.env, PGOPTIONS='-c search_path=ledger')
+            status, objs, err = run_json(db, 'refresh\nbalance S\nhistory S\n', env)
+            check(status == 0 and len(objs[2].get('events', [])) == 2 and
+                  objs[1].get('balance') == 9,
+                  f'PGOPTIONS: {status} {objs} {err[:300]!r}')
+        checks('defaults: options=-csearch_path=ledger in the URI (or PGOPTIONS) puts '
+               'the ledger in schema ledger', own_schema)
+
+
+class Namespace:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+# ---- 11. passwords in every form libpq takes ----
+
+def test_passwords(checks):
+    user = CLUSTER.user
+    with Database('secrets') as db:
+        # (uri, the password as typed, what must never show)
+        def forms(host):
+            return [
+                (f'postgresql://{user}:hunter2/x@{host}/{db.name}', ['hunter2/x', 'hunter2']),
+                (f'postgresql://{user}@{host}/{db.name}?password=hunter2%zz',
+                 ['hunter2%zz', 'hunter2']),
+                (f'postgresql:/{user}:hunter2@{host}/{db.name}', ['hunter2']),
+                (f'postgres:{user}:hunter2@{host}/{db.name}', ['hunter2']),
+                (f'postgresql://{user}:hunt@er2secret@{host}/{db.name}',
+                 ['hunt@er2secret', 'er2secret']),
+                (f'postgresql://{user}:hunter2%2Fx%40y@{host}/{db.name}',
+                 ['hunter2%2Fx%40y', 'hunter2/x@y', 'hunter2']),
+                (f'postgresql://{user}@{host}/{db.name}?PassWord=hunter2', ['hunter2']),
+                (f'postgresql://{user}@{host}/{db.name}?pass%77ord=hunter2', ['hunter2']),
+                (f'postgresql://{user}@{host}/{db.name}?sslmode=disable&password=hunter2%2F',
+                 ['hunter2%2F', 'hunter2']),
+                (f'host={host or CLUSTER.sock} password=hunter2 dbname={db.name}',
+                 ['hunter2']),
+            ]
+        for where, host in (('unreachable', '127.0.0.1:1'), ('reachable', '')):
+            for uri, secrets in forms(host):
+                def hidden(uri=uri, secrets=secrets):
+                    outs = []
+                    for mode in ([], ['--json'], ['--echo']):
+                        p = run(['--store', uri] + mode,
+                                'deposit A 5\nstatus\nwithdraw A 999999\n', timeout=60)
+                        outs.append((p.returncode, p.stdout + p.stderr))
+                    for status, out in outs:
+                        for sec in secrets:
+                            check(sec.encode() not in out,
+                                  f'{sec!r} shown (exit {status}): {out[:400]!r}')
+                    return outs[0][1].decode(errors='replace').strip().splitlines()[-1][:160]
+                r = checks(f'passwords: {where} {uri.split("@")[0][:40]}...: no form of '
+                           f'the password in any output', hidden)
+                if r:
+                    print(f'   {r}', flush=True)
+
+        def opened():
+            for uri, secrets in (
+                    (f'postgresql://{user}:se%2Fcr%40et99@/{db.name}',
+                     ['se%2Fcr%40et99', 'se/cr@et99', 'et99']),
+                    (f'postgresql://{user}@/{db.name}?password=se%2Fcret99&application_name=x',
+                     ['se%2Fcret99', 'se/cret99', 'cret99'])):
+                for mode in ([], ['--json'], ['--echo']):
+                    p = run(['--store', uri] + mode, 'deposit A 5\nstatus\n')
+                    out = p.stdout + p.stderr
+                    check(p.returncode == 0, f'{uri}: exit {p.returncode} {out[:300]!r}')
+                    for sec in secrets:
+                        check(sec.encode() not in out, f'{sec!r} shown: {out[:400]!r}')
+        checks('passwords: a ledger opened with a password holding / and @ shows '
+               'none of it (status, every mode)', opened)
+
+
+# ---- 12. LISTEN/NOTIFY: an idle prompt learns of other shells' writes ----
+
+def probe(db_uri):
+    p = subprocess.Popen([PROBE, db_uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=CLUSTER.env)
+    PROCS.append(p)
+
+    def ask(line, timeout=TIMEOUT):
+        p.stdin.write(line.encode() + b'\n')
+        p.stdin.flush()
+        ready, _, _ = select.select([p.stdout], [], [], timeout)
+        check(ready, f'probe: no answer to {line!r} in {timeout}s')
+        return p.stdout.readline().decode().rstrip('\n')
+    return p, ask
+
+
+def poll_until(ask, want, seconds):
+    """Polls every 50 ms until the answer is want; the answers seen."""
+    seen, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(ask('poll'))
+        if seen[-1] == want:
+            break
+        time.sleep(0.05)
+    return seen
+
+
+def test_notify(checks):
+    with Database('notify') as db:
+        check(run_json(db, 'deposit N 1\n')[0] == 0, 'seeding')
+        p, ask = probe(db.uri)
+        try:
+            def polls():
+                seen = poll_until(ask, 'unchanged', 2)
+                check(seen[-1] == 'unchanged', f'an idle store: {seen}')
+                check(ask('poll') == 'unchanged', 'an idle store says changed')
+                status, _, err = run_json(db, 'balances\nstatus\nhistory N\n')
+                check(status == 0, f'reader: {err[:200]!r}')
+                time.sleep(0.3)
+                check(ask('poll') == 'unchanged', 'another shell\'s reads say changed')
+                t0 = time.monotonic()
+                status, _, err = run_json(db, 'deposit N 2\n')
+                check(status == 0, f'writer: {err[:200]!r}')
+                seen = poll_until(ask, 'changed', 1.0)
+                check(seen[-1] == 'changed', f'within a second of another shell\'s '
+                      f'write ({time.monotonic() - t0:.2f}s): {seen}')
+                check(ask('poll') == 'unchanged', 'changed twice for one write')
+                CLUSTER.stop('fast')
+                try:
+                    for _ in range(40):	# the server down: poll still answers at once
+                        t0 = time.monotonic()
+                        got = ask('poll')
+                        check(got in ('changed', 'unchanged') and time.monotonic() - t0 < 0.5,
+                              f'poll with the server down: {got!r} after '
+                              f'{time.monotonic() - t0:.2f}s')
+                        time.sleep(0.1)
+                finally:
+                    CLUSTER.start()
+                seen = poll_until(ask, 'unchanged', 10)
+                check(seen[-1] == 'unchanged', f'after a restart: {seen}')
+                status, _, err = run_json(db, 'transfer N M 1\n')
+                check(status == 0, f'writer after the restart: {err[:200]!r}')
+                seen = poll_until(ask, 'changed', 1.0)
+                check(seen[-1] == 'changed', f'after a restart, a write (LISTEN again): {seen}')
+                check(ask('deposit N') .startswith('ok'), 'the probe cannot write')
+                check(ask('poll') == 'changed', 'its own write')
+                check(ask('poll') == 'unchanged', 'after its own write')
+            checks('notify: poll is unchanged while nobody writes (reads included), '
+                   'changed within a second of another shell\'s write, again after a '
+                   'restart', polls)
+        finally:
+            p.kill()
+
+
+# ---- 13. waiting for the write lock ----
+
+class Holder:
+    """A psql session that runs sql and holds on until closed; held is a
+    query that returns a row once the lock is granted."""
+
+    def __init__(self, db, sql, held):
+        self.p = subprocess.Popen(['psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', db.name],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=CLUSTER.env)
+        PROCS.append(self.p)
+        self.p.stdin.write(sql.encode() + b'\n')
+        self.p.stdin.flush()
+        deadline = time.monotonic() + 20
+        while not db.rows(held):
+            if time.monotonic() > deadline or self.p.poll() is not None:
+                self.p.kill()
+                raise Failed(f'psql did not get to hold {sql!r}')
+            time.sleep(0.05)
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        self.p.wait(TIMEOUT)
+
+
+ADVISORY_HELD = ("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                 f"AND objid = {LOCK_KEY}")
+TABLE_HELD = ("SELECT 1 FROM pg_locks WHERE relation = 'events'::regclass AND granted "
+              "AND mode = 'AccessExclusiveLock'")
+
+
+def test_busy(checks):
+    with Database('busy') as db:
+        s = Coproc(db)
+        try:
+            def lock_held():
+                check(s.ask('deposit B 1').get('ok'), 'deposit B 1')
+                h = Holder(db, f'SELECT pg_advisory_lock({LOCK_KEY});', ADVISORY_HELD)
+                try:
+                    t0 = time.monotonic()
+                    o = s.ask('deposit B 2', timeout=40)
+                    took = time.monotonic() - t0
+                finally:
+                    h.close()
+                check(not o['ok'] and o['error'] == 'busy', f'answer {o}')
+                check("another shell holds the ledger's write lock" in o['message'],
+                      f'message {o["message"]!r}')
+                check(9.5 < took < 14, f'answered after {took:.1f}s')
+                o = s.ask('deposit B 3')
+                check(o.get('ok') and o['version'] == 2, f'the next write: {o}')
+                o = s.ask('refresh')
+                check(o.get('ok'), f'refresh: {o}')
+                check([e[4] for e in db.events()] == [1, 3], f'events {db.events()}')
+                return took
+            took = checks('busy: a psql session holds the write lock: the write answers '
+                          'busy after 10 s, nothing written, the next command works', lock_held)
+            if took:
+                print(f'busy: answered after {took:.1f}s', flush=True)
+
+            def table_locked():
+                h = Holder(db, 'BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;', TABLE_HELD)
+                try:
+                    o = s.ask('deposit B 4', timeout=40)
+                finally:
+                    h.close()
+                check(not o['ok'] and o['error'] == 'busy', f'answer {o}')
+                o = s.ask('deposit B 5')
+                check(o.get('ok'), f'the next write: {o}')
+                status, err = s.close()
+                check(status == 1, f'exit status {status_text(status)} (stderr {err[:200]!r})')
+                check([e[4] for e in db.events()] == [1, 3, 5], f'events {db.events()}')
+            checks('busy: a table lock past lock_timeout, outside a group, is busy too; '
+                   'the shell goes on and exits 1', table_locked)
+        finally:
+            s.kill()
+
+        if PROBE:
+            p, ask = probe(db.uri)
+            try:
+                def hook_stops():
+                    h = Holder(db, f'SELECT pg_advisory_lock({LOCK_KEY});', ADVISORY_HELD)
+                    try:
+                        check(ask('stop-after 700') == 'ok', 'stop-after')
+                        t0 = time.monotonic()
+                        got = ask('deposit H', timeout=20)
+                        took = time.monotonic() - t0
+                    finally:
+                        h.close()
+                    parts = got.split()
+                    check(parts[0] == 'busy', f'answer {got!r}')
+                    calls, last = int(parts[-2]), int(parts[-1])
+                    check(took < 2.5, f'the hook said stop at 0.7 s; answered after {took:.1f}s')
+                    check(5 <= calls <= 9 and 700 <= last < 1000,
+                          f'the hook was called {calls} times, last at {last} ms')
+                    check(ask('stop-after 0') == 'ok', 'stop-after 0')
+                    got = ask('deposit H')
+                    check(got.startswith('ok '), f'after the lock went: {got!r}')
+                checks('busy: the wait hook is asked about every 100 ms and stopping it '
+                       'fails the write with busy at once', hook_stops)
+            finally:
+                p.kill()
+
+
+# ---- 14. where the ledger is ----
+
+def test_location(checks):
+    with Database('location') as db:
+        user = CLUSTER.user
+        uri = f'postgresql://{user}:pw%2Fsecret@/{db.name}?application_name=probe'
+        for want_created in ('yes', 'no'):
+            def located(want_created=want_created):
+                p, ask = probe(uri)
+                try:
+                    got = ask('location')
+                    check(got == f'postgresql://{user}@/{db.name}?application_name=probe',
+                          f'location {got!r}')
+                    check(ask('created') == want_created, f'created is not {want_created}')
+                finally:
+                    p.kill()
+            checks(f'location: store_location is the URI without its password '
+                   f'(created: {want_created})', located)
+
+
 # ---- main ----
 
 def test_hostile(checks):
@@ -1000,7 +1456,10 @@ def test_hostile(checks):
 TESTS = {'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
          'refresh': test_refresh, 'stopped': test_stopped,
          'unreachable': test_unreachable, 'foreign': test_foreign,
-         'hostile': test_hostile}
+         'hostile': test_hostile, 'restart': test_restart, 'defaults': test_defaults,
+         'passwords': test_passwords, 'notify': test_notify, 'busy': test_busy,
+         'location': test_location}
+NEEDS_PROBE = ('notify', 'location')
 
 
 def cleanup():
@@ -1022,11 +1481,14 @@ def on_signal(signum, frame):
 
 
 def main():
-    global BIN, CLUSTER
+    global BIN, CLUSTER, PROBE
     argv = sys.argv[1:]
     if not argv or argv[0].startswith('-'):
         sys.exit(__doc__)
     BIN = os.path.abspath(argv[0])
+    if '--probe' in argv:
+        i = argv.index('--probe')
+        PROBE = os.path.abspath(argv[i + 1]) if i + 1 < len(argv) else None
     only = list(TESTS)
     if '--only' in argv:
         i = argv.index('--only')
@@ -1055,6 +1517,11 @@ def main():
                 return bindir
             if checks(f'a private cluster from {bindir} starts', up):
                 for name in only:
+                    if name in NEEDS_PROBE and PROBE is None:
+                        print(f'FAIL {name}: needs --probe PATH (tests/pg_probe.c)',
+                              flush=True)
+                        checks.failed += 1
+                        continue
                     t0 = time.monotonic()
                     try:
                         TESTS[name](checks)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "simplecqrs/store.h"
+#include "store_impl.h"	/* store_scrub */
 #include "unit.h"
 
 static store *s;
@@ -414,6 +415,60 @@ START_TEST(passwords_never_show)
 }
 END_TEST
 
+/* The forms that defeated the mask: a password holding '/', '@' or a bad
+ * %-escape, the one-slash typo, key=value strings, any case and encoding;
+ * and messages that quote a piece of one (libpq takes "hunter2" for a port
+ * out of bob:hunter2/x@host). */
+START_TEST(password_forms_masked)
+{
+	char out[200];
+	const char *cases[][2] = {
+		{ "postgresql://bob:hunter2/x@host/db", "postgresql://bob@host/db" },
+		{ "postgresql://bob@host/db?password=hunter2%zz",
+		  "postgresql://bob@host/db?password=***" },
+		{ "postgresql:/bob:hunter2@db/ledger", "postgresql:/bob@db/ledger" },
+		{ "postgres:bob:hunter2@db/ledger", "postgres:bob@db/ledger" },
+		{ "postgresql://bob:hun@ter2@host/db", "postgresql://bob@host/db" },
+		{ "postgresql://bob:hunter2@host/db?application_name=hunter2",
+		  "postgresql://bob@host/db?application_name=***" },
+		{ "postgresql://bob:hunter2%2Fx@h/db?application_name=hunter2/x",
+		  "postgresql://bob@h/db?application_name=***" },
+		{ "postgresql://h/db?Pass%57ord=hunter2&sslmode=require",
+		  "postgresql://h/db?Pass%57ord=***&sslmode=require" },
+		{ "postgresql://h/db?sslmode=require&passWORD=hunter2",
+		  "postgresql://h/db?sslmode=require&passWORD=***" },
+		{ "POSTGRESQL://bob:hunter2@h/db", "POSTGRESQL://bob@h/db" },
+		{ "host=h password=hunter2 dbname=d", "host=h password=*** dbname=d" },
+		{ "host=h password = 'hun ter\\'2' dbname=d",
+		  "host=h password = *** dbname=d" },
+		{ "postgresql://h:5432/db", "postgresql://h:5432/db" },
+		{ "postgresql:///db?host=/run/pg", "postgresql:///db?host=/run/pg" },
+		{ "sqlite:password=x", "sqlite:password=x" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		store_safe_uri(cases[i][0], out, sizeof out);
+		ck_assert_msg(strcmp(out, cases[i][1]) == 0, "%s: got %s, want %s",
+			      cases[i][0], out, cases[i][1]);
+	}
+	snprintf(out, sizeof out, "invalid integer value \"hunter2\" for "
+		 "connection option \"port\"");
+	store_scrub("postgresql://bob:hunter2/x@host/db", NULL, out, sizeof out);
+	ck_assert_str_eq(out, "invalid integer value \"***\" for connection option \"port\"");
+	snprintf(out, sizeof out, "invalid percent-encoded token: \"hunter2%%zz\"");
+	store_scrub("postgresql://bob@host/db?password=hunter2%zz", NULL, out, sizeof out);
+	ck_assert_str_eq(out, "invalid percent-encoded token: \"***\"");
+	snprintf(out, sizeof out, "could not translate host name \"ter2@host\"");
+	store_scrub("postgresql://bob:hun@ter2@host/db", NULL, out, sizeof out);
+	ck_assert_str_eq(out, "could not translate host name \"***@host\"");
+	snprintf(out, sizeof out, "missing \"=\" after \"postgresql:/bob:hunter2@db\"");
+	store_scrub("postgresql:/bob:hunter2@db", "pgpass-env", out, sizeof out);
+	ck_assert_str_eq(out, "missing \"=\" after \"postgresql:/bob:***@db\"");
+	snprintf(out, sizeof out, "p@ss and p%%40ss and pgpass-env");
+	store_scrub("postgresql://u:p%40ss@h/db", "pgpass-env", out, sizeof out);
+	ck_assert_str_eq(out, "*** and *** and ***");
+}
+END_TEST
+
 START_TEST(unknown_uris_do_not_open)
 {
 	store *x = (store *)1;
@@ -663,6 +718,7 @@ static Suite *store_suite(void)
 	t = tcase_create("open");
 	tcase_add_test(t, unknown_uris_do_not_open);
 	tcase_add_test(t, passwords_never_show);
+	tcase_add_test(t, password_forms_masked);
 	suite_add_tcase(su, t);
 	return su;
 }
