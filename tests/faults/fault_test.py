@@ -111,7 +111,10 @@ def base_env():
 
 
 def normalise(obj):
-    """A result without what may differ between runs: history's times."""
+    """A result without what may differ between runs: history's times, and
+    status's location (each run has a folder of its own)."""
+    if obj.get('cmd') == 'status' and 'location' in obj:
+        obj = {k: v for k, v in obj.items() if k != 'location'}
     if obj.get('cmd') == 'history' and isinstance(obj.get('events'), list):
         obj = dict(obj)
         obj['events'] = [{k: v for k, v in e.items() if k != 'time'}
