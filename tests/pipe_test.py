@@ -208,9 +208,12 @@ def run_closed(fd, args, env=None, script=SCRIPT):
         path = os.path.join(tmp, 'script.cqrs')
         with open(path, 'wb') as f:
             f.write(script)
+        wrapper = WRAPPER
+        if WRAPPER and fd == 2:     # valgrind cannot start without a stderr
+            wrapper = WRAPPER[:1] + ['--log-file=' + os.path.join(tmp, 'vg.log')] + WRAPPER[1:]
         with open(path, 'rb') as f:
             p = subprocess.run(
-                WRAPPER + [BIN] + args + ([path] if fd == 0 else []),
+                wrapper + [BIN] + args + ([path] if fd == 0 else []),
                 stdin=f if fd != 0 else None,
                 stdout=subprocess.PIPE if fd != 1 else None,
                 stderr=subprocess.PIPE if fd != 2 else None,
