@@ -1,4 +1,5 @@
-/* store.c — opening a store by URI, and the calls every backend answers. */
+/* store.c — opening a store by URI, and the calls every backend answers;
+ * what a backend reads back is checked here before anyone uses it. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include "config.h"
 #include "simplecqrs/buf.h"
+#include "simplecqrs/parse.h"
 #include "store_impl.h"
 
 const char *event_type_name(event_type type)
@@ -236,16 +238,151 @@ store_stats store_get_stats(const store *s)
 	return s->stats;
 }
 
+/* ---- nothing read back is trusted ----
+ *
+ * A SQLite file can be edited or damaged and a PostgreSQL database is
+ * shared with anyone who can write to it, so every event and kept row a
+ * backend hands back passes through here before anyone else sees it: ids
+ * of SPEC's syntax, known types, amounts above 0, positions that grow,
+ * versions without gaps where the call says which version comes next, and
+ * balances that stay in 0..INT64_MAX where the call starts from nothing.
+ * A ledger that breaks one of these is ERR_STORAGE with a message naming
+ * the account and the event, never a value shown or folded as it is. The
+ * text of an id that fails goes into the message raw: out.c escapes
+ * messages where it prints them. */
+
+#define DAMAGED "damaged ledger: "
+
+typedef struct checked {
+	store_event_fn fn;
+	void *ctx;
+	const char *stream;	/* read_stream: the stream asked for */
+	uint64_t after;		/* read_all: the position asked after */
+	size_t limit;		/* read_all: at most so many */
+	size_t seen;
+	uint64_t position;	/* of the last event passed on */
+	uint64_t version;	/* read_stream: of the last event passed on */
+	bool from_start;	/* read_stream from version 0: balance known */
+	int64_t balance;
+	bool bad;
+	char why[sizeof ((store *)0)->errmsg];
+} checked;
+
+static int damaged(checked *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int damaged(checked *c, const char *fmt, ...)
+{
+	size_t n = strlen(DAMAGED);
+	memcpy(c->why, DAMAGED, n);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->why + n, sizeof c->why - n, fmt, ap);
+	va_end(ap);
+	c->bad = true;
+	return 1;
+}
+
+/* "'id'" with at most 64 bytes of it, for a message about an id that
+ * failed the syntax (which may be any bytes at all, or none). */
+static const char *quoted_id(const char *id, char *dst, size_t len)
+{
+	if (id == NULL)
+		return "no account id";
+	snprintf(dst, len, "the account id '%.64s%s' (not 1 to 64 of "
+		 "A-Z a-z 0-9 _ - .)", id, strlen(id) > 64 ? "..." : "");
+	return dst;
+}
+
+static int check_event(void *ctx, const store_event *ev)
+{
+	checked *c = ctx;
+	char idbuf[160];
+	unsigned long long pos = (unsigned long long)ev->position;
+	unsigned long long ver = (unsigned long long)ev->version;
+	if (ev->stream == NULL || !parse_account(ev->stream))
+		return damaged(c, "the event at position %llu has %s", pos,
+			       quoted_id(ev->stream, idbuf, sizeof idbuf));
+	const char *id = ev->stream;
+	if (c->stream && strcmp(id, c->stream) != 0)
+		return damaged(c, "reading account %s gave an event of %s "
+			       "(position %llu)", c->stream, id, pos);
+	if (ev->type != EVENT_CREDITED && ev->type != EVENT_DEBITED)
+		return damaged(c, "account %s version %llu (position %llu) has "
+			       "type %d, neither AccountCredited (1) nor "
+			       "AccountDebited (2)", id, ver, pos, (int)ev->type);
+	if (ev->amount <= 0)
+		return damaged(c, "account %s version %llu (position %llu) has "
+			       "amount %lld; amounts are above 0", id, ver, pos,
+			       (long long)ev->amount);
+	if (ev->position == 0 || ev->position <= c->position)
+		return damaged(c, "account %s version %llu has position %llu "
+			       "after position %llu; positions only grow", id,
+			       ver, pos, (unsigned long long)c->position);
+	if (ev->version == 0)
+		return damaged(c, "account %s has version 0 at position %llu; "
+			       "versions start at 1", id, pos);
+	if (c->stream) {
+		if (ev->version != c->version + 1)
+			return damaged(c, "account %s goes from version %llu to "
+				       "version %llu (position %llu); versions "
+				       "have no gaps", id,
+				       (unsigned long long)c->version, ver, pos);
+		c->version = ev->version;
+		if (c->from_start) {
+			int64_t b = c->balance;
+			if (ev->type == EVENT_CREDITED &&
+			    __builtin_add_overflow(b, ev->amount, &c->balance))
+				return damaged(c, "account %s version %llu "
+					       "(position %llu): the balance %lld "
+					       "plus %lld passes "
+					       "9223372036854775807", id, ver,
+					       pos, (long long)b,
+					       (long long)ev->amount);
+			if (ev->type == EVENT_DEBITED) {
+				if (ev->amount > b)
+					return damaged(c, "account %s version "
+						       "%llu (position %llu): the "
+						       "balance %lld less %lld goes "
+						       "below 0", id, ver, pos,
+						       (long long)b,
+						       (long long)ev->amount);
+				c->balance = b - ev->amount;
+			}
+		}
+	} else if (++c->seen > c->limit) {
+		return damaged(c, "a read of at most %zu events gave more",
+			       c->limit);
+	}
+	c->position = ev->position;
+	return c->fn(c->ctx, ev);
+}
+
+/* The result of a checked read: the backend's failure, or what the
+ * checks found, or ERR_OK. */
+static error_code checked_result(store *s, error_code rc, const checked *c)
+{
+	if (rc == ERR_OK && c->bad)
+		return store_fail(s, "%s", c->why);
+	return rc;
+}
+
 error_code store_read_stream(store *s, const char *stream,
 			     uint64_t after_version, store_event_fn fn, void *ctx)
 {
-	return s->ops->read_stream(s, stream, after_version, fn, ctx);
+	checked c = { .fn = fn, .ctx = ctx, .stream = stream,
+		      .version = after_version, .from_start = after_version == 0 };
+	return checked_result(s, s->ops->read_stream(s, stream, after_version,
+						     check_event, &c), &c);
 }
 
 error_code store_read_all(store *s, uint64_t after, size_t limit,
 			  store_event_fn fn, void *ctx)
 {
-	return s->ops->read_all(s, after, limit, fn, ctx);
+	checked c = { .fn = fn, .ctx = ctx, .after = after, .limit = limit,
+		      .position = after };
+	return checked_result(s, s->ops->read_all(s, after, limit, check_event,
+						  &c), &c);
 }
 
 error_code store_head(store *s, uint64_t *head)
@@ -269,10 +406,24 @@ error_code store_stream_count(store *s, uint64_t *count)
 	return s->ops->stream_count(s, count);
 }
 
+typedef struct checked_names {
+	store_stream_fn fn;
+	void *ctx;
+} checked_names;
+
+/* Completion shows the ids it gets: one that is not an id is left out
+ * rather than shown (or made an error where there is nobody to tell). */
+static int check_name(void *ctx, const char *stream)
+{
+	checked_names *c = ctx;
+	return stream && parse_account(stream) ? c->fn(c->ctx, stream) : 0;
+}
+
 error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 			 void *ctx)
 {
-	return s->ops->streams(s, prefix, fn, ctx);
+	checked_names c = { fn, ctx };
+	return s->ops->streams(s, prefix, check_name, &c);
 }
 
 
@@ -288,12 +439,43 @@ error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint)
 					: ERR_OK;
 }
 
+typedef struct checked_rows {
+	store_balance_fn fn;
+	void *ctx;
+	checked c;		/* for its message */
+} checked_rows;
+
+static int check_row(void *ctx, const char *account, int64_t balance)
+{
+	checked_rows *r = ctx;
+	char idbuf[160];
+	if (account == NULL || !parse_account(account))
+		return damaged(&r->c, "the kept balance sheet has %s",
+			       quoted_id(account, idbuf, sizeof idbuf));
+	if (balance < 0)
+		return damaged(&r->c, "the kept balance sheet has %s at %lld; "
+			       "a balance is never below 0", account,
+			       (long long)balance);
+	return r->fn(r->ctx, account, balance);
+}
+
 error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
 			    void *ctx)
 {
 	*checkpoint = 0;
-	return s->ops->sheet_load ? s->ops->sheet_load(s, checkpoint, fn, ctx)
-				  : ERR_OK;
+	if (s->ops->sheet_load == NULL)
+		return ERR_OK;
+	checked_rows r = { .fn = fn, .ctx = ctx };
+	error_code rc = checked_result(s, s->ops->sheet_load(s, checkpoint,
+							     check_row, &r), &r.c);
+	uint64_t head;
+	if (rc == ERR_OK && (rc = store_head(s, &head)) == ERR_OK &&
+	    *checkpoint > head)
+		rc = store_fail(s, DAMAGED "the kept balance sheet's checkpoint "
+				"%llu is past the last event (position %llu)",
+				(unsigned long long)*checkpoint,
+				(unsigned long long)head);
+	return rc;
 }
 
 error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
