@@ -265,8 +265,11 @@ typedef struct checked {
 	bool from_start;	/* read_stream from version 0: balance known */
 	int64_t balance;
 	bool bad;
-	char why[sizeof ((store *)0)->errmsg];
+	char *why;		/* WHY_LEN bytes, set when bad (a refresh reads
+				   once per command: not zeroed each time) */
 } checked;
+
+#define WHY_LEN sizeof ((store *)0)->errmsg
 
 static int damaged(checked *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -277,7 +280,7 @@ static int damaged(checked *c, const char *fmt, ...)
 	memcpy(c->why, DAMAGED, n);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(c->why + n, sizeof c->why - n, fmt, ap);
+	vsnprintf(c->why + n, WHY_LEN - n, fmt, ap);
 	va_end(ap);
 	c->bad = true;
 	return 1;
@@ -294,13 +297,27 @@ static const char *quoted_id(const char *id, char *dst, size_t len)
 	return dst;
 }
 
+/* parse_account in one pass (no strlen first): every event of a refresh
+ * comes through here. */
+static bool valid_id(const char *s)
+{
+	size_t i = 0;
+	for (; i <= PARSE_MAX_ID; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((unsigned)(c | 0x20) - 'a' < 26 || (unsigned)c - '0' < 10 ||
+		      c == '_' || c == '-' || c == '.'))
+			break;
+	}
+	return i > 0 && i <= PARSE_MAX_ID && s[i] == '\0';
+}
+
 static int check_event(void *ctx, const store_event *ev)
 {
 	checked *c = ctx;
 	char idbuf[160];
 	unsigned long long pos = (unsigned long long)ev->position;
 	unsigned long long ver = (unsigned long long)ev->version;
-	if (ev->stream == NULL || !parse_account(ev->stream))
+	if (ev->stream == NULL || !valid_id(ev->stream))
 		return damaged(c, "the event at position %llu has %s", pos,
 			       quoted_id(ev->stream, idbuf, sizeof idbuf));
 	const char *id = ev->stream;
@@ -370,7 +387,8 @@ static error_code checked_result(store *s, error_code rc, const checked *c)
 error_code store_read_stream(store *s, const char *stream,
 			     uint64_t after_version, store_event_fn fn, void *ctx)
 {
-	checked c = { .fn = fn, .ctx = ctx, .stream = stream,
+	char why[WHY_LEN];
+	checked c = { .fn = fn, .ctx = ctx, .stream = stream, .why = why,
 		      .version = after_version, .from_start = after_version == 0 };
 	return checked_result(s, s->ops->read_stream(s, stream, after_version,
 						     check_event, &c), &c);
@@ -379,8 +397,9 @@ error_code store_read_stream(store *s, const char *stream,
 error_code store_read_all(store *s, uint64_t after, size_t limit,
 			  store_event_fn fn, void *ctx)
 {
+	char why[WHY_LEN];
 	checked c = { .fn = fn, .ctx = ctx, .after = after, .limit = limit,
-		      .position = after };
+		      .position = after, .why = why };
 	return checked_result(s, s->ops->read_all(s, after, limit, check_event,
 						  &c), &c);
 }
@@ -465,7 +484,8 @@ error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
 	*checkpoint = 0;
 	if (s->ops->sheet_load == NULL)
 		return ERR_OK;
-	checked_rows r = { .fn = fn, .ctx = ctx };
+	char why[WHY_LEN];
+	checked_rows r = { .fn = fn, .ctx = ctx, .c.why = why };
 	error_code rc = checked_result(s, s->ops->sheet_load(s, checkpoint,
 							     check_row, &r), &r.c);
 	uint64_t head;
