@@ -378,27 +378,26 @@ static void check_numbers(const char *line, const char *key)
 	}
 }
 
-static void check_json(const char *cmd, size_t n, cmd_status st)
+/* One command's output, line[0..n) and its LF, which must be all of it. */
+static void check_json(const char *cmd, char *line, size_t n, cmd_status st)
 {
-	FUZZ_CHECK(n > 0 && outbuf[n - 1] == '\n' &&
-		   memchr(outbuf, '\n', n) == outbuf + n - 1,
-		   "%s printed not one line: '%s'", cmd, outbuf);
 	fuzz_json j;
-	FUZZ_CHECK(fuzz_json_line(&j, outbuf, n - 1), "%s: invalid JSON: %s", cmd,
-		   outbuf);
+	FUZZ_CHECK(fuzz_json_line(&j, line, n), "%s: invalid JSON: %.*s", cmd,
+		   (int)n, line);
+	line[n] = '\0';	/* for the string searches below; was the LF */
 	for (size_t i = 0; i < n; i++)
-		FUZZ_CHECK((unsigned char)outbuf[i] >= 0x20 || outbuf[i] == '\n',
-			   "raw control in JSON: %s", outbuf);
-	FUZZ_CHECK(!strstr(outbuf, "\xc2\x80") && !strstr(outbuf, "\xc2\x9b"),
-		   "raw C1 in JSON: %s", outbuf);
+		FUZZ_CHECK((unsigned char)line[i] >= 0x20, "raw control in JSON: %s",
+			   line);
+	FUZZ_CHECK(!strstr(line, "\xc2\x80") && !strstr(line, "\xc2\x9b"),
+		   "raw C1 in JSON: %s", line);
 	bool ok = fuzz_json_is(fuzz_json_get(&j, "ok"), "true");
 	FUZZ_CHECK(ok == (st == CMD_OK), "%s: ok %d, status %d: %s", cmd, ok,
-		   (int)st, outbuf);
+		   (int)st, line);
 	if (st == CMD_FATAL)
 		FUZZ_CHECK(fuzz_json_is(fuzz_json_get(&j, "error"), "\"storage\""),
-			   "fatal but not storage: %s", outbuf);
-	check_numbers(outbuf, "\"balance\":");
-	check_numbers(outbuf, "\"amount\":");
+			   "fatal but not storage: %s", line);
+	check_numbers(line, "\"balance\":");
+	check_numbers(line, "\"amount\":");
 }
 
 static void check_text(size_t n)
@@ -474,6 +473,9 @@ static void run(const uint8_t *data, size_t size, int mode)
 	snprintf(lines[nlines++], sizeof lines[0], "refresh");
 	snprintf(lines[nlines++], sizeof lines[0], "balances");
 
+	/* output is checked once at the end (a flush per command was most of
+	 * the time): JSON line by line against each command's status */
+	cmd_status status[sizeof lines / sizeof lines[0]];
 	for (size_t i = 0; i < nlines; i++) {
 		char line[160 + 1 + PARSE_SLACK] = { 0 };
 		size_t len = strlen(lines[i]);
@@ -482,15 +484,24 @@ static void run(const uint8_t *data, size_t size, int mode)
 		cmd_status s = cmd_run(&ctx, line, len);
 		if (s != CMD_FATAL && cmd_lost(&ctx) == CMD_FATAL)
 			s = CMD_FATAL;
-		FUZZ_CHECK(out_flush(ctx.out), "output failed");
-		size_t n = take_output();
-		if (oo.json)
-			check_json(lines[i], n, s);
-		else
-			check_text(n);
+		status[i] = s;
 		if (s == CMD_OK && (strcmp(lines[i], "refresh") == 0 ||
 				    strcmp(lines[i], "rebuild") == 0))
 			check_sheet_rows(ctx.sheet);
+	}
+	FUZZ_CHECK(out_flush(ctx.out), "output failed");
+	size_t n = take_output();
+	if (oo.json) {
+		char *p = outbuf, *end = outbuf + n;
+		for (size_t i = 0; i < nlines; i++) {
+			char *nl = memchr(p, '\n', (size_t)(end - p));
+			FUZZ_CHECK(nl != NULL, "%s printed no line", lines[i]);
+			check_json(lines[i], p, (size_t)(nl - p), status[i]);
+			p = nl + 1;
+		}
+		FUZZ_CHECK(p == end, "more lines than commands: %s", p);
+	} else {
+		check_text(n);
 	}
 
 	out_free(ctx.out);
