@@ -182,7 +182,44 @@ def json_form(w):
                   w.encode()).decode('utf-8', 'replace')
 
 
+def test_cached_state():
+    """A shell that has XX1 cached at version 1 meets a version 2 put in by
+    hand that takes the balance below 0: its withdrawal conflicts, reads
+    from its cached version on, and must say so (the handler's own check,
+    not the store's, which only sees the stream from version 2)."""
+    path = os.path.join(TMP, 'cached.db')
+    p = subprocess.Popen(WRAPPER + [BIN, '--store', 'sqlite:' + path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=ENV)
+
+    def ask(line):
+        p.stdin.write((line + '\n').encode())
+        p.stdin.flush()
+        return p.stdout.readline().decode('utf-8', 'replace')
+
+    first = ask('deposit XX1 1000')
+    check('cached: deposit', first.startswith('deposited 1000 into XX1'), first)
+    refreshed = ask('refresh')
+    db = sqlite3.connect(path, timeout=30)
+    db.execute('pragma ignore_check_constraints = 1')
+    sid = db.execute("select id from streams where name = 'XX1'").fetchone()[0]
+    db.execute('insert into event_log (stream, version, type, amount, time) '
+               'values (?, 2, 2, 5000, 0)', (sid,))
+    db.execute('update streams set version = 2 where id = ?', (sid,))
+    db.commit()
+    db.close()
+    got = ask('withdraw XX1 1')
+    check('cached: withdraw is a storage error naming the event',
+          'storage failed: damaged ledger: account XX1 version 2 (position 2): '
+          'the balance 1000 less 5000 goes below 0' in got, got)
+    p.stdin.close()
+    rest = p.stdout.read().decode('utf-8', 'replace')
+    rc = p.wait(timeout=60)
+    check('cached: exit 3', rc == 3, f'{rc} {refreshed!r} {rest!r}')
+
+
 def main():
+    test_cached_state()
     osc_text = 'X\\x1b]0;x\\x07Y'
     run_case('control-bytes-in-a-name', [
         ('update streams set name = ? where name = ?', (OSC, 'XX2')),
