@@ -218,8 +218,36 @@ def test_cached_state():
     check('cached: exit 3', rc == 3, f'{rc} {refreshed!r} {rest!r}')
 
 
+def test_schema_damaged_while_open():
+    """SQLite's own error text names the damaged object, whose name is
+    whatever the file says: printed escaped, in text and in JSON."""
+    for mode in ([], ['--json']):
+        path = os.path.join(TMP, 'schema%d.db' % len(mode))
+        p = subprocess.Popen(WRAPPER + [BIN, '--store', 'sqlite:' + path] + mode,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=ENV)
+        p.stdin.write(b'deposit XX1 1000\n')
+        p.stdin.flush()
+        p.stdout.readline()
+        db = sqlite3.connect(path, timeout=30)
+        v = db.execute('pragma schema_version').fetchone()[0]
+        db.execute('pragma writable_schema = on')
+        db.execute("update sqlite_master set name = ?, sql = ? where name = 'balances'",
+                   ('b' + OSC, 'CREATE TABLE "b%s" (x' % OSC))
+        db.execute('pragma schema_version = %d' % (v + 1))
+        db.commit()
+        db.close()
+        out, _ = p.communicate(b'refresh\n', timeout=60)
+        what = 'damaged schema' + (' (json)' if mode else '')
+        check(f'{what}: storage error', p.returncode == 3 and b'storage' in out, repr(out))
+        check(f'{what}: no raw control byte', not raw_controls(out), repr(out))
+        want = b'\\u001b]0;x\\u0007' if mode else b'\\x1b]0;x\\x07'
+        check(f'{what}: the name shown escaped', want in out, repr(out))
+
+
 def main():
     test_cached_state()
+    test_schema_damaged_while_open()
     osc_text = 'X\\x1b]0;x\\x07Y'
     run_case('control-bytes-in-a-name', [
         ('update streams set name = ? where name = ?', (OSC, 'XX2')),
