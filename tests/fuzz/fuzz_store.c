@@ -11,7 +11,8 @@
  * says `storage` (the shell would stop there; here every command runs, so
  * that each renderer meets the data); JSON mode prints one
  * valid JSON line per command and never a balance or amount out of range;
- * text mode prints valid UTF-8 and no control character; after a refresh
+ * text mode prints valid UTF-8 and no control character; completion's list
+ * of streams holds only ids; after a refresh
  * or rebuild that worked, every row of the sheet is an id of SPEC's syntax
  * with a balance in 0..INT64_MAX.
  *
@@ -424,6 +425,14 @@ static void check_sheet_rows(const sheet *sh)
 	free(rows);
 }
 
+/* Completion shows what store_streams lists: ids only. */
+static int listed(void *ctx, const char *stream)
+{
+	(void)ctx;
+	FUZZ_CHECK(parse_account(stream), "store_streams listed '%s'", stream);
+	return 0;
+}
+
 static int64_t fixed_clock(void)
 {
 	return INT64_C(1795813384123);
@@ -489,6 +498,7 @@ static void run(const uint8_t *data, size_t size, int mode)
 				    strcmp(lines[i], "rebuild") == 0))
 			check_sheet_rows(ctx.sheet);
 	}
+	FUZZ_CHECK(store_streams(st, "", listed, NULL) == ERR_OK, "streams");
 	FUZZ_CHECK(out_flush(ctx.out), "output failed");
 	size_t n = take_output();
 	if (oo.json) {
