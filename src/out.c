@@ -499,7 +499,7 @@ static void put_sparkline(out *o, const store_event *evs, size_t n)
 	free(run);
 }
 
-/* An account id from the sheet as shown: store.c lets only SPEC's ids
+/* An account id from the sheet as shown: store.c lets only valid ids
  * through, and any other byte would still go out as \xNN, never raw. */
 static bool id_byte(unsigned char c)
 {

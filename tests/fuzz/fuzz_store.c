@@ -13,7 +13,7 @@
  * valid JSON line per command and never a balance or amount out of range;
  * text mode prints valid UTF-8 and no control character; completion's list
  * of streams holds only ids; after a refresh
- * or rebuild that worked, every row of the sheet is an id of SPEC's syntax
+ * or rebuild that worked, every row of the sheet is a valid id
  * with a balance in 0..INT64_MAX.
  *
  * The input: a flags byte, then records (a tag byte, then its fields; a
