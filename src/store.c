@@ -243,7 +243,8 @@ store_stats store_get_stats(const store *s)
  * A SQLite file can be edited or damaged and a PostgreSQL database is
  * shared with anyone who can write to it, so every event and kept row a
  * backend hands back passes through here before anyone else sees it: ids
- * of the id syntax, known types, amounts above 0, positions that grow,
+ * of 1 to 64 of A-Z a-z 0-9 _ - ., known types, amounts above 0, positions
+ * that grow,
  * versions without gaps where the call says which version comes next, and
  * balances that stay in 0..INT64_MAX where the call starts from nothing.
  * A ledger that breaks one of these is ERR_STORAGE with a message naming
