@@ -244,9 +244,9 @@ store_stats store_get_stats(const store *s)
  * shared with anyone who can write to it, so every event and kept row a
  * backend hands back passes through here before anyone else sees it: ids
  * of 1 to 64 of A-Z a-z 0-9 _ - ., known types, amounts above 0, positions
- * that grow,
- * versions without gaps where the call says which version comes next, and
- * balances that stay in 0..INT64_MAX where the call starts from nothing.
+ * that grow, versions without gaps where the call says which version comes
+ * next, and balances that stay in 0..INT64_MAX where the call starts from
+ * nothing.
  * A ledger that breaks one of these is ERR_STORAGE with a message naming
  * the account and the event, never a value shown or folded as it is. The
  * text of an id that fails goes into the message raw: out.c escapes
