@@ -15,6 +15,7 @@
 #include "simplecqrs/handler.h"
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
+#include "store_impl.h"
 
 /* What the handler knows of one account. */
 typedef struct known {
@@ -60,16 +61,39 @@ void handler_free(handler *h)
 typedef struct fold {
 	account_state st;
 	error_code err;
+	store *store;		/* for the message of a broken rule */
 } fold;
 
+/* store.c has checked each event on its own (and the balance, when the
+ * read starts at version 1); this folds it onto the cached state, which
+ * store.c does not know, so a balance leaving 0..INT64_MAX is caught here. */
 static int fold_event(void *ctx, const store_event *ev)
 {
 	fold *f = ctx;
 	if (ev->version != f->st.version + 1) {
-		f->err = ERR_STORAGE;	/* a gap in the stream */
+		f->err = store_fail(f->store, "damaged ledger: account %s goes "
+				    "from version %llu to version %llu "
+				    "(position %llu); versions have no gaps",
+				    ev->stream,
+				    (unsigned long long)f->st.version,
+				    (unsigned long long)ev->version,
+				    (unsigned long long)ev->position);
 		return 1;
 	}
+	int64_t before = f->st.balance;
 	f->err = account_apply(&f->st, ev->type, ev->amount);
+	if (f->err != ERR_OK)
+		f->err = store_fail(f->store, "damaged ledger: account %s version "
+				    "%llu (position %llu): the balance %lld %s "
+				    "%lld %s", ev->stream,
+				    (unsigned long long)ev->version,
+				    (unsigned long long)ev->position,
+				    (long long)before,
+				    ev->type == EVENT_CREDITED ? "plus" : "less",
+				    (long long)ev->amount,
+				    ev->type == EVENT_CREDITED
+					    ? "passes 9223372036854775807"
+					    : "goes below 0");
 	return f->err != ERR_OK;
 }
 
@@ -97,7 +121,7 @@ static error_code load(handler *h, const char *account, size_t len,
 		       uint32_t *key)
 {
 	*slot = idmap_find(h->ids, account, len);
-	fold f = { .st = { 0, 0 }, .err = ERR_OK };
+	fold f = { .st = { 0, 0 }, .err = ERR_OK, .store = h->store };
 	*key = 0;
 	if (*slot != IDMAP_NONE) {
 		f.st = h->cache[*slot].st;

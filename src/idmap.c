@@ -2,9 +2,15 @@
  *
  * slots[] holds index + 1 (0 = empty) and is at most half full; hashes[] keeps
  * each key's hash so growing never rehashes a string. Keys live in arena
- * chunks that are never reallocated, so their addresses are stable. */
+ * chunks that are never reallocated, so their addresses are stable. The
+ * hash is keyed per process (see hash()), so slots differ between runs. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 
@@ -27,36 +33,119 @@ struct idmap {
 	chunk *arena;
 };
 
-/* Eight bytes a step, each folded in with a multiply, then a final mix
- * (splitmix64's): ids are short, so this is a handful of instructions. */
+/* SipHash-1-3 (as redis uses for its dicts) under a key drawn once per
+ * process from getrandom(2). Ids come from scripts and from stores other
+ * programs write, so an unkeyed hash lets anyone pick ids that all land in
+ * one probe run: every lookup then walks them all, and n deposits cost n^2
+ * (60,000 such ids took 40 s). Without the key nobody can aim at a slot. */
+static uint64_t sip_k0, sip_k1;
+static bool sip_keyed;
+
+/* Last resort when the kernel gives no random bytes: the clock, the pid
+ * and an address (ASLR), mixed; still differs per process. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static bool read_random(void *dst, size_t n)
+{
+	unsigned char *p = dst;
+	while (n > 0) {
+		ssize_t got = getrandom(p, n, 0);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+	if (n == 0)
+		return true;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	while (n > 0) {
+		ssize_t got = read(fd, p, n);
+		if (got <= 0) {
+			if (got < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+	close(fd);
+	return n == 0;
+}
+
+static void make_key(void)
+{
+	uint64_t k[2];
+	if (!read_random(k, sizeof k)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k[0] = mix64((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
+			     (uint64_t)getpid());
+		k[1] = mix64(k[0] ^ (uint64_t)(uintptr_t)&ts);
+	}
+	sip_k0 = k[0];
+	sip_k1 = k[1];
+	sip_keyed = true;
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND							\
+	do {								\
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;			\
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;			\
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+	} while (0)
+
+/* One compression round per 8 bytes, three to finish: ids are short, so
+ * the finish is most of the cost (about 20 ns for a 10-byte id). */
 static inline __attribute__((always_inline)) uint64_t
 hash(const char *key, size_t len)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+	uint64_t v0 = 0x736f6d6570736575ull ^ sip_k0;
+	uint64_t v1 = 0x646f72616e646f6dull ^ sip_k1;
+	uint64_t v2 = 0x6c7967656e657261ull ^ sip_k0;
+	uint64_t v3 = 0x7465646279746573ull ^ sip_k1;
+	uint64_t last = (uint64_t)len << 56;
 	for (; len >= 8; key += 8, len -= 8) {
-		uint64_t w;
-		memcpy(&w, key, 8);
-		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
+		uint64_t m;
+		memcpy(&m, key, 8);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
 	}
-	/* 0..7 bytes left: two overlapping loads cover 4..7, three bytes
-	 * cover 1..3 (wyhash's trick), with no loop */
-	uint64_t tail = 0;
+	/* 0..7 bytes left, as one little-endian word with no loop: two
+	 * overlapping loads cover 4..7 (the shared bytes are or-ed with
+	 * themselves), three bytes cover 1..3 (wyhash's trick) */
 	if (len >= 4) {
 		uint32_t a, b;
 		memcpy(&a, key, 4);
 		memcpy(&b, key + len - 4, 4);
-		tail = (uint64_t)a << 32 | b;
+		last |= (uint64_t)a | (uint64_t)b << (8 * (len - 4));
 	} else if (len > 0) {
-		tail = (uint64_t)(unsigned char)key[0] << 16 |
-		       (uint64_t)(unsigned char)key[len >> 1] << 8 |
-		       (unsigned char)key[len - 1];
+		last |= (uint64_t)(unsigned char)key[0] |
+			(uint64_t)(unsigned char)key[len >> 1] << (8 * (len >> 1)) |
+			(uint64_t)(unsigned char)key[len - 1] << (8 * (len - 1));
 	}
-	h = (h ^ tail) * 0x94d049bb133111ebull;
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 29;
-	return h;
+	v3 ^= last;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* key[0..len) equals k, which is len bytes long too. Ids are short: whole
@@ -89,6 +178,8 @@ static bool same(const char *k, const char *key, size_t len)
 
 idmap *idmap_new(void)
 {
+	if (!sip_keyed)
+		make_key();
 	idmap *m = xcalloc(1, sizeof *m);
 	m->mask = 15;
 	m->slots = xcalloc(m->mask + 1, sizeof *m->slots);

@@ -1,5 +1,6 @@
-/* json.c — JSON string literals that always parse: control characters are
- * escaped and invalid UTF-8 becomes U+FFFD (RFC 8259 wants Unicode text). */
+/* json.c — JSON string literals that always parse: control characters (C0,
+ * DEL and C1) are escaped and invalid UTF-8 becomes U+FFFD (RFC 8259 wants
+ * Unicode text). */
 #include "simplecqrs/json.h"
 
 size_t json_utf8_len(const unsigned char *s, size_t n)
@@ -73,6 +74,13 @@ void json_put_string(buf *b, const char *str, size_t n)
 		if (len == 0) {
 			buf_puts(b, "\\ufffd");
 			i++;
+		} else if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0) {
+			/* C1 controls (U+009B is CSI): valid JSON raw, but
+			 * a line shown on a terminal must not carry them */
+			char esc[6] = { '\\', 'u', '0', '0', hex[s[i + 1] >> 4],
+					hex[s[i + 1] & 15] };
+			buf_put(b, esc, sizeof esc);
+			i += 2;
 		} else {
 			buf_put(b, s + i, len);
 			i += len;

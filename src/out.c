@@ -490,6 +490,18 @@ static void put_bar(out *o, int64_t v, int64_t max, size_t width)
 	buf_puts(&o->b, part[eighths % 8]);
 }
 
+/* The running balance after ev. store.c checks that a history's running
+ * balance stays in 0..INT64_MAX, so this never clamps; it is here so that
+ * no event, however it came, can index past a table or print as 2^64 - x. */
+static int64_t run_balance(int64_t balance, const store_event *ev)
+{
+	int64_t next;
+	if (ev->type == EVENT_DEBITED ? __builtin_sub_overflow(balance, ev->amount, &next)
+				      : __builtin_add_overflow(balance, ev->amount, &next))
+		next = ev->type == EVENT_DEBITED ? 0 : INT64_MAX;
+	return next < 0 ? 0 : next;
+}
+
 /* The running balance as one line of block heights, the newest points that
  * fit the terminal. */
 static void put_sparkline(out *o, const store_event *evs, size_t n)
@@ -500,10 +512,8 @@ static void put_sparkline(out *o, const store_event *evs, size_t n)
 	size_t room = o->opts.width > 20 ? (size_t)o->opts.width - 10 : 10;
 	int64_t *run = xreallocarray(NULL, n, sizeof *run);
 	int64_t balance = 0, max = 0;
-	for (size_t i = 0; i < n; i++) {
-		balance += evs[i].type == EVENT_DEBITED ? -evs[i].amount : evs[i].amount;
-		run[i] = balance;
-	}
+	for (size_t i = 0; i < n; i++)
+		run[i] = balance = run_balance(balance, &evs[i]);
 	size_t first = n > room ? n - room : 0;
 	for (size_t i = first; i < n; i++)
 		if (run[i] > max)
@@ -511,6 +521,7 @@ static void put_sparkline(out *o, const store_event *evs, size_t n)
 	buf_puts(&o->b, "trend    ");
 	for (size_t i = first; i < n; i++) {
 		int level = max > 0 ? (int)((long double)run[i] / max * 7 + 0.5L) : 0;
+		level = level < 0 ? 0 : level > 7 ? 7 : level;
 		if (o->opts.utf8)
 			buf_puts(&o->b, utf8[level]);
 		else
@@ -518,6 +529,35 @@ static void put_sparkline(out *o, const store_event *evs, size_t n)
 	}
 	end_line(o);
 	free(run);
+}
+
+/* An account id from the sheet as shown: store.c lets only valid ids
+ * through, and any other byte would still go out as \xNN, never raw. */
+static bool id_byte(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+static size_t id_width(const char *id)
+{
+	size_t w = 0;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		w += id_byte(*p) ? 1 : 4;
+	return w;
+}
+
+static void put_id(buf *b, const char *id)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+		if (id_byte(*p)) {
+			buf_putc(b, (char)*p);
+		} else {
+			char esc[4] = { '\\', 'x', hex[*p >> 4], hex[*p & 15] };
+			buf_put(b, esc, 4);
+		}
+	}
 }
 
 static size_t digits_i64(int64_t v)
@@ -551,7 +591,7 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 	size_t wa = strlen("account"), wb = strlen("balance");
 	int64_t max = 0;
 	for (size_t i = 0; i < n; i++) {
-		size_t la = strlen(rows[i].account), lb = digits_i64(rows[i].balance);
+		size_t la = id_width(rows[i].account), lb = digits_i64(rows[i].balance);
 		if (la > wa)
 			wa = la;
 		if (lb > wb)
@@ -587,14 +627,14 @@ void out_balances(out *o, const sheet_row *rows, size_t n, uint64_t checkpoint,
 		end_line(o);
 	}
 	for (size_t i = 0; i < n; i++) {
-		size_t la = strlen(rows[i].account);
+		/* escaped, the id is ASCII: it can be cut at any byte */
+		size_t mark = o->b.len;
+		put_id(&o->b, rows[i].account);
+		size_t la = o->b.len - mark;
 		if (cut && la > cut) {
-			size_t keep = cut - (o->opts.utf8 ? 1 : 3);
-			buf_put(&o->b, rows[i].account, keep);
+			o->b.len = mark + cut - (o->opts.utf8 ? 1 : 3);
 			buf_puts(&o->b, o->opts.utf8 ? "\u2026" : "...");
 			la = cut;
-		} else {
-			buf_put(&o->b, rows[i].account, la);
 		}
 		buf_fill(&o->b, ' ', wa - la + 2 + wb - digits_i64(rows[i].balance));
 		buf_put_i64(&o->b, rows[i].balance);
@@ -665,7 +705,7 @@ void out_history(out *o, const char *account, const store_event *evs, size_t n)
 		buf_putc(&o->b, '[');
 		for (size_t i = 0; i < n; i++) {
 			const store_event *e = &evs[i];
-			balance += e->type == EVENT_DEBITED ? -e->amount : e->amount;
+			balance = run_balance(balance, e);
 			buf_puts(&o->b, i ? ",{\"version\":" : "{\"version\":");
 			buf_put_u64(&o->b, e->version);
 			json_u64(o, "position", e->position);
@@ -688,7 +728,7 @@ void out_history(out *o, const char *account, const store_event *evs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char tmp[24];
 		size_t l;
-		balance += evs[i].type == EVENT_DEBITED ? -evs[i].amount : evs[i].amount;
+		balance = run_balance(balance, &evs[i]);
 		if ((l = buf_fmt_u64(tmp, evs[i].version)) > wv) wv = l;
 		if ((l = buf_fmt_u64(tmp, evs[i].position)) > wp) wp = l;
 		if ((l = buf_fmt_u64(tmp, (uint64_t)evs[i].amount)) > wm) wm = l;
@@ -701,7 +741,7 @@ void out_history(out *o, const char *account, const store_event *evs, size_t n)
 	balance = 0;
 	for (size_t i = 0; i < n; i++) {
 		const store_event *e = &evs[i];
-		balance += e->type == EVENT_DEBITED ? -e->amount : e->amount;
+		balance = run_balance(balance, e);
 		put_col_u64(&o->b, e->version, wv);
 		buf_puts(&o->b, "  ");
 		put_col_u64(&o->b, e->position, wp);

@@ -15,6 +15,7 @@
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/sheet.h"
 #include "simplecqrs/xmalloc.h"
+#include "store_impl.h"
 
 #define REFRESH_BATCH 4096	/* events asked of the store per read */
 #define SAVE_RETRIES 5		/* refreshes lost to other shells, at most */
@@ -67,6 +68,7 @@ static void sheet_clear(sheet *sh)
 
 typedef struct batch {
 	sheet *sh;
+	store *s;		/* for the message of a broken rule */
 	uint64_t applied;
 	size_t seen;
 	error_code err;
@@ -117,23 +119,33 @@ static int apply_event(void *ctx, const store_event *ev)
 	batch *b = ctx;
 	sheet *sh = b->sh;
 	b->seen++;
-	if (ev->position <= sh->checkpoint) {
-		b->err = ERR_STORAGE;	/* out of order: never apply twice */
+	if (ev->position <= sh->checkpoint) {	/* never apply twice */
+		b->err = store_fail(b->s, "damaged ledger: position %llu "
+				    "(account %s) is not past the checkpoint %llu",
+				    (unsigned long long)ev->position, ev->stream,
+				    (unsigned long long)sh->checkpoint);
 		return 1;
 	}
 	uint32_t idx = account_index(sh, ev);	/* may move sh->balances */
 	int64_t *bal = &sh->balances[idx];
-	if (ev->type == EVENT_CREDITED) {
-		if (__builtin_add_overflow(*bal, ev->amount, bal)) {
-			b->err = ERR_STORAGE;
-			return 1;
-		}
-	} else {
-		if (ev->amount > *bal) {
-			b->err = ERR_STORAGE;
-			return 1;
-		}
-		*bal -= ev->amount;
+	int64_t before = *bal;
+	bool ok;
+	if (ev->type == EVENT_CREDITED)
+		ok = !__builtin_add_overflow(before, ev->amount, bal);
+	else if ((ok = ev->amount <= before))
+		*bal = before - ev->amount;
+	if (!ok) {
+		*bal = before;
+		b->err = store_fail(b->s, "damaged ledger: account %s at "
+				    "position %llu: the balance %lld %s %lld %s",
+				    ev->stream, (unsigned long long)ev->position,
+				    (long long)before,
+				    ev->type == EVENT_CREDITED ? "plus" : "less",
+				    (long long)ev->amount,
+				    ev->type == EVENT_CREDITED
+					    ? "passes 9223372036854775807"
+					    : "goes below 0");
+		return 1;
 	}
 	if (sh->track && !sh->changed[idx]) {
 		sh->changed[idx] = 1;
@@ -147,7 +159,7 @@ static int apply_event(void *ctx, const store_event *ev)
 /* Applies every event after the checkpoint, in batches. */
 static error_code catch_up(sheet *sh, store *s, uint64_t *applied)
 {
-	batch b = { .sh = sh };
+	batch b = { .sh = sh, .s = s };
 	error_code rc;
 	do {
 		b.seen = 0;

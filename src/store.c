@@ -1,4 +1,5 @@
-/* store.c — opening a store by URI, and the calls every backend answers. */
+/* store.c — opening a store by URI, and the calls every backend answers;
+ * what a backend reads back is checked here before anyone uses it. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <strings.h>
 #include "config.h"
 #include "simplecqrs/buf.h"
+#include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
 
@@ -489,16 +491,186 @@ store_stats store_get_stats(const store *s)
 	return s->stats;
 }
 
+/* ---- nothing read back is trusted ----
+ *
+ * A SQLite file can be edited or damaged and a PostgreSQL database is
+ * shared with anyone who can write to it, so every event and kept row a
+ * backend hands back passes through here before anyone else sees it: ids
+ * of 1 to 64 of A-Z a-z 0-9 _ - ., known types, amounts above 0, positions
+ * that grow, versions without gaps where the call says which version comes
+ * next, and balances that stay in 0..INT64_MAX where the call starts from
+ * nothing.
+ * A ledger that breaks one of these is ERR_STORAGE with a message naming
+ * the account and the event, never a value shown or folded as it is. The
+ * text of an id that fails goes into the message raw: out.c escapes
+ * messages where it prints them. */
+
+#define DAMAGED "damaged ledger: "
+
+typedef struct checked {
+	store_event_fn fn;
+	void *ctx;
+	const char *stream;	/* read_stream: the stream asked for */
+	uint64_t after;		/* read_all: the position asked after */
+	size_t limit;		/* read_all: at most so many */
+	size_t seen;
+	uint64_t position;	/* of the last event passed on */
+	uint64_t version;	/* read_stream: of the last event passed on */
+	bool from_start;	/* read_stream from version 0: balance known */
+	int64_t balance;
+	bool bad;
+	char *why;		/* WHY_LEN bytes, set when bad (a refresh reads
+				   once per command: not zeroed each time) */
+} checked;
+
+#define WHY_LEN sizeof ((store *)0)->errmsg
+
+static int damaged(checked *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int damaged(checked *c, const char *fmt, ...)
+{
+	size_t n = strlen(DAMAGED);
+	memcpy(c->why, DAMAGED, n);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->why + n, WHY_LEN - n, fmt, ap);
+	va_end(ap);
+	c->bad = true;
+	return 1;
+}
+
+/* "'id'" with at most 64 bytes of it, for a message about an id that
+ * failed the syntax (which may be any bytes at all, or none). */
+static const char *quoted_id(const char *id, char *dst, size_t len)
+{
+	if (id == NULL)
+		return "no account id";
+	snprintf(dst, len, "the account id '%.64s%s' (not 1 to 64 of "
+		 "A-Z a-z 0-9 _ - .)", id, strlen(id) > 64 ? "..." : "");
+	return dst;
+}
+
+/* parse_account in one pass (no strlen first), by a table: every event of
+ * a refresh comes through here. */
+static unsigned char id_ok[256];
+
+static bool valid_id(const char *s)
+{
+	if (!id_ok['A']) {
+		for (int c = 0; c < 256; c++)
+			id_ok[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				   (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+				   c == '.';
+	}
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	while (i <= PARSE_MAX_ID && id_ok[u[i]])
+		i++;
+	return i > 0 && i <= PARSE_MAX_ID && u[i] == '\0';
+}
+
+/* Says which rule the event broke (check_event found that one did): out
+ * of line, so the check itself stays a few compares. */
+static __attribute__((cold, noinline)) int explain(checked *c,
+						    const store_event *ev)
+{
+	char idbuf[160];
+	unsigned long long pos = (unsigned long long)ev->position;
+	unsigned long long ver = (unsigned long long)ev->version;
+	const char *id = ev->stream;
+	if (id == NULL || !valid_id(id))
+		return damaged(c, "the event at position %llu has %s", pos,
+			       quoted_id(id, idbuf, sizeof idbuf));
+	if (c->stream && strcmp(id, c->stream) != 0)
+		return damaged(c, "reading account %s gave an event of %s "
+			       "(position %llu)", c->stream, id, pos);
+	if (ev->type != EVENT_CREDITED && ev->type != EVENT_DEBITED)
+		return damaged(c, "account %s version %llu (position %llu) has "
+			       "type %d, neither AccountCredited (1) nor "
+			       "AccountDebited (2)", id, ver, pos, (int)ev->type);
+	if (ev->amount <= 0)
+		return damaged(c, "account %s version %llu (position %llu) has "
+			       "amount %lld; amounts are above 0", id, ver, pos,
+			       (long long)ev->amount);
+	if (ev->position <= c->position)
+		return damaged(c, "account %s version %llu has position %llu "
+			       "after position %llu; positions only grow", id,
+			       ver, pos, (unsigned long long)c->position);
+	if (ev->version == 0)
+		return damaged(c, "account %s has version 0 at position %llu; "
+			       "versions start at 1", id, pos);
+	if (c->stream && ev->version != c->version + 1)
+		return damaged(c, "account %s goes from version %llu to version "
+			       "%llu (position %llu); versions have no gaps", id,
+			       (unsigned long long)c->version, ver, pos);
+	if (c->stream)
+		return damaged(c, "account %s version %llu (position %llu): the "
+			       "balance %lld %s %lld %s", id, ver, pos,
+			       (long long)c->balance,
+			       ev->type == EVENT_CREDITED ? "plus" : "less",
+			       (long long)ev->amount,
+			       ev->type == EVENT_CREDITED
+				       ? "passes 9223372036854775807"
+				       : "goes below 0");
+	return damaged(c, "a read of at most %zu events gave more", c->limit);
+}
+
+static int check_event(void *ctx, const store_event *ev)
+{
+	checked *c = ctx;
+	if (ev->stream == NULL || !valid_id(ev->stream) ||
+	    (ev->type != EVENT_CREDITED && ev->type != EVENT_DEBITED) ||
+	    ev->amount <= 0 || ev->position <= c->position || ev->version == 0)
+		return explain(c, ev);
+	if (c->stream) {
+		if (strcmp(ev->stream, c->stream) != 0 ||
+		    ev->version != c->version + 1)
+			return explain(c, ev);
+		if (c->from_start) {
+			int64_t b;
+			if (ev->type == EVENT_CREDITED
+				    ? __builtin_add_overflow(c->balance, ev->amount, &b)
+				    : ev->amount > c->balance)
+				return explain(c, ev);
+			c->balance = ev->type == EVENT_CREDITED ? b
+							       : c->balance - ev->amount;
+		}
+		c->version = ev->version;
+	} else if (++c->seen > c->limit) {
+		return explain(c, ev);
+	}
+	c->position = ev->position;
+	return c->fn(c->ctx, ev);
+}
+
+/* The result of a checked read: the backend's failure, or what the
+ * checks found, or ERR_OK. */
+static error_code checked_result(store *s, error_code rc, const checked *c)
+{
+	if (rc == ERR_OK && c->bad)
+		return store_fail(s, "%s", c->why);
+	return rc;
+}
+
 error_code store_read_stream(store *s, const char *stream,
 			     uint64_t after_version, store_event_fn fn, void *ctx)
 {
-	return s->ops->read_stream(s, stream, after_version, fn, ctx);
+	char why[WHY_LEN];
+	checked c = { .fn = fn, .ctx = ctx, .stream = stream, .why = why,
+		      .version = after_version, .from_start = after_version == 0 };
+	return checked_result(s, s->ops->read_stream(s, stream, after_version,
+						     check_event, &c), &c);
 }
 
 error_code store_read_all(store *s, uint64_t after, size_t limit,
 			  store_event_fn fn, void *ctx)
 {
-	return s->ops->read_all(s, after, limit, fn, ctx);
+	char why[WHY_LEN];
+	checked c = { .fn = fn, .ctx = ctx, .after = after, .limit = limit,
+		      .position = after, .why = why };
+	return checked_result(s, s->ops->read_all(s, after, limit, check_event,
+						  &c), &c);
 }
 
 error_code store_head(store *s, uint64_t *head)
@@ -522,10 +694,24 @@ error_code store_stream_count(store *s, uint64_t *count)
 	return s->ops->stream_count(s, count);
 }
 
+typedef struct checked_names {
+	store_stream_fn fn;
+	void *ctx;
+} checked_names;
+
+/* Completion shows the ids it gets: one that is not an id is left out
+ * rather than shown (or made an error where there is nobody to tell). */
+static int check_name(void *ctx, const char *stream)
+{
+	checked_names *c = ctx;
+	return stream && parse_account(stream) ? c->fn(c->ctx, stream) : 0;
+}
+
 error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 			 void *ctx)
 {
-	return s->ops->streams(s, prefix, fn, ctx);
+	checked_names c = { fn, ctx };
+	return s->ops->streams(s, prefix, check_name, &c);
 }
 
 
@@ -541,12 +727,44 @@ error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint)
 					: ERR_OK;
 }
 
+typedef struct checked_rows {
+	store_balance_fn fn;
+	void *ctx;
+	checked c;		/* for its message */
+} checked_rows;
+
+static int check_row(void *ctx, const char *account, int64_t balance)
+{
+	checked_rows *r = ctx;
+	char idbuf[160];
+	if (account == NULL || !parse_account(account))
+		return damaged(&r->c, "the kept balance sheet has %s",
+			       quoted_id(account, idbuf, sizeof idbuf));
+	if (balance < 0)
+		return damaged(&r->c, "the kept balance sheet has %s at %lld; "
+			       "a balance is never below 0", account,
+			       (long long)balance);
+	return r->fn(r->ctx, account, balance);
+}
+
 error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
 			    void *ctx)
 {
 	*checkpoint = 0;
-	return s->ops->sheet_load ? s->ops->sheet_load(s, checkpoint, fn, ctx)
-				  : ERR_OK;
+	if (s->ops->sheet_load == NULL)
+		return ERR_OK;
+	char why[WHY_LEN];
+	checked_rows r = { .fn = fn, .ctx = ctx, .c.why = why };
+	error_code rc = checked_result(s, s->ops->sheet_load(s, checkpoint,
+							     check_row, &r), &r.c);
+	uint64_t head;
+	if (rc == ERR_OK && (rc = store_head(s, &head)) == ERR_OK &&
+	    *checkpoint > head)
+		rc = store_fail(s, DAMAGED "the kept balance sheet's checkpoint "
+				"%llu is past the last event (position %llu)",
+				(unsigned long long)*checkpoint,
+				(unsigned long long)head);
+	return rc;
 }
 
 error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
