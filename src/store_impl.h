@@ -10,6 +10,11 @@
 
 typedef struct store_ops {
 	const char *kind;
+	/* What this backend reads back is only what its own appends wrote, in
+	 * this process, and nobody else can change it (the memory store): the
+	 * checks store.c makes of every event read from a file or a shared
+	 * database are skipped for it. */
+	bool trusted;
 	void (*free)(store *s);
 	error_code (*append)(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position);
