@@ -83,17 +83,7 @@ static int fold_event(void *ctx, const store_event *ev)
 	int64_t before = f->st.balance;
 	f->err = account_apply(&f->st, ev->type, ev->amount);
 	if (f->err != ERR_OK)
-		f->err = store_fail(f->store, "damaged ledger: account %s version "
-				    "%llu (position %llu): the balance %lld %s "
-				    "%lld %s", ev->stream,
-				    (unsigned long long)ev->version,
-				    (unsigned long long)ev->position,
-				    (long long)before,
-				    ev->type == EVENT_CREDITED ? "plus" : "less",
-				    (long long)ev->amount,
-				    ev->type == EVENT_CREDITED
-					    ? "passes 9223372036854775807"
-					    : "goes below 0");
+		f->err = store_fail_balance(f->store, ev, before);
 	return f->err != ERR_OK;
 }
 

@@ -136,15 +136,7 @@ static int apply_event(void *ctx, const store_event *ev)
 		*bal = before - ev->amount;
 	if (!ok) {
 		*bal = before;
-		b->err = store_fail(b->s, "damaged ledger: account %s at "
-				    "position %llu: the balance %lld %s %lld %s",
-				    ev->stream, (unsigned long long)ev->position,
-				    (long long)before,
-				    ev->type == EVENT_CREDITED ? "plus" : "less",
-				    (long long)ev->amount,
-				    ev->type == EVENT_CREDITED
-					    ? "passes 9223372036854775807"
-					    : "goes below 0");
+		b->err = store_fail_balance(b->s, ev, before);
 		return 1;
 	}
 	if (sh->track && !sh->changed[idx]) {

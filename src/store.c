@@ -570,6 +570,29 @@ static bool valid_id(const char *s)
 	return i > 0 && i <= PARSE_MAX_ID && u[i] == '\0';
 }
 
+/* The one message for an event that takes its account's balance out of
+ * 0..INT64_MAX, from before: the store's checks, the handler's and the
+ * sheet's all say it so. */
+static void broken_balance(char *dst, size_t len, const store_event *ev,
+			   int64_t before)
+{
+	snprintf(dst, len, "account %s version %llu (position %llu): the "
+		 "balance %lld %s %lld %s", ev->stream,
+		 (unsigned long long)ev->version,
+		 (unsigned long long)ev->position, (long long)before,
+		 ev->type == EVENT_CREDITED ? "plus" : "less",
+		 (long long)ev->amount,
+		 ev->type == EVENT_CREDITED ? "passes 9223372036854775807"
+					    : "goes below 0");
+}
+
+error_code store_fail_balance(store *s, const store_event *ev, int64_t before)
+{
+	char msg[WHY_LEN];
+	broken_balance(msg, sizeof msg, ev, before);
+	return store_fail(s, DAMAGED "%s", msg);
+}
+
 /* Says which rule the event broke (check_event found that one did): out
  * of line, so the check itself stays a few compares. */
 static __attribute__((cold, noinline)) int explain(checked *c,
@@ -604,15 +627,11 @@ static __attribute__((cold, noinline)) int explain(checked *c,
 		return damaged(c, "account %s goes from version %llu to version "
 			       "%llu (position %llu); versions have no gaps", id,
 			       (unsigned long long)c->version, ver, pos);
-	if (c->stream)
-		return damaged(c, "account %s version %llu (position %llu): the "
-			       "balance %lld %s %lld %s", id, ver, pos,
-			       (long long)c->balance,
-			       ev->type == EVENT_CREDITED ? "plus" : "less",
-			       (long long)ev->amount,
-			       ev->type == EVENT_CREDITED
-				       ? "passes 9223372036854775807"
-				       : "goes below 0");
+	if (c->stream) {
+		char msg[WHY_LEN];
+		broken_balance(msg, sizeof msg, ev, c->balance);
+		return damaged(c, "%s", msg);
+	}
 	return damaged(c, "a read of at most %zu events gave more", c->limit);
 }
 

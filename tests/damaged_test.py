@@ -269,14 +269,14 @@ def main():
     ], {
         'history XX1': ['account XX1 version 2 (position 2)', 'below 0'],
         'withdraw XX1 1': ['account XX1 version 2 (position 2)', 'below 0'],
-        'rebuild': ['account XX1 at position 2', 'below 0'],
+        'rebuild': ['account XX1 version 2 (position 2)', 'below 0'],
     })
     run_case('running-balance-past-int64', [
         ('update event_log set amount = 9223372036854775807 where position = 3', ()),
     ], {
         'history XX2': ['account XX2 version 2 (position 5)',
                         'passes 9223372036854775807'],
-        'rebuild': ['account XX2 at position 5', 'passes 9223372036854775807'],
+        'rebuild': ['account XX2 version 2 (position 5)', 'passes 9223372036854775807'],
     })
     run_case('unknown-type', [
         ('update event_log set type = 7 where position = 4', ()),

@@ -127,6 +127,13 @@ error_code store_head(store *s, uint64_t *head);
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
+/* For the handler and the sheet, which fold the events a read handed them
+ * onto balances the store does not know: ev would take its account's
+ * balance, before, out of 0..INT64_MAX. Makes that the store's
+ * "damaged ledger" message naming the account, version and position, and
+ * returns ERR_STORAGE. */
+error_code store_fail_balance(store *s, const store_event *ev, int64_t before);
+
 /* What a store was asked since it opened: appends that wrote, and appends
  * refused because a stream had moved (each one a handler's retry). */
 typedef struct store_stats {
