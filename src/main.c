@@ -35,7 +35,8 @@ static const char usage_text[] =
 	"  -V, --version     show the version and exit\n"
 	"\n"
 	"Exit status: 0 all commands succeeded, 1 a command failed,\n"
-	"2 usage error or store cannot be opened, 3 the store failed.\n";
+	"2 usage error or store cannot be opened, 3 the store failed.\n"
+	"At the prompt a failed command does not count: quit or Ctrl-D exits 0.\n";
 
 /* getopt has already said what was wrong, GNU style. */
 static int usage_error(void)
