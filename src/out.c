@@ -19,6 +19,7 @@
 #include "simplecqrs/buf.h"
 #include "simplecqrs/json.h"
 #include "simplecqrs/out.h"
+#include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
 
 #define FLUSH_AT (1024 * 1024)
@@ -535,8 +536,7 @@ static void put_sparkline(out *o, const store_event *evs, size_t n)
  * through, and any other byte would still go out as \xNN, never raw. */
 static bool id_byte(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+	return parse_id_bytes[c];
 }
 
 static size_t id_width(const char *id)

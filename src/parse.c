@@ -4,8 +4,7 @@
 #include "simplecqrs/cmd.h"
 #include "simplecqrs/parse.h"
 
-/* The bytes an account id may hold: A-Z a-z 0-9 _ - . */
-static const unsigned char id_byte[256] = {
+const unsigned char parse_id_bytes[256] = {
 	['-'] = 1, ['.'] = 1, ['_'] = 1,
 	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
 	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
@@ -28,7 +27,7 @@ static bool valid_id(const char *s, size_t n)
 	if (n == 0 || n > PARSE_MAX_ID)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!id_byte[(unsigned char)s[i]])
+		if (!parse_id_bytes[(unsigned char)s[i]])
 			return false;
 	return true;
 }

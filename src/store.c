@@ -551,21 +551,13 @@ static const char *quoted_id(const char *id, char *dst, size_t len)
 	return dst;
 }
 
-/* parse_account in one pass (no strlen first), by a table: every event of
- * a refresh comes through here. */
-static unsigned char id_ok[256];
-
+/* parse_account in one pass (no strlen first): every event of a refresh
+ * comes through here. */
 static bool valid_id(const char *s)
 {
-	if (!id_ok['A']) {
-		for (int c = 0; c < 256; c++)
-			id_ok[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-				   (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-				   c == '.';
-	}
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0;
-	while (i <= PARSE_MAX_ID && id_ok[u[i]])
+	while (i <= PARSE_MAX_ID && parse_id_bytes[u[i]])
 		i++;
 	return i > 0 && i <= PARSE_MAX_ID && u[i] == '\0';
 }

@@ -50,6 +50,9 @@ bool parse_blank(const char *line, size_t len);
 
 /* 1 to 64 characters from A-Z a-z 0-9 _ - . */
 bool parse_account(const char *s);
+/* 1 for each byte an account id may hold (A-Z a-z 0-9 _ - .), else 0: the
+ * one statement of the id set, for whoever checks or shows ids. */
+extern const unsigned char parse_id_bytes[256];
 /* [1-9][0-9]* up to INT64_MAX. */
 bool parse_amount(const char *s, int64_t *amount);
 
