@@ -11,14 +11,10 @@
 
 /* ---- helpers every exec shares ---- */
 
-/* Takes up the store's kept sheet if another shell moved it, then counts
- * the events after its checkpoint; the caller reports a storage error. */
+/* The sheet's lag (sheet_behind); the caller reports a storage error. */
 static error_code lag(cmd_ctx *ctx, uint64_t *behind)
 {
-	error_code rc = sheet_sync(ctx->sheet, ctx->store);
-	if (rc != ERR_OK)
-		return rc;
-	return store_count_after(ctx->store, sheet_checkpoint(ctx->sheet), behind);
+	return sheet_behind(ctx->sheet, ctx->store, behind);
 }
 
 static cmd_status storage_failed(cmd_ctx *ctx, const char *cmd)

@@ -30,6 +30,7 @@ struct handler {
 	idmap *ids;
 	known *cache;		/* by interned id */
 	uint32_t cap;
+	int64_t (*clock)(void);	/* what events are stamped with */
 };
 
 static int64_t wall_clock(void)
@@ -39,12 +40,11 @@ static int64_t wall_clock(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t (*handler_clock)(void) = wall_clock;
-
 handler *handler_new(store *s)
 {
 	handler *h = xcalloc(1, sizeof *h);
 	h->store = s;
+	h->clock = wall_clock;
 	h->ids = idmap_new();
 	return h;
 }
@@ -138,7 +138,7 @@ static error_code append(handler *h, const store_new_event *evs,
 			 account_state *states, uint32_t *slots, size_t n,
 			 handler_result *res)
 {
-	error_code rc = store_append(h->store, evs, n, handler_clock(),
+	error_code rc = store_append(h->store, evs, n, h->clock(),
 				     &res->position);
 	if (rc != ERR_OK)
 		return rc;
@@ -249,4 +249,9 @@ error_code handler_transfer(handler *h, const char *from, size_t from_len,
 	if (from_len == to_len && memcmp(from, to, from_len) == 0)
 		return ERR_SAME_ACCOUNT;
 	return execute(h, from, from_len, to, to_len, amount, res);
+}
+
+void handler_set_clock(handler *h, int64_t (*clock)(void))
+{
+	h->clock = clock ? clock : wall_clock;
 }

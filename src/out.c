@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "simplecqrs/account.h"
 #include "simplecqrs/buf.h"
 #include "simplecqrs/json.h"
 #include "simplecqrs/out.h"
@@ -497,10 +498,9 @@ static void put_bar(out *o, int64_t v, int64_t max, size_t width)
 static int64_t run_balance(int64_t balance, const store_event *ev)
 {
 	int64_t next;
-	if (ev->type == EVENT_DEBITED ? __builtin_sub_overflow(balance, ev->amount, &next)
-				      : __builtin_add_overflow(balance, ev->amount, &next))
+	if (!account_next_balance(balance, ev->type, ev->amount, &next))
 		next = ev->type == EVENT_DEBITED ? 0 : INT64_MAX;
-	return next < 0 ? 0 : next;
+	return next;
 }
 
 /* The running balance as one line of block heights, the newest points that

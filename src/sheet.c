@@ -12,6 +12,7 @@
  * so however many shells refresh at once, each event is applied once. */
 #include <stdlib.h>
 #include <string.h>
+#include "simplecqrs/account.h"
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/sheet.h"
 #include "simplecqrs/xmalloc.h"
@@ -129,13 +130,7 @@ static int apply_event(void *ctx, const store_event *ev)
 	uint32_t idx = account_index(sh, ev);	/* may move sh->balances */
 	int64_t *bal = &sh->balances[idx];
 	int64_t before = *bal;
-	bool ok;
-	if (ev->type == EVENT_CREDITED)
-		ok = !__builtin_add_overflow(before, ev->amount, bal);
-	else if ((ok = ev->amount <= before))
-		*bal = before - ev->amount;
-	if (!ok) {
-		*bal = before;
+	if (!account_next_balance(before, ev->type, ev->amount, bal)) {
 		b->err = store_fail_balance(b->s, ev, before);
 		return 1;
 	}
@@ -306,4 +301,13 @@ sheet_row *sheet_sorted(const sheet *sh, size_t *n)
 		rows[i] = (sheet_row){ idmap_key(sh->ids, i), sh->balances[i] };
 	qsort(rows, *n, sizeof *rows, by_account);
 	return rows;
+}
+
+error_code sheet_behind(sheet *sh, store *s, uint64_t *behind)
+{
+	*behind = 0;
+	error_code rc = sheet_sync(sh, s);
+	if (rc != ERR_OK)
+		return rc;
+	return store_count_after(s, sh->checkpoint, behind);
 }

@@ -122,9 +122,7 @@ static void on_signal(int sig)
 static const char *make_prompt(shell *sh)
 {
 	uint64_t behind = 0;
-	if (sheet_sync(sh->ctx.sheet, sh->ctx.store) != ERR_OK ||
-	    store_count_after(sh->ctx.store, sheet_checkpoint(sh->ctx.sheet),
-			      &behind) != ERR_OK) {
+	if (sheet_behind(sh->ctx.sheet, sh->ctx.store, &behind) != ERR_OK) {
 		if (prompt[0] != '\0')
 			return prompt;	/* the lag cannot be told now */
 		behind = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "config.h"
+#include "simplecqrs/account.h"
 #include "simplecqrs/buf.h"
 #include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
@@ -639,13 +640,9 @@ static int check_event(void *ctx, const store_event *ev)
 		    ev->version != c->version + 1)
 			return explain(c, ev);
 		if (c->from_start) {
-			int64_t b;
-			if (ev->type == EVENT_CREDITED
-				    ? __builtin_add_overflow(c->balance, ev->amount, &b)
-				    : ev->amount > c->balance)
+			if (!account_next_balance(c->balance, ev->type,
+						  ev->amount, &c->balance))
 				return explain(c, ev);
-			c->balance = ev->type == EVENT_CREDITED ? b
-							       : c->balance - ev->amount;
 		}
 		c->version = ev->version;
 	} else if (++c->seen > c->limit) {

@@ -109,8 +109,8 @@ static void setup(void)
 	memset(&rs, 0, sizeof rs);
 	rs.base.ops = &racing_ops;
 	ck_assert_int_eq(store_open("memory", &rs.inner, why, sizeof why), 0);
-	handler_clock = fixed_clock;
 	h = handler_new(&rs.base);
+	handler_set_clock(h, fixed_clock);
 }
 
 static void teardown(void)

@@ -11,6 +11,25 @@
 #include "simplecqrs/error.h"
 #include "simplecqrs/store.h"
 
+/* The balance after one event, the one statement of the rule that a
+ * balance stays within 0..INT64_MAX: false, and *next untouched, when the
+ * event would take balance out of it (a credit past INT64_MAX, a debit
+ * below 0). The handler, the balance sheet, history's running balance and
+ * the store's read-back checks all fold events with it. Inline: the sheet
+ * calls it once per event of a refresh. */
+static inline bool account_next_balance(int64_t balance, event_type type,
+					int64_t amount, int64_t *next)
+{
+	int64_t after;
+	if (amount <= 0)
+		return false;
+	if (type == EVENT_CREDITED ? __builtin_add_overflow(balance, amount, &after)
+				   : amount > balance)
+		return false;
+	*next = type == EVENT_CREDITED ? after : balance - amount;
+	return true;
+}
+
 typedef struct account_state {
 	int64_t balance;
 	uint64_t version;

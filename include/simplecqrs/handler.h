@@ -42,7 +42,9 @@ error_code handler_transfer(handler *h, const char *from, size_t from_len,
 			    const char *to, size_t to_len, int64_t amount,
 			    handler_result *res);
 
-/* The clock the handler stamps events with; tests may replace it. */
-extern int64_t (*handler_clock)(void);
+/* The clock this handler stamps events with, in milliseconds since the
+ * Unix epoch: the wall clock unless a test sets another (NULL: the wall
+ * clock again). */
+void handler_set_clock(handler *h, int64_t (*clock)(void));
 
 #endif

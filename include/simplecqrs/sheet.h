@@ -37,6 +37,10 @@ error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied);
  * moved it (or it was never read): queries call it first. */
 error_code sheet_sync(sheet *sh, store *s);
 
+/* How many events the store holds past the checkpoint, after sheet_sync:
+ * the one "how far behind" that status, balances and the prompt show. */
+error_code sheet_behind(sheet *sh, store *s, uint64_t *behind);
+
 uint64_t sheet_checkpoint(const sheet *sh);
 size_t sheet_count(const sheet *sh);
 /* false when the sheet has not seen the account. */

@@ -466,6 +466,7 @@ static void run(const uint8_t *data, size_t size, bool json)
 		.sheet = sheet_new(),
 		.out = out_new(&oo),
 	};
+	handler_set_clock(ctx.handler, fixed_clock);
 	out_set_gate(ctx.out, cmd_commit, &ctx);
 
 	lines *r = lines_new(in_fd, NULL, NULL);
@@ -572,7 +573,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (out_fd < 0) {
 		out_fd = tmp_fd();
 		in_fd = tmp_fd();
-		handler_clock = fixed_clock;
 	}
 	run(data, size, true);
 	run(data, size, false);

@@ -459,6 +459,7 @@ static void run(const uint8_t *data, size_t size, int mode)
 		.sheet = sheet_new(),
 		.out = out_new(&oo),
 	};
+	handler_set_clock(ctx.handler, fixed_clock);
 	out_set_gate(ctx.out, cmd_commit, &ctx);
 
 	/* the commands: each served id's history first (the store's events
@@ -529,7 +530,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FILE *t = tmpfile();	/* kept open for the process's life */
 		FUZZ_CHECK(t != NULL, "tmpfile");
 		out_fd = fileno(t);
-		handler_clock = fixed_clock;
 	}
 	if (size > 4096)
 		return 0;
