@@ -24,27 +24,6 @@ static cmd_status storage_failed(cmd_ctx *ctx, const char *cmd)
 	return CMD_FATAL;
 }
 
-bool cmd_commit(void *vctx)
-{
-	cmd_ctx *ctx = vctx;
-	if (store_commit(ctx->store) == ERR_OK)
-		return true;
-	ctx->lost = true;
-	return false;
-}
-
-cmd_status cmd_lost(cmd_ctx *ctx)
-{
-	if (!ctx->lost)
-		return CMD_OK;
-	ctx->lost = false;
-	out_release(ctx->out);	/* what the command wrote after the loss */
-	out_error(ctx->out, ctx->line, "", ERR_STORAGE,
-		  "storage failed: %s; results after the last one shown may not be kept",
-		  store_errmsg(ctx->store));
-	return CMD_FATAL;
-}
-
 /* Copies s to p; returns the end. */
 static char *put_str(char *p, const char *s)
 {
@@ -268,8 +247,8 @@ static cmd_status exec_backup(cmd_ctx *ctx, const parse_result *p)
 	/* the results shown so far go out first, and so are committed: the
 	 * copy holds every write acknowledged before it */
 	out_flush(ctx->out);
-	if (ctx->lost)
-		return cmd_lost(ctx);
+	if (out_held(ctx->out))
+		return CMD_FATAL;	/* the session says what was lost */
 	char *path;
 	uint64_t events;
 	error_code rc = store_backup(ctx->store, p->argv[0], &path, &events);

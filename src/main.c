@@ -1,5 +1,6 @@
-/* main.c — options, the store, the shell, the exit status. Thin on purpose:
- * everything a command does lives in the library (cmd.c and below). */
+/* main.c — options, the scripts, the store, the exit status. Thin on
+ * purpose: every line runs through the session (session.h), which owns the
+ * store, handler, sheet and output; the prompt is shell.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -115,21 +116,137 @@ static int open_script(const char *path, bool stdin_closed)
 	return fd;
 }
 
-/* Runs scripts [from, to) in order; EXIT_FAILED if one could not be read. */
-static int run_scripts(shell *sh, char **names, const int *fds, int n,
-		       int from, int to)
+/* What a run was asked for: the options and the scripts. */
+typedef struct run_opts {
+	const char *uri;	/* the store */
+	bool bail, echo;
+	out_opts oo;
+	int closed;		/* hold_std_fds's bits */
+	char **names;		/* the scripts as given ("-": stdin) */
+	int *fds;		/* their descriptors, open before any runs */
+	int nscripts;
+	int prompt_at;		/* the "-" that is a terminal, or nscripts */
+} run_opts;
+
+/* Parses the options into o. -1 to go on, or the exit status (--help,
+ * --version, a usage error). */
+static int parse_options(int argc, char **argv, run_opts *o)
 {
-	for (int i = from; i < to && !sh->stop; i++) {
-		out_set_input(sh->ctx.out, n > 1 ? names[i] : NULL, false);
-		if (shell_run_fd(sh, fds[i]) == 0)
+	static const struct option longopts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "bail", no_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "echo", no_argument, NULL, 'e' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *uri_from = "SIMPLECQRS_STORE";
+	int c;
+	o->uri = getenv("SIMPLECQRS_STORE");
+	argv[0] = (char *)"simplecqrs";	/* how getopt's messages name us */
+	while ((c = getopt_long(argc, argv, "s:bqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': o->uri = optarg, uri_from = "--store"; break;
+		case 'b': o->bail = true; break;
+		case 'j': o->oo.json = true; break;
+		case 'e': o->echo = true; break;
+		case 'q': o->oo.quiet = true; break;
+		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		case 'V': puts("simplecqrs " SIMPLECQRS_VERSION); return EXIT_OK;
+		default: return usage_error();
+		}
+	}
+	/* "$LEDGER" with LEDGER unset must not become the memory store, whose
+	 * acknowledged writes vanish at exit */
+	if (o->uri != NULL && o->uri[0] == '\0') {
+		fprintf(stderr, "simplecqrs: %s is empty; name a store: memory, "
+			"sqlite:PATH or postgresql://...\n", uri_from);
+		return EXIT_USAGE;
+	}
+	if (o->uri == NULL)
+		o->uri = "memory";
+	return -1;
+}
+
+static void close_scripts(run_opts *o, int upto)
+{
+	for (int j = 0; j < upto; j++)
+		if (o->fds[j] > STDIN_FILENO)
+			close(o->fds[j]);
+	free(o->fds);
+	o->fds = NULL;
+}
+
+/* Opens every script before running any: a typo in the third file must
+ * not leave the first two half applied. No SCRIPT is "-". EXIT_OK, or
+ * EXIT_USAGE with the reason said and nothing left open. */
+static int open_scripts(run_opts *o, int n, char **names)
+{
+	static char *just_stdin[] = { (char *)"-" };
+	o->names = n > 0 ? names : just_stdin;
+	o->nscripts = n > 0 ? n : 1;
+	o->fds = xcalloc((size_t)o->nscripts, sizeof *o->fds);
+	o->prompt_at = o->nscripts;
+	buf msg = { 0 };
+	for (int i = 0; i < o->nscripts; i++) {
+		const char *path = o->names[i];
+		bool is_stdin = strcmp(path, "-") == 0;
+		if ((o->fds[i] = open_script(path, o->closed & 1)) < 0) {
+			if (is_stdin)
+				fprintf(stderr, "simplecqrs: cannot read stdin: %s\n",
+					strerror(errno));
+			else
+				fprintf(stderr, "simplecqrs: cannot open '%s': %s\n",
+					escaped(&msg, path), strerror(errno));
+		} else if (o->prompt_at < o->nscripts) {
+			/* the prompt ends with quit or Ctrl-D, for good */
+			fprintf(stderr, "simplecqrs: '-' is the terminal, so the "
+				"prompt: it must be the last SCRIPT\n");
+		} else {
+			if (is_stdin && isatty(STDIN_FILENO))
+				o->prompt_at = i;
+			continue;
+		}
+		close_scripts(o, i + 1);
+		buf_free(&msg);
+		return EXIT_USAGE;
+	}
+	buf_free(&msg);
+	return EXIT_OK;
+}
+
+/* Opens the store the options name; NULL, with the reason said, if not. */
+static store *open_store(const char *uri)
+{
+	store *st;
+	char why[512];
+	if (store_open(uri, &st, why, sizeof why) == ERR_OK)
+		return st;
+	char safe[512];
+	buf msg = { 0 };
+	store_safe_uri(uri, safe, sizeof safe);
+	fprintf(stderr, "simplecqrs: cannot open store '%s': ", escaped(&msg, safe));
+	fprintf(stderr, "%s\n", escaped(&msg, why));
+	buf_free(&msg);
+	return NULL;
+}
+
+/* Runs scripts [from, to) in order; EXIT_FAILED if one could not be read. */
+static int run_scripts(session *s, const run_opts *o, int from, int to)
+{
+	for (int i = from; i < to && !s->stop; i++) {
+		out_set_input(s->ctx.out, o->nscripts > 1 ? o->names[i] : NULL, false);
+		if (session_run_fd(s, o->fds[i]) == 0)
 			continue;
 		int err = errno;
 		buf b = { 0 };
-		if (fds[i] == STDIN_FILENO)
+		if (o->fds[i] == STDIN_FILENO)
 			fprintf(stderr, "simplecqrs: reading stdin: %s\n", strerror(err));
 		else
 			fprintf(stderr, "simplecqrs: reading '%s': %s\n",
-				escaped(&b, names[i]), strerror(err));
+				escaped(&b, o->names[i]), strerror(err));
 		buf_free(&b);
 		return EXIT_FAILED;
 	}
@@ -144,168 +261,44 @@ static int terminal_width(int fd)
 	return 80;
 }
 
-int main(int argc, char **argv)
+
+/* The prompt, after the scripts before it: its errors carry no line, and
+ * its banner names the ledger, so that a mistyped path shows at once. */
+static void run_prompt(session *s, store *st, const run_opts *o)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "bail", no_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "echo", no_argument, NULL, 'e' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int closed = hold_std_fds();	/* first: nothing may take 0-2 */
-	if (closed < 0)
-		return EXIT_USAGE;	/* no /dev/null: nowhere safe to say so */
-	const char *uri = getenv("SIMPLECQRS_STORE");
-	const char *uri_from = "SIMPLECQRS_STORE";
-	bool bail = false, echo = false;
-	out_opts oo = {
-		.out_fd = closed & 2 ? -1 : STDOUT_FILENO,
-		.err_fd = closed & 4 ? -1 : STDERR_FILENO,
-	};
-	int c;
-
-	setlocale(LC_CTYPE, "");
-	argv[0] = (char *)"simplecqrs";	/* how getopt's messages name us */
-	while ((c = getopt_long(argc, argv, "s:bqhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's': uri = optarg, uri_from = "--store"; break;
-		case 'b': bail = true; break;
-		case 'j': oo.json = true; break;
-		case 'e': echo = true; break;
-		case 'q': oo.quiet = true; break;
-		case 'h': fputs(usage_text, stdout); return EXIT_OK;
-		case 'V': puts("simplecqrs " SIMPLECQRS_VERSION); return EXIT_OK;
-		default: return usage_error();
-		}
+	out_set_input(s->ctx.out, o->nscripts > 1 ? o->names[o->prompt_at] : NULL,
+		      true);
+	const char *where = store_location(st);
+	buf banner = { 0 };
+	buf_printf(&banner, "simplecqrs %s on ", SIMPLECQRS_VERSION);
+	if (where == NULL) {
+		buf_printf(&banner, "the %s store", store_kind(st));
+	} else {
+		if (strcmp(store_kind(st), "sqlite") == 0)
+			buf_puts(&banner, "sqlite:");
+		out_put_safe(&banner, where, strlen(where));
+		if (store_created(st))
+			buf_puts(&banner, " (a new, empty ledger)");
 	}
-	/* "$LEDGER" with LEDGER unset must not become the memory store, whose
-	 * acknowledged writes vanish at exit */
-	if (uri != NULL && uri[0] == '\0') {
-		fprintf(stderr, "simplecqrs: %s is empty; name a store: memory, "
-			"sqlite:PATH or postgresql://...\n", uri_from);
-		return EXIT_USAGE;
-	}
-	if (uri == NULL)
-		uri = "memory";
+	buf_puts(&banner, "; type 'help' for commands, Ctrl-D to quit\n");
+	shell_run_interactive(s, buf_cstr(&banner), o->oo.color_out);
+	buf_free(&banner);
+}
 
-	/* Open every script before running any: a typo in the third file
-	 * must not leave the first two half applied. No SCRIPT is "-". */
-	static char *just_stdin[] = { (char *)"-" };
-	int nscripts = argc - optind;
-	char **names = nscripts > 0 ? argv + optind : just_stdin;
-	if (nscripts == 0)
-		nscripts = 1;
-	int *fds = xcalloc((size_t)nscripts, sizeof *fds);
-	int prompt_at = nscripts;	/* the "-" that is a terminal, if any */
-	buf msg = { 0 };
-	for (int i = 0; i < nscripts; i++) {
-		const char *path = names[i];
-		bool is_stdin = strcmp(path, "-") == 0;
-		if ((fds[i] = open_script(path, closed & 1)) < 0) {
-			if (is_stdin)
-				fprintf(stderr, "simplecqrs: cannot read stdin: %s\n",
-					strerror(errno));
-			else
-				fprintf(stderr, "simplecqrs: cannot open '%s': %s\n",
-					escaped(&msg, path), strerror(errno));
-		} else if (prompt_at < nscripts) {
-			/* the prompt ends with quit or Ctrl-D, for good */
-			fprintf(stderr, "simplecqrs: '-' is the terminal, so the "
-				"prompt: it must be the last SCRIPT\n");
-		} else {
-			if (is_stdin && isatty(STDIN_FILENO))
-				prompt_at = i;
-			continue;
-		}
-		for (int j = 0; j <= i; j++)
-			if (fds[j] > STDIN_FILENO)
-				close(fds[j]);
-		free(fds);
-		buf_free(&msg);
-		return EXIT_USAGE;
-	}
+/* For benchmarks and operators: what the store was asked. */
+static void print_stats(store *st)
+{
+	store_stats ss = store_get_stats(st);
+	fprintf(stderr, "simplecqrs: %llu append%s, %llu conflict%s (each one retried)\n",
+		(unsigned long long)ss.appends, ss.appends == 1 ? "" : "s",
+		(unsigned long long)ss.conflicts, ss.conflicts == 1 ? "" : "s");
+}
 
-	store *st;
-	char why[512];
-	if (store_open(uri, &st, why, sizeof why) != ERR_OK) {
-		char safe[512];
-		store_safe_uri(uri, safe, sizeof safe);
-		fprintf(stderr, "simplecqrs: cannot open store '%s': ",
-			escaped(&msg, safe));
-		fprintf(stderr, "%s\n", escaped(&msg, why));
-		for (int i = 0; i < nscripts; i++)
-			if (fds[i] > STDIN_FILENO)
-				close(fds[i]);
-		free(fds);
-		buf_free(&msg);
-		return EXIT_USAGE;
-	}
-	buf_free(&msg);
-
-	bool interactive = prompt_at < nscripts;
-	oo.color_out = !oo.json && color_ok(STDOUT_FILENO);
-	oo.color_err = color_ok(STDERR_FILENO);
-	oo.width = isatty(STDOUT_FILENO) ? terminal_width(STDOUT_FILENO) : 0;
-	oo.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
-
-	shell sh = {
-		.ctx = {
-			.store = st,
-			.handler = handler_new(st),
-			.sheet = sheet_new(),
-			.out = out_new(&oo),
-		},
-		.bail = bail,
-		.echo = echo,
-		.color = oo.color_out,
-	};
-	/* no result leaves before the store has kept it */
-	out_set_gate(sh.ctx.out, cmd_commit, &sh.ctx);
-
-	/* the scripts, then the prompt if a "-" is the terminal */
-	int status = run_scripts(&sh, names, fds, nscripts, 0, prompt_at);
-	interactive = interactive && status == EXIT_OK && !sh.stop;
-	if (interactive)	/* the prompt's errors carry no line */
-		out_set_input(sh.ctx.out, nscripts > 1 ? names[prompt_at] : NULL, true);
-	if (interactive) {
-		/* the ledger by name, so that a mistyped path shows at once */
-		const char *where = store_location(st);
-		buf banner = { 0 };
-		buf_printf(&banner, "simplecqrs %s on ", SIMPLECQRS_VERSION);
-		if (where == NULL) {
-			buf_printf(&banner, "the %s store", store_kind(st));
-		} else {
-			if (strcmp(store_kind(st), "sqlite") == 0)
-				buf_puts(&banner, "sqlite:");
-			out_put_safe(&banner, where, strlen(where));
-			if (store_created(st))
-				buf_puts(&banner, " (a new, empty ledger)");
-		}
-		buf_puts(&banner, "; type 'help' for commands, Ctrl-D to quit\n");
-		shell_run_interactive(&sh, buf_cstr(&banner));
-		buf_free(&banner);
-	}
-	for (int i = 0; i < nscripts; i++)
-		if (fds[i] != STDIN_FILENO)
-			close(fds[i]);
-	free(fds);
-
-	shell_flush(&sh);
-	int write_error = out_write_error(sh.ctx.out);
-	out_free(sh.ctx.out);
-	if (getenv("SIMPLECQRS_STATS")) {	/* for benchmarks and operators */
-		store_stats ss = store_get_stats(st);
-		fprintf(stderr, "simplecqrs: %llu append%s, %llu conflict%s (each one retried)\n",
-			(unsigned long long)ss.appends, ss.appends == 1 ? "" : "s",
-			(unsigned long long)ss.conflicts, ss.conflicts == 1 ? "" : "s");
-	}
-	sheet_free(sh.ctx.sheet);
-	handler_free(sh.ctx.handler);
-	store_free(st);
+/* The exit status: 3 if the store failed, else the first of a script
+ * that could not be read (1), output that could not be written (1), a
+ * command that failed (1). */
+static int exit_status(int status, int write_error, const session *s)
+{
 	if (write_error) {
 		/* a reader that went away (| head) needs no message */
 		if (write_error != EPIPE)
@@ -314,9 +307,49 @@ int main(int argc, char **argv)
 		if (status == EXIT_OK)
 			status = EXIT_FAILED;
 	}
-	if (sh.fatal)
+	if (s->fatal)
 		return EXIT_STORAGE;
-	if (status == EXIT_OK && sh.failed)
+	if (status == EXIT_OK && s->failed)
 		status = EXIT_FAILED;
 	return status;
+}
+
+int main(int argc, char **argv)
+{
+	run_opts o = { 0 };
+	o.closed = hold_std_fds();	/* first: nothing may take 0-2 */
+	if (o.closed < 0)
+		return EXIT_USAGE;	/* no /dev/null: nowhere safe to say so */
+	o.oo.out_fd = o.closed & 2 ? -1 : STDOUT_FILENO;
+	o.oo.err_fd = o.closed & 4 ? -1 : STDERR_FILENO;
+	setlocale(LC_CTYPE, "");
+	int status = parse_options(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	if (open_scripts(&o, argc - optind, argv + optind) != EXIT_OK)
+		return EXIT_USAGE;
+	store *st = open_store(o.uri);
+	if (st == NULL) {
+		close_scripts(&o, o.nscripts);
+		return EXIT_USAGE;
+	}
+	o.oo.color_out = !o.oo.json && color_ok(STDOUT_FILENO);
+	o.oo.color_err = color_ok(STDERR_FILENO);
+	o.oo.width = isatty(STDOUT_FILENO) ? terminal_width(STDOUT_FILENO) : 0;
+	o.oo.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+
+	session s;
+	session_open(&s, st, &o.oo);
+	s.bail = o.bail;
+	s.echo = o.echo;
+	/* the scripts, then the prompt if a "-" is the terminal */
+	status = run_scripts(&s, &o, 0, o.prompt_at);
+	if (o.prompt_at < o.nscripts && status == EXIT_OK && !s.stop)
+		run_prompt(&s, st, &o);
+	close_scripts(&o, o.nscripts);
+	int write_error = session_close(&s);
+	if (getenv("SIMPLECQRS_STATS"))
+		print_stats(st);
+	store_free(st);
+	return exit_status(status, write_error, &s);
 }

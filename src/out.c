@@ -118,6 +118,11 @@ void out_release(out *o)
 	o->held = false;
 }
 
+bool out_held(const out *o)
+{
+	return o->held;
+}
+
 bool out_flush(out *o)
 {
 	/* Once the gate has said no, the rest of the command that was being

@@ -1,7 +1,7 @@
-/* shell.c — reading commands: piped input in blocks, or a readline prompt.
+/* shell.c — the interactive prompt: readline on a terminal.
  *
- * Piped input never goes near readline; output is flushed whenever the
- * reader is about to wait for more. The prompt uses readline's callback
+ * Piped input never comes here (session_run_fd reads it in blocks). The
+ * prompt uses readline's callback
  * interface under pselect(2), with SIGINT, SIGTSTP and SIGWINCH blocked
  * except while waiting: Ctrl-C is acted on the moment it is pressed (a
  * handler that only sets a flag around plain readline() waits for Enter),
@@ -23,85 +23,15 @@
 #include <unistd.h>
 #include <readline/history.h>
 #include <readline/readline.h>
-#include "simplecqrs/lines.h"
 #include "simplecqrs/xmalloc.h"
 #include "shell.h"
 
 #define HISTORY_MAX 1000	/* entries kept in the history file */
 
-/* Runs one line and keeps score. */
-static void run_line(shell *sh, char *text, size_t len, bool too_long)
-{
-	cmd_status st;
-	if (sh->stop)	/* a commit failed while the line was being read */
-		return;
-	sh->ctx.line++;
-	if (too_long) {
-		st = cmd_reject(&sh->ctx, ERR_LINE_TOO_LONG);
-	} else {
-		/* at the prompt the terminal has already shown the line */
-		if (sh->echo && !sh->prompt && !parse_blank(text, len))
-			out_echo(sh->ctx.out, text,
-				 len - (len > 0 && text[len - 1] == '\r'));
-		st = cmd_run(&sh->ctx, text, len);
-	}
-	if (st != CMD_FATAL && cmd_lost(&sh->ctx) == CMD_FATAL)
-		st = CMD_FATAL;	/* a flush in the middle could not commit */
-	switch (st) {
-	case CMD_OK:
-		break;
-	case CMD_FAILED:
-		/* at the prompt a failure is part of the conversation (psql,
-		 * sqlite3): it neither ends the session nor its exit status */
-		if (!sh->prompt) {
-			sh->failed = true;
-			sh->stop = sh->bail;
-		}
-		break;
-	case CMD_QUIT:
-		sh->stop = true;
-		break;
-	case CMD_FATAL:
-		sh->failed = sh->fatal = sh->stop = true;
-		break;
-	}
-}
-
-void shell_flush(shell *sh)
-{
-	out_flush(sh->ctx.out);
-	if (cmd_lost(&sh->ctx) == CMD_FATAL) {
-		sh->failed = sh->fatal = sh->stop = true;
-		out_flush(sh->ctx.out);	/* the error; nothing is pending now */
-	}
-}
-
-static void flush_output(void *vsh)
-{
-	shell_flush(vsh);
-}
-
-int shell_run_fd(shell *sh, int fd)
-{
-	lines *r = lines_new(fd, flush_output, sh);
-	lines_line l;
-	int rc = 0;
-	sh->ctx.line = 0;
-	/* output that cannot be delivered ends the run: no more results
-	 * would be acknowledged */
-	while (!sh->stop && out_write_error(sh->ctx.out) == 0 &&
-	       (rc = lines_next(r, &l)) == 1)
-		run_line(sh, l.text, l.len, l.too_long);
-	int saved = errno;
-	lines_free(r);
-	shell_flush(sh);
-	errno = saved;
-	return rc < 0 ? -1 : 0;
-}
-
 /* ---- interactive ---- */
 
-static shell *active;		/* the shell readline's line handler serves */
+static session *active;		/* what readline's line handler serves */
+static bool color;		/* escape codes allowed in the prompt */
 static bool handler_installed;
 static volatile sig_atomic_t got_int, got_tstp, got_winch;
 static char prompt[96];		/* the lag as last measured */
@@ -119,7 +49,7 @@ static void on_signal(int sig)
 
 /* "simplecqrs> ", or "simplecqrs [3 behind]> " while the sheet lags; colour
  * codes sit between \001 and \002 so readline does not count them. */
-static const char *make_prompt(shell *sh)
+static const char *make_prompt(session *sh)
 {
 	uint64_t behind = 0;
 	if (sheet_behind(sh->ctx.sheet, sh->ctx.store, &behind) != ERR_OK) {
@@ -129,7 +59,7 @@ static const char *make_prompt(shell *sh)
 	}
 	if (behind == 0)
 		snprintf(prompt, sizeof prompt, "simplecqrs> ");
-	else if (sh->color)
+	else if (color)
 		snprintf(prompt, sizeof prompt,
 			 "simplecqrs \001\033[33m\002[%llu behind]\001\033[0m\002> ",
 			 (unsigned long long)behind);
@@ -149,7 +79,7 @@ static const char *make_prompt(shell *sh)
 /* At an idle prompt, about once a second: if the store may have moved
  * (another shell wrote), measure the lag again, and if the prompt's text
  * changed, redraw it with whatever the user has typed so far. */
-static void refresh_prompt(shell *sh)
+static void refresh_prompt(session *sh)
 {
 	bool changed = true;
 	if (store_poll(sh->ctx.store, &changed) != ERR_OK)
@@ -524,7 +454,7 @@ static bool on_wait(void *ctx, unsigned waited_ms)
 /* Runs each line of what readline accepted: a paste holds several. */
 static void on_line(char *text)
 {
-	shell *sh = active;
+	session *sh = active;
 	if (text == NULL) {	/* Ctrl-D on an empty line */
 		fputs("\n", stdout);
 		fflush(stdout);
@@ -542,9 +472,9 @@ static void on_line(char *text)
 				history_add(p);
 			lock_noticed = false;
 			store_set_wait(sh->ctx.store, on_wait, sh);
-			run_line(sh, p, len, too_long);
+			session_run_line(sh, p, len, too_long);
 			store_set_wait(sh->ctx.store, NULL, NULL);
-			shell_flush(sh);
+			session_flush(sh);
 			p += len + 1;
 			if (p <= stop && (wait_stopped || take_interrupt())) {
 				/* the terminal has shown ^C; on_wait ended its line */
@@ -597,7 +527,7 @@ static void suspend(const struct sigaction *ours)
 }
 
 /* The window changed size: readline rewraps, the bars follow. */
-static void resize(shell *sh)
+static void resize(session *sh)
 {
 	int rows, cols;
 	rl_resize_terminal();
@@ -606,7 +536,7 @@ static void resize(shell *sh)
 		out_set_width(sh->ctx.out, cols);
 }
 
-void shell_run_interactive(shell *sh, const char *banner)
+void shell_run_interactive(session *sh, const char *banner, bool colour)
 {
 	static const int sigs[3] = { SIGINT, SIGTSTP, SIGWINCH };
 	struct sigaction sa, old[3];
@@ -622,6 +552,7 @@ void shell_run_interactive(shell *sh, const char *banner)
 	sigprocmask(SIG_BLOCK, &blocked, &waiting);
 
 	active = sh;
+	color = colour;
 	sh->prompt = true;
 	sh->ctx.line = 0;
 	rl_readline_name = "simplecqrs";	/* for $if simplecqrs in ~/.inputrc */

@@ -30,7 +30,6 @@ typedef struct cmd_ctx {
 	sheet *sheet;
 	out *out;
 	unsigned long line;	/* the input line being run; 0 for none */
-	bool lost;		/* a commit failed: results were dropped */
 } cmd_ctx;
 
 typedef struct cmd_entry {
@@ -60,12 +59,6 @@ const cmd_entry *cmd_suggest(const char *name);
 
 /* Parses line[0..len) (modifying it), runs it and writes its result. */
 cmd_status cmd_run(cmd_ctx *ctx, char *line, size_t len);
-/* The gate out_set_gate wants (ctx is the cmd_ctx): commits the store's
- * group before any result leaves; on failure notes it in ctx->lost. */
-bool cmd_commit(void *ctx);
-/* After a commit failed (ctx->lost), reports the storage error and returns
- * CMD_FATAL; otherwise CMD_OK. */
-cmd_status cmd_lost(cmd_ctx *ctx);
 /* Reports a line the reader could not hand over whole. */
 cmd_status cmd_reject(cmd_ctx *ctx, error_code code);
 

@@ -44,6 +44,9 @@ void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx);
 /* After the gate said no: drops what is buffered and lets output flow
  * again (for the error that says what was lost). */
 void out_release(out *o);
+/* true from the moment the gate said no until out_release: output is
+ * being dropped (a command that must not go on past a lost commit asks). */
+bool out_held(const out *o);
 /* Writes what is buffered; false if stdout failed (errno says why). */
 bool out_flush(out *o);
 /* Where the lines now run come from. file, when not NULL, is the script's

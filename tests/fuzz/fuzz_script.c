@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "simplecqrs/cmd.h"
 #include "simplecqrs/lines.h"
+#include "simplecqrs/session.h"
 #include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
 #include "fuzz.h"
@@ -278,8 +279,22 @@ static void check_u64(const fuzz_json *j, const char *key, uint64_t want)
 static char *copy;	/* the line as parsed on its own, before cmd_run */
 static size_t copy_cap;
 
-static cmd_status run_json(cmd_ctx *ctx, char *text, size_t len, bool too_long)
+/* What a line should do, worked out before the session runs it (which
+ * parses it in place). */
+static struct expect {
+	parse_result p;
+	error_code prc, want;
+	bool blank;
+	const cmd_entry *cmd;
+	uint64_t head, checkpoint;
+	size_t rows;
+	uint64_t old_version[2];
+} x;
+
+static void expect_line(const session *ses, const char *text, size_t len,
+			bool too_long)
 {
+	const cmd_ctx *ctx = &ses->ctx;
 	/* what the parser makes of the line, on a copy */
 	parse_result p = { 0 };
 	error_code prc = ERR_LINE_TOO_LONG;
@@ -303,13 +318,22 @@ static cmd_status run_json(cmd_ctx *ctx, char *text, size_t len, bool too_long)
 		const stream_model *s = find(p.account[k]);
 		old_version[k] = s ? s->version : 0;
 	}
+	x = (struct expect){ p, prc, want, blank, cmd, head, checkpoint, rows,
+			     { old_version[0], old_version[1] } };
+}
 
-	/* the shell's run_line */
-	ctx->line++;
-	cmd_status st = too_long ? cmd_reject(ctx, ERR_LINE_TOO_LONG)
-				 : cmd_run(ctx, text, len);
-	if (st != CMD_FATAL && cmd_lost(ctx) == CMD_FATAL)
-		st = CMD_FATAL;
+/* Checks what the session did with the line expect_line saw. */
+static cmd_status check_line(session *ses, cmd_status st)
+{
+	cmd_ctx *ctx = &ses->ctx;
+	const parse_result p = x.p;
+	const error_code prc = x.prc, want = x.want;
+	const bool blank = x.blank;
+	const bool too_long = prc == ERR_LINE_TOO_LONG;
+	const cmd_entry *cmd = x.cmd;
+	const uint64_t head = x.head, checkpoint = x.checkpoint;
+	const size_t rows = x.rows;
+	const uint64_t *old_version = x.old_version;
 	FUZZ_CHECK(st != CMD_FATAL, "the memory store failed");
 	FUZZ_CHECK(out_flush(ctx->out), "output failed");
 
@@ -447,6 +471,56 @@ static cmd_status statuses[MAX_LINES + 2];
 
 static int check_stream(void *ctx, const store_event *ev);
 
+/* One pass over the input, as session_run_fd reads it. */
+typedef struct pass {
+	split sp;		/* the same lines by a plain split */
+	bool json;
+	int nlines;		/* lines run */
+} pass;
+
+/* Before each line: lines.c agrees with the split, and in JSON mode the
+ * expectation is worked out; past MAX_LINES the run stops. */
+static void before_line(void *vp, session *ses, const char *l_text, size_t l_len,
+			bool l_too_long)
+{
+	pass *ps = vp;
+	if (ps->nlines >= MAX_LINES) {
+		ses->stop = true;
+		return;
+	}
+	const char *text;
+	size_t len;
+	bool too_long;
+	FUZZ_CHECK(split_next(&ps->sp, &text, &len, &too_long),
+		   "lines.c gave an extra line %d", ps->nlines + 1);
+	FUZZ_CHECK(l_too_long == too_long, "line %d: too_long %d", ps->nlines + 1,
+		   l_too_long);
+	FUZZ_CHECK(too_long || (l_len == len && memcmp(l_text, text, len) == 0),
+		   "line %d: lines.c gave other bytes", ps->nlines + 1);
+	if (ps->json)
+		expect_line(ses, l_text, l_len, l_too_long);
+}
+
+/* After each line: in JSON mode everything check_line checks; in text
+ * mode the same outcome as JSON mode gave. */
+static void after_line(void *vp, session *ses, cmd_status st)
+{
+	pass *ps = vp;
+	if (ps->json)
+		check_line(ses, st);
+	else
+		FUZZ_CHECK(st == statuses[ps->nlines], "line %d: text mode %d, JSON %d",
+			   ps->nlines + 1, (int)st, (int)statuses[ps->nlines]);
+	statuses[ps->nlines++] = st;
+}
+
+/* A line of the fuzzer's own, through the same steps. */
+static cmd_status run_own(session *ses, char *text, size_t len)
+{
+	expect_line(ses, text, len, false);
+	return check_line(ses, session_run_line(ses, text, len, false));
+}
+
 /* Runs the input on a fresh memory store; json picks the mode. */
 static void run(const uint8_t *data, size_t size, bool json)
 {
@@ -460,60 +534,34 @@ static void run(const uint8_t *data, size_t size, bool json)
 	char why[256];
 	FUZZ_CHECK(store_open("memory", &st, why, sizeof why) == ERR_OK, "%s", why);
 	out_opts oo = { .json = json, .out_fd = out_fd, .err_fd = out_fd };
-	cmd_ctx ctx = {
-		.store = st,
-		.handler = handler_new(st),
-		.sheet = sheet_new(),
-		.out = out_new(&oo),
-	};
-	handler_set_clock(ctx.handler, fixed_clock);
-	out_set_gate(ctx.out, cmd_commit, &ctx);
+	session ses;
+	session_open(&ses, st, &oo);
+	handler_set_clock(ses.ctx.handler, fixed_clock);
+	cmd_ctx ctx = ses.ctx;	/* (the same store, handler, sheet, output) */
 
-	lines *r = lines_new(in_fd, NULL, NULL);
-	split sp = { (const char *)data, (const char *)data + size };
-	lines_line l;
-	int nlines = 0, rc;
-	while (nlines < MAX_LINES && (rc = lines_next(r, &l)) == 1) {
-		const char *text;
-		size_t len;
-		bool too_long;
-		FUZZ_CHECK(split_next(&sp, &text, &len, &too_long),
-			   "lines.c gave an extra line %d", nlines + 1);
-		FUZZ_CHECK(l.too_long == too_long, "line %d: too_long %d", nlines + 1,
-			   l.too_long);
-		FUZZ_CHECK(too_long || (l.len == len && memcmp(l.text, text, len) == 0),
-			   "line %d: lines.c gave other bytes", nlines + 1);
-		cmd_status s;
-		if (json) {
-			s = run_json(&ctx, l.text, l.len, l.too_long);
-		} else {
-			ctx.line++;
-			s = l.too_long ? cmd_reject(&ctx, ERR_LINE_TOO_LONG)
-				       : cmd_run(&ctx, l.text, l.len);
-			FUZZ_CHECK(s == statuses[nlines], "line %d: text mode %d, JSON %d",
-				   nlines + 1, (int)s, (int)statuses[nlines]);
-		}
-		statuses[nlines++] = s;
-		if (s == CMD_QUIT)
-			break;
-	}
+	/* the shell's own loop, watched line by line */
+	pass ps = { { (const char *)data, (const char *)data + size }, json, 0 };
+	session_watch watch = { before_line, after_line, &ps };
+	ses.watch = &watch;
+	FUZZ_CHECK(session_run_fd(&ses, in_fd) == 0, "session_run_fd failed");
+	ses.watch = NULL;
+	int nlines = ps.nlines;
 	if (nlines < MAX_LINES && (nlines == 0 || statuses[nlines - 1] != CMD_QUIT)) {
-		FUZZ_CHECK(rc == 0, "lines_next %d", rc);
 		const char *text;
 		size_t len;
 		bool too_long;
-		FUZZ_CHECK(!split_next(&sp, &text, &len, &too_long),
+		FUZZ_CHECK(!split_next(&ps.sp, &text, &len, &too_long),
 			   "lines.c stopped before line %d", nlines + 1);
 	}
-	lines_free(r);
+	ses.stop = false;	/* quit ends the script, not this check */
 
 	if (json) {
 		/* a refresh and a rebuild at the end: the sheet is the replay */
 		char refresh[8 + 1 + PARSE_SLACK] = "refresh";
-		FUZZ_CHECK(run_json(&ctx, refresh, 7, false) == CMD_OK, "refresh");
+		FUZZ_CHECK(run_own(&ses, refresh, 7) == CMD_OK, "refresh");
 		check_sheet(ctx.sheet);
 		char rebuild[8 + 1 + PARSE_SLACK] = "rebuild";
-		FUZZ_CHECK(run_json(&ctx, rebuild, 7, false) == CMD_OK, "rebuild");
+		FUZZ_CHECK(run_own(&ses, rebuild, 7) == CMD_OK, "rebuild");
 		check_sheet(ctx.sheet);
 
 		/* each stream read on its own agrees with the global order */
@@ -545,9 +593,7 @@ static void run(const uint8_t *data, size_t size, bool json)
 		}
 	}
 
-	out_free(ctx.out);
-	sheet_free(ctx.sheet);
-	handler_free(ctx.handler);
+	FUZZ_CHECK(session_close(&ses) == 0, "output failed");
 	store_free(st);
 }
 

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "simplecqrs/cmd.h"
+#include "simplecqrs/session.h"
 #include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
@@ -453,14 +454,9 @@ static void run(const uint8_t *data, size_t size, int mode)
 		oo.width = 72, oo.utf8 = true;	/* a terminal: bars, sparkline */
 	else if (mode == 2)
 		oo.width = 30;			/* a narrow ASCII terminal */
-	cmd_ctx ctx = {
-		.store = st,
-		.handler = handler_new(st),
-		.sheet = sheet_new(),
-		.out = out_new(&oo),
-	};
-	handler_set_clock(ctx.handler, fixed_clock);
-	out_set_gate(ctx.out, cmd_commit, &ctx);
+	session ses;
+	session_open(&ses, st, &oo);
+	handler_set_clock(ses.ctx.handler, fixed_clock);
 
 	/* the commands: each served id's history first (the store's events
 	 * as they are), then the sheet, then writes on each id */
@@ -490,17 +486,17 @@ static void run(const uint8_t *data, size_t size, int mode)
 		char line[160 + 1 + PARSE_SLACK] = { 0 };
 		size_t len = strlen(lines[i]);
 		memcpy(line, lines[i], len);
-		ctx.line++;
-		cmd_status s = cmd_run(&ctx, line, len);
-		if (s != CMD_FATAL && cmd_lost(&ctx) == CMD_FATAL)
-			s = CMD_FATAL;
+		cmd_status s = session_run_line(&ses, line, len, false);
+		/* past a damaged store's failure the shell would stop; this
+		 * goes on, to try every command on it */
+		ses.stop = false;
 		status[i] = s;
 		if (s == CMD_OK && (strcmp(lines[i], "refresh") == 0 ||
 				    strcmp(lines[i], "rebuild") == 0))
-			check_sheet_rows(ctx.sheet);
+			check_sheet_rows(ses.ctx.sheet);
 	}
 	FUZZ_CHECK(store_streams(st, "", listed, NULL) == ERR_OK, "streams");
-	FUZZ_CHECK(out_flush(ctx.out), "output failed");
+	FUZZ_CHECK(out_flush(ses.ctx.out), "output failed");
 	size_t n = take_output();
 	if (oo.json) {
 		char *p = outbuf, *end = outbuf + n;
@@ -515,10 +511,8 @@ static void run(const uint8_t *data, size_t size, int mode)
 		check_text(n);
 	}
 
-	out_free(ctx.out);
+	session_close(&ses);
 	take_output();
-	sheet_free(ctx.sheet);
-	handler_free(ctx.handler);
 	store_free(st);
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
