@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The postgresql:// store against a real, throwaway PostgreSQL cluster.
 
-usage: pg_test.py BIN [--probe PG_PROBE] [--only NAME[,NAME...]]
+usage: pg_test.py BIN [--probe PG_PROBE] [--test-store TEST_STORE]
+                  [--only NAME[,NAME...]]
 
 PG_PROBE is tests/pg_probe.c built: the store's C API over a pipe, for what
 the shell cannot show (notify, location, the wait hook in busy).
+TEST_STORE is tests/test_store.c built: the store's C contract, the same
+cases the memory and sqlite stores pass.
 
 A private cluster is made with initdb and run with pg_ctl (the newest
 /usr/lib/postgresql/*/bin, else whatever is on PATH) in a fresh temporary
@@ -17,6 +20,11 @@ Every test gets its own database, dropped afterwards.
 
 Tests (NAME for --only):
 
+  contract     (test_store) the store's C contract on this server:
+               tests/test_store.c with SIMPLECQRS_TEST_STORE=postgresql, a
+               fresh database per case made and dropped through
+               SIMPLECQRS_TEST_PG_URI=postgresql:///postgres; no case's
+               database is left behind.
   cli          every tests/cli/*.cqrs case that does not pick its own store
                runs with `--store postgresql:///DB` first, on a fresh database,
                and prints what the case expects (`status` names postgresql);
@@ -119,6 +127,7 @@ PORT = '5432'
 LOCK_KEY = 1396920658
 BIN = None
 PROBE = None
+TEST_STORE = None
 CLUSTER = None
 
 
@@ -1439,6 +1448,33 @@ def test_location(checks):
                    f'(created: {want_created})', located)
 
 
+# ---- 15. the store's C contract ----
+
+def test_contract(checks):
+    """tests/test_store.c on this cluster, as the memory and sqlite stores
+    run it; each case makes its own database and drops it."""
+    env = dict(CLUSTER.env, SIMPLECQRS_TEST_STORE='postgresql',
+               SIMPLECQRS_TEST_PG_URI='postgresql:///postgres')
+    if SLOW > 1:
+        env['CK_TIMEOUT_MULTIPLIER'] = str(SLOW)
+
+    def contract():
+        p = subprocess.run(WRAPPER + [TEST_STORE], env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=600 * SLOW)
+        out = (p.stdout + p.stderr).strip()
+        check(p.returncode == 0, f'test_store exited {status_text(p.returncode)}:\n{out[-3000:]}')
+        left = [r[0] for r in psql("SELECT datname FROM pg_database "
+                                   "WHERE datname LIKE 'test\\_store\\_%'")]
+        for name in left:
+            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        check(not left, f'databases left behind: {left}')
+        return out.splitlines()[-1] if out else ''
+    r = checks('contract: tests/test_store.c passes on PostgreSQL, a fresh database '
+               'per case', contract)
+    if r:
+        print(f'   {r}', flush=True)
+
+
 # ---- main ----
 
 def test_hostile(checks):
@@ -1457,13 +1493,14 @@ def test_hostile(checks):
         print(r, flush=True)
 
 
-TESTS = {'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
+TESTS = {'contract': test_contract, 'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
          'refresh': test_refresh, 'stopped': test_stopped,
          'unreachable': test_unreachable, 'foreign': test_foreign,
          'hostile': test_hostile, 'restart': test_restart, 'defaults': test_defaults,
          'passwords': test_passwords, 'notify': test_notify, 'busy': test_busy,
          'location': test_location}
 NEEDS_PROBE = ('notify', 'location')
+NEEDS_TEST_STORE = ('contract',)
 
 
 def cleanup():
@@ -1485,7 +1522,7 @@ def on_signal(signum, frame):
 
 
 def main():
-    global BIN, CLUSTER, PROBE
+    global BIN, CLUSTER, PROBE, TEST_STORE
     argv = sys.argv[1:]
     if not argv or argv[0].startswith('-'):
         sys.exit(__doc__)
@@ -1493,6 +1530,9 @@ def main():
     if '--probe' in argv:
         i = argv.index('--probe')
         PROBE = os.path.abspath(argv[i + 1]) if i + 1 < len(argv) else None
+    if '--test-store' in argv:
+        i = argv.index('--test-store')
+        TEST_STORE = os.path.abspath(argv[i + 1]) if i + 1 < len(argv) else None
     only = list(TESTS)
     if '--only' in argv:
         i = argv.index('--only')
@@ -1523,6 +1563,11 @@ def main():
                 for name in only:
                     if name in NEEDS_PROBE and PROBE is None:
                         print(f'FAIL {name}: needs --probe PATH (tests/pg_probe.c)',
+                              flush=True)
+                        checks.failed += 1
+                        continue
+                    if name in NEEDS_TEST_STORE and TEST_STORE is None:
+                        print(f'FAIL {name}: needs --test-store PATH (tests/test_store.c)',
                               flush=True)
                         checks.failed += 1
                         continue
