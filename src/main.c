@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 		.ctx = {
 			.store = st,
 			.handler = handler_new(st),
-			.sheet = sheet_new(),
+			.sheet = sheet_new(sheet_store_of(st)),
 			.out = out_new(&oo),
 		},
 		.bail = bail,

@@ -543,7 +543,7 @@ static int damaged(checked *c, const char *fmt, ...)
 
 /* "'id'" with at most 64 bytes of it, for a message about an id that
  * failed the syntax (which may be any bytes at all, or none). */
-static const char *quoted_id(const char *id, char *dst, size_t len)
+const char *store_quoted_id(const char *id, char *dst, size_t len)
 {
 	if (id == NULL)
 		return "no account id";
@@ -597,7 +597,7 @@ static __attribute__((cold, noinline)) int explain(checked *c,
 	const char *id = ev->stream;
 	if (id == NULL || !valid_id(id))
 		return damaged(c, "the event at position %llu has %s", pos,
-			       quoted_id(id, idbuf, sizeof idbuf));
+			       store_quoted_id(id, idbuf, sizeof idbuf));
 	if (c->stream && strcmp(id, c->stream) != 0)
 		return damaged(c, "reading account %s gave an event of %s "
 			       "(position %llu)", c->stream, id, pos);
@@ -726,65 +726,6 @@ error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 	return s->ops->streams(s, prefix, check_name, &c);
 }
 
-
-bool store_keeps_sheet(const store *s)
-{
-	return s->ops->sheet_save != NULL;
-}
-
-error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint)
-{
-	*checkpoint = 0;
-	return s->ops->sheet_checkpoint ? s->ops->sheet_checkpoint(s, checkpoint)
-					: ERR_OK;
-}
-
-typedef struct checked_rows {
-	store_balance_fn fn;
-	void *ctx;
-	checked c;		/* for its message */
-} checked_rows;
-
-static int check_row(void *ctx, const char *account, int64_t balance)
-{
-	checked_rows *r = ctx;
-	char idbuf[160];
-	if (account == NULL || !parse_account(account))
-		return damaged(&r->c, "the kept balance sheet has %s",
-			       quoted_id(account, idbuf, sizeof idbuf));
-	if (balance < 0)
-		return damaged(&r->c, "the kept balance sheet has %s at %lld; "
-			       "a balance is never below 0", account,
-			       (long long)balance);
-	return r->fn(r->ctx, account, balance);
-}
-
-error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
-			    void *ctx)
-{
-	*checkpoint = 0;
-	if (s->ops->sheet_load == NULL)
-		return ERR_OK;
-	char why[WHY_LEN];
-	checked_rows r = { .fn = fn, .ctx = ctx, .c.why = why };
-	error_code rc = checked_result(s, s->ops->sheet_load(s, checkpoint,
-							     check_row, &r), &r.c);
-	uint64_t head;
-	if (rc == ERR_OK && (rc = store_head(s, &head)) == ERR_OK &&
-	    *checkpoint > head)
-		rc = store_fail(s, DAMAGED "the kept balance sheet's checkpoint "
-				"%llu is past the last event (position %llu)",
-				(unsigned long long)*checkpoint,
-				(unsigned long long)head);
-	return rc;
-}
-
-error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
-			    const store_balance *rows, size_t n, bool replace)
-{
-	return s->ops->sheet_save ? s->ops->sheet_save(s, from, to, rows, n, replace)
-				  : ERR_OK;
-}
 
 error_code store_fail(store *s, const char *fmt, ...)
 {

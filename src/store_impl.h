@@ -6,7 +6,24 @@
 #ifndef SIMPLECQRS_STORE_IMPL_H
 #define SIMPLECQRS_STORE_IMPL_H
 
+#include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
+
+/* What a store that keeps the balance sheet implements; sheet_store.c
+ * checks what load hands back and keeps the write group around save. */
+typedef struct sheet_store_ops {
+	error_code (*checkpoint)(store *s, uint64_t *checkpoint);
+	/* the checkpoint and the rows of one snapshot */
+	error_code (*load)(store *s, uint64_t *checkpoint,
+			   sheet_store_row_fn fn, void *ctx);
+	error_code (*save)(store *s, uint64_t from, uint64_t to,
+			   const sheet_store_row *rows, size_t n, bool replace);
+} sheet_store_ops;
+
+/* A store's kept sheet is a handle inside the store itself. */
+struct sheet_store {
+	store *owner;
+};
 
 typedef struct store_ops {
 	const char *kind;
@@ -36,13 +53,10 @@ typedef struct store_ops {
 	void (*rollback)(store *s);
 	/* NULL: the store cannot tell cheaply (store_poll says changed). */
 	error_code (*poll)(store *s, bool *changed);
-	/* NULL in a store that keeps no balance sheet. */
-	error_code (*sheet_checkpoint)(store *s, uint64_t *checkpoint);
-	error_code (*sheet_load)(store *s, uint64_t *checkpoint,
-				 store_balance_fn fn, void *ctx);
-	error_code (*sheet_save)(store *s, uint64_t from, uint64_t to,
-				 const store_balance *rows, size_t n,
-				 bool replace);
+	/* The kept balance sheet's methods (sheet_store.h), or NULL in a store
+	 * that keeps none: a second table beside this one, as SQLite's unix
+	 * VFS fills both a VFS and its files' methods. */
+	const sheet_store_ops *sheet;
 } store_ops;
 
 struct store {
@@ -60,6 +74,7 @@ struct store {
 	bool created;		/* this open made a new ledger */
 	store_wait_fn wait;	/* store_set_wait's hook, or NULL */
 	void *wait_ctx;
+	struct sheet_store kept;	/* sheet_store_of's answer */
 };
 
 /* For a backend waiting for another program's write lock: calls the wait
@@ -87,6 +102,11 @@ store *store_pg_open(const char *uri, char *why, size_t why_len);
  * NULL) holds, raw, %-decoded or in pieces, by ***; keeps it terminated
  * within text_len. For messages that can quote connection text. */
 void store_scrub(const char *uri, const char *extra, char *text, size_t text_len);
+
+/* "the account id '...' (not 1 to 64 of ...)", at most 64 bytes of id
+ * quoted, or "no account id": for a message about an id read back that is
+ * none. Returns dst (or a constant). */
+const char *store_quoted_id(const char *id, char *dst, size_t len);
 
 /* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
 error_code store_fail(store *s, const char *fmt, ...)

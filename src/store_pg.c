@@ -610,7 +610,7 @@ static error_code pg_sheet_checkpoint(store *s, uint64_t *checkpoint)
 }
 
 static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
-				store_balance_fn fn, void *ctx)
+				sheet_store_row_fn fn, void *ctx)
 {
 	pg_store *g = (pg_store *)s;
 	/* the checkpoint and the rows from one snapshot */
@@ -636,7 +636,7 @@ static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 }
 
 static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
-				const store_balance *rows, size_t n, bool replace)
+				const sheet_store_row *rows, size_t n, bool replace)
 {
 	pg_store *g = (pg_store *)s;
 	error_code rc = store_group_begin(s);
@@ -771,6 +771,12 @@ static void pg_free(store *s)
 	free(g);
 }
 
+static const sheet_store_ops pg_sheet_ops = {
+	.checkpoint = pg_sheet_checkpoint,
+	.load = pg_sheet_load,
+	.save = pg_sheet_save,
+};
+
 static const store_ops pg_ops = {
 	.kind = "postgresql",
 	.free = pg_free,
@@ -784,9 +790,7 @@ static const store_ops pg_ops = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.poll = pg_poll,
-	.sheet_checkpoint = pg_sheet_checkpoint,
-	.sheet_load = pg_sheet_load,
-	.sheet_save = pg_sheet_save,
+	.sheet = &pg_sheet_ops,
 };
 
 /* Notices (e.g. from the server's own housekeeping) are not for the user's

@@ -611,7 +611,7 @@ static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
 }
 
 static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
-				 store_balance_fn fn, void *ctx)
+				 sheet_store_row_fn fn, void *ctx)
 {
 	sql_store *q = (sql_store *)s;
 	/* The checkpoint and the rows must come from one snapshot: another
@@ -639,7 +639,7 @@ static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 }
 
 static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
-				 const store_balance *rows, size_t n,
+				 const sheet_store_row *rows, size_t n,
 				 bool replace)
 {
 	sql_store *q = (sql_store *)s;
@@ -718,6 +718,12 @@ static void sql_free(store *s)
 	open_ledgers--;
 }
 
+static const sheet_store_ops sql_sheet_ops = {
+	.checkpoint = sql_sheet_checkpoint,
+	.load = sql_sheet_load,
+	.save = sql_sheet_save,
+};
+
 static const store_ops sqlite_ops = {
 	.kind = "sqlite",
 	.free = sql_free,
@@ -731,9 +737,7 @@ static const store_ops sqlite_ops = {
 	.commit = sql_commit,
 	.rollback = sql_rollback,
 	.poll = sql_poll,
-	.sheet_checkpoint = sql_sheet_checkpoint,
-	.sheet_load = sql_sheet_load,
-	.sheet_save = sql_sheet_save,
+	.sheet = &sql_sheet_ops,
 };
 
 /* Runs one statement of SQL text at open; false on failure. */
@@ -1276,7 +1280,9 @@ static error_code copy_store(store *src, sqlite3 *dst, uint64_t *events)
 	/* The sheet first, then the head: a sheet is a fold of the events up
 	 * to its checkpoint, and the log only grows, so every event it
 	 * counted is at or below the head read after it. */
-	if ((rc = store_sheet_load(src, &checkpoint, copy_balance, &c)) != ERR_OK ||
+	sheet_store *kept = sheet_store_of(src);
+	if ((kept && (rc = sheet_store_load(kept, &checkpoint, copy_balance,
+					    &c)) != ERR_OK) ||
 	    c.err != ERR_OK || (rc = store_head(src, &c.head)) != ERR_OK)
 		goto done;
 	if (checkpoint > c.head) {

@@ -16,7 +16,7 @@ static void setup(void)
 	char why[64];
 	ck_assert_int_eq(store_open("memory", &s, why, sizeof why), 0);
 	h = handler_new(s);
-	sh = sheet_new();
+	sh = sheet_new(sheet_store_of(s));
 }
 
 static void teardown(void)
@@ -161,7 +161,7 @@ START_TEST(stream_keys_are_only_a_shortcut)
 {
 	static const store_ops ops = { .kind = "keyless", .read_all = keyless_read_all };
 	keyless k = { .base = { .ops = &ops }, .inner = s };
-	sheet *plain = sheet_new();
+	sheet *plain = sheet_new(NULL);
 	handler_result r;
 	uint64_t a1, a2;
 	char id[16];

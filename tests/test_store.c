@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
 #include "store_impl.h"	/* store_scrub */
 #include "unit.h"
@@ -559,28 +560,30 @@ START_TEST(the_kept_sheet_moves_only_from_its_checkpoint)
 {
 	uint64_t cp = 99;
 	rows_seen r = { "" };
-	ck_assert_int_eq(store_keeps_sheet(s), on_sqlite());
-	ck_assert_int_eq(store_sheet_load(s, &cp, row, &r), ERR_OK);
-	ck_assert_uint_eq(cp, 0);
-	ck_assert_str_eq(r.text, "");
+	sheet_store *k = sheet_store_of(s);
+	ck_assert_int_eq(k != NULL, on_sqlite());
 	if (!on_sqlite())
 		return;
-	store_balance b[2] = { { "A", 5 }, { "B", 7 } };
-	ck_assert_int_eq(store_sheet_save(s, 0, 3, b, 2, false), ERR_OK);
+	ck_assert_int_eq(sheet_store_load(k, &cp, row, &r), ERR_OK);
+	ck_assert_uint_eq(cp, 0);
+	ck_assert_str_eq(r.text, "");
+	sheet_store_row b[2] = { { "A", 5 }, { "B", 7 } };
+	ck_assert_int_eq(sheet_store_save(k, 0, 3, b, 2, false), ERR_OK);
 	/* a second shell that also started from 0 loses */
-	ck_assert_int_eq(store_sheet_save(s, 0, 4, b, 1, false), ERR_CONFLICT);
+	ck_assert_int_eq(sheet_store_save(k, 0, 4, b, 1, false), ERR_CONFLICT);
 	b[0].balance = 6;
-	ck_assert_int_eq(store_sheet_save(s, 3, 4, b, 1, false), ERR_OK);
+	ck_assert_int_eq(sheet_store_save(k, 3, 4, b, 1, false), ERR_OK);
 	ck_assert_int_eq(store_commit(s), ERR_OK);
 	reopen();
-	ck_assert_int_eq(store_sheet_checkpoint(s, &cp), ERR_OK);
+	k = sheet_store_of(s);
+	ck_assert_int_eq(sheet_store_checkpoint(k, &cp), ERR_OK);
 	ck_assert_uint_eq(cp, 4);
-	store_sheet_load(s, &cp, row, &r);
+	sheet_store_load(k, &cp, row, &r);
 	ck_assert_str_eq(r.text, "A=6,B=7,");
 	/* rebuild: the rows given are the whole sheet */
-	ck_assert_int_eq(store_sheet_save(s, 4, 9, b + 1, 1, true), ERR_OK);
+	ck_assert_int_eq(sheet_store_save(k, 4, 9, b + 1, 1, true), ERR_OK);
 	r.text[0] = '\0';
-	store_sheet_load(s, &cp, row, &r);
+	sheet_store_load(k, &cp, row, &r);
 	ck_assert_str_eq(r.text, "B=7,");
 	ck_assert_uint_eq(cp, 9);
 }

@@ -463,7 +463,7 @@ static void run(const uint8_t *data, size_t size, bool json)
 	cmd_ctx ctx = {
 		.store = st,
 		.handler = handler_new(st),
-		.sheet = sheet_new(),
+		.sheet = sheet_new(sheet_store_of(st)),
 		.out = out_new(&oo),
 	};
 	handler_set_clock(ctx.handler, fixed_clock);
