@@ -69,14 +69,15 @@ error_code sheet_store_load(sheet_store *k, uint64_t *checkpoint,
 	checked_rows r = { .fn = fn, .ctx = ctx };
 	error_code rc = s->ops->sheet->load(s, checkpoint, check_row, &r);
 	if (rc == ERR_OK && r.bad)
-		return store_fail(s, "%s", r.why);
+		return store_base_fail(s, "%s", r.why);
 	uint64_t head;
 	if (rc == ERR_OK && (rc = store_head(s, &head)) == ERR_OK &&
 	    *checkpoint > head)
-		rc = store_fail(s, DAMAGED "the kept balance sheet's checkpoint "
-				"%llu is past the last event (position %llu)",
-				(unsigned long long)*checkpoint,
-				(unsigned long long)head);
+		rc = store_base_fail(s, DAMAGED "the kept balance sheet's "
+				     "checkpoint %llu is past the last event "
+				     "(position %llu)",
+				     (unsigned long long)*checkpoint,
+				     (unsigned long long)head);
 	return rc;
 }
 
@@ -84,5 +85,11 @@ error_code sheet_store_save(sheet_store *k, uint64_t from, uint64_t to,
 			    const sheet_store_row *rows, size_t n, bool replace)
 {
 	store *s = k->owner;
-	return s->ops->sheet->save(s, from, to, rows, n, replace);
+	error_code rc = store_group_begin(s);
+	if (rc != ERR_OK)
+		return rc;
+	rc = s->ops->sheet->save(s, from, to, rows, n, replace);
+	if (rc != ERR_OK && rc != ERR_CONFLICT)
+		store_group_abandon(s);	/* half a save is never kept */
+	return rc;
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
-#include "store_impl.h"	/* store_scrub */
+#include "secret.h"	/* secret_scrub */
 #include "unit.h"
 
 static store *s;
@@ -453,19 +453,19 @@ START_TEST(password_forms_masked)
 	}
 	snprintf(out, sizeof out, "invalid integer value \"hunter2\" for "
 		 "connection option \"port\"");
-	store_scrub("postgresql://bob:hunter2/x@host/db", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob:hunter2/x@host/db", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "invalid integer value \"***\" for connection option \"port\"");
 	snprintf(out, sizeof out, "invalid percent-encoded token: \"hunter2%%zz\"");
-	store_scrub("postgresql://bob@host/db?password=hunter2%zz", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob@host/db?password=hunter2%zz", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "invalid percent-encoded token: \"***\"");
 	snprintf(out, sizeof out, "could not translate host name \"ter2@host\"");
-	store_scrub("postgresql://bob:hun@ter2@host/db", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob:hun@ter2@host/db", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "could not translate host name \"***@host\"");
 	snprintf(out, sizeof out, "missing \"=\" after \"postgresql:/bob:hunter2@db\"");
-	store_scrub("postgresql:/bob:hunter2@db", "pgpass-env", out, sizeof out);
+	secret_scrub("postgresql:/bob:hunter2@db", "pgpass-env", out, sizeof out);
 	ck_assert_str_eq(out, "missing \"=\" after \"postgresql:/bob:***@db\"");
 	snprintf(out, sizeof out, "p@ss and p%%40ss and pgpass-env");
-	store_scrub("postgresql://u:p%40ss@h/db", "pgpass-env", out, sizeof out);
+	secret_scrub("postgresql://u:p%40ss@h/db", "pgpass-env", out, sizeof out);
 	ck_assert_str_eq(out, "*** and *** and ***");
 }
 END_TEST
