@@ -18,56 +18,80 @@ void store_safe_uri(const char *uri, char *out, size_t out_len)
 	secret_safe_uri(uri, out, out_len);
 }
 
-static int starts_with(const char *s, const char *prefix)
+/* ---- opening: one table line per backend ---- */
+
+typedef struct backend {
+	const char *kind;
+	const char *prefix[2];	/* a URI of this store starts with one */
+	bool exact;		/* the URI is the prefix, nothing after it */
+	bool whole;		/* open takes the whole URI, else what follows
+				   the prefix */
+	/* a near miss (any case, any slashes after): refused with near_why
+	 * rather than guessed at */
+	const char *loose[2];
+	const char *near_why;
+	/* NULL when this build lacks the backend: then missing says so */
+	store *(*open)(const char *arg, char *why, size_t why_len);
+	const char *missing;
+} backend;
+
+static const backend backends[] = {
+	{ .kind = "memory", .prefix = { "memory" }, .exact = true,
+	  .open = store_memory_open },
+	{ .kind = "sqlite", .prefix = { "sqlite:" },
+#if HAVE_SQLITE
+	  .open = store_sqlite_open,
+#endif
+	  .missing = "this build has no SQLite support "
+		     "(rebuild with SQLite's headers installed)" },
+	{ .kind = "postgresql", .prefix = { "postgresql://", "postgres://" },
+	  .whole = true,
+	  /* libpq would take postgresql:/u:pw@host for a key=value string
+	   * and quote all of it back, password included */
+	  .loose = { "postgresql:", "postgres:" },
+	  .near_why = "a PostgreSQL URI starts with postgresql:// "
+		      "(two slashes, lower case)",
+#if HAVE_LIBPQ
+	  .open = store_pg_open,
+#endif
+	  .missing = "this build lacks PostgreSQL support "
+		     "(rebuild with libpq's headers installed)" },
+};
+
+/* The length of b's prefix that uri starts with, or 0. */
+static size_t match(const backend *b, const char *uri)
 {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
+	for (size_t i = 0; i < 2 && b->prefix[i]; i++) {
+		size_t n = strlen(b->prefix[i]);
+		if (b->exact ? strcmp(uri, b->prefix[i]) == 0
+			     : strncmp(uri, b->prefix[i], n) == 0)
+			return n;
+	}
+	return 0;
 }
 
-/* A postgresql: or postgres: scheme (any case, any number of slashes): the
- * length of the scheme and its slashes, else 0. */
-static size_t pg_scheme(const char *uri)
+static bool near_miss(const backend *b, const char *uri)
 {
-	size_t n = strncasecmp(uri, "postgresql:", 11) == 0 ? 11
-		 : strncasecmp(uri, "postgres:", 9) == 0 ? 9 : 0;
-	while (n && uri[n] == '/')
-		n++;
-	return n;
+	for (size_t i = 0; i < 2 && b->loose[i]; i++)
+		if (strncasecmp(uri, b->loose[i], strlen(b->loose[i])) == 0)
+			return true;
+	return false;
 }
 
 error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 {
 	*out = NULL;
-	if (strcmp(uri, "memory") == 0) {
-		*out = store_memory_open();
-		return ERR_OK;
-	}
-	if (starts_with(uri, "sqlite:")) {
-#if HAVE_SQLITE
-		*out = store_sqlite_open(uri + 7, why, why_len);
+	for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
+		const backend *b = &backends[i];
+		size_t n = match(b, uri);
+		if (n == 0 && !near_miss(b, uri))
+			continue;
+		if (n == 0 || b->open == NULL) {
+			snprintf(why, why_len, "%s", n == 0 ? b->near_why : b->missing);
+			return ERR_STORAGE;
+		}
+		*out = b->open(b->whole ? uri : uri + n, why, why_len);
 		return *out ? ERR_OK : ERR_STORAGE;
-#else
-		snprintf(why, why_len, "this build has no SQLite support "
-			 "(rebuild with SQLite's headers installed)");
-		return ERR_STORAGE;
-#endif
-	}
-	if (pg_scheme(uri) && !starts_with(uri, "postgresql://") &&
-	    !starts_with(uri, "postgres://")) {
-		/* libpq would take postgresql:/u:pw@host for a key=value string
-		 * and quote all of it back, password included */
-		snprintf(why, why_len, "a PostgreSQL URI starts with postgresql:// "
-			 "(two slashes, lower case)");
-		return ERR_STORAGE;
-	}
-	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-#if HAVE_LIBPQ
-		*out = store_pg_open(uri, why, why_len);
-		return *out ? ERR_OK : ERR_STORAGE;
-#else
-		snprintf(why, why_len, "this build lacks PostgreSQL support "
-			 "(rebuild with libpq's headers installed)");
-		return ERR_STORAGE;
-#endif
 	}
 	snprintf(why, why_len,
 		 "unknown store (use memory, sqlite:PATH or postgresql://...)");

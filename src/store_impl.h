@@ -105,7 +105,9 @@ bool store_base_waiting(store *s, unsigned waited_ms);
 
 /* ---- the backends, for store.c's table and store_backup.c ---- */
 
-store *store_memory_open(void);
+/* Each as store.c's table calls it: arg is what follows the URI's prefix
+ * (or the whole URI); on failure NULL, with why for people. */
+store *store_memory_open(const char *arg, char *why, size_t why_len);
 /* path: the file after "sqlite:". On failure returns NULL and says why. */
 store *store_sqlite_open(const char *path, char *why, size_t why_len);
 /* uri: the whole postgresql:// or postgres:// URI, as libpq takes it. */
