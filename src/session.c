@@ -3,6 +3,7 @@
 #include <errno.h>
 #include "simplecqrs/lines.h"
 #include "simplecqrs/session.h"
+#include "simplecqrs/sheet_store.h"
 
 /* The output's gate: no result leaves before the store has kept it. */
 static bool gate(void *vs)
@@ -34,7 +35,7 @@ void session_open(session *s, store *st, const out_opts *oo)
 		.ctx = {
 			.store = st,
 			.handler = handler_new(st),
-			.sheet = sheet_new(),
+			.sheet = sheet_new(sheet_store_of(st)),
 			.out = out_new(oo),
 		},
 	};

@@ -5,9 +5,10 @@
  * applies exactly the events after it, each once. Sorting happens only when
  * someone asks for the sorted rows.
  *
- * A store that keeps the sheet (sqlite, postgresql) holds the truth; this
- * is its copy in memory. A refresh starts from the kept checkpoint (reloading the copy if
- * another shell moved it), applies the new events, and saves the rows they
+ * A store that keeps the sheet (sqlite, postgresql: the sheet_store that
+ * sheet_new was given) holds the truth; this is its copy in memory. A
+ * refresh starts from the kept checkpoint (reloading the copy if another
+ * shell moved it), applies the new events, and saves the rows they
  * changed with the new checkpoint, only if the kept one has not moved since:
  * so however many shells refresh at once, each event is applied once. */
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct sheet {
 	uint64_t checkpoint;
 	uint32_t *by_key;	/* store's stream_key -> interned id + 1 */
 	uint32_t keys;		/* entries in by_key */
+	sheet_store *kept;	/* NULL: the store keeps no sheet */
 	/* only for a store that keeps the sheet: */
 	bool loaded;		/* this copy is the kept one as of checkpoint */
 	bool track;		/* note which rows a refresh changes */
@@ -36,10 +38,11 @@ struct sheet {
 	uint32_t ndirty;
 };
 
-sheet *sheet_new(void)
+sheet *sheet_new(sheet_store *kept)
 {
 	sheet *sh = xcalloc(1, sizeof *sh);
 	sh->ids = idmap_new();
+	sh->kept = kept;
 	return sh;
 }
 
@@ -58,6 +61,7 @@ void sheet_free(sheet *sh)
 /* Forgets every row: the state of a new sheet. */
 static void sheet_clear(sheet *sh)
 {
+	sheet_store *kept = sh->kept;
 	idmap_free(sh->ids);
 	free(sh->balances);
 	free(sh->by_key);
@@ -65,6 +69,7 @@ static void sheet_clear(sheet *sh)
 	free(sh->dirty);
 	memset(sh, 0, sizeof *sh);
 	sh->ids = idmap_new();
+	sh->kept = kept;
 }
 
 typedef struct batch {
@@ -168,12 +173,12 @@ static int load_row(void *ctx, const char *account, int64_t balance)
 }
 
 /* Makes this copy the kept sheet, with change tracking on. */
-static error_code reload(sheet *sh, store *s)
+static error_code reload(sheet *sh)
 {
 	uint64_t checkpoint;
 	sheet_clear(sh);
 	sh->track = true;
-	error_code rc = store_sheet_load(s, &checkpoint, load_row, sh);
+	error_code rc = sheet_store_load(sh->kept, &checkpoint, load_row, sh);
 	if (rc != ERR_OK) {
 		sheet_clear(sh);
 		return rc;
@@ -185,27 +190,29 @@ static error_code reload(sheet *sh, store *s)
 
 error_code sheet_sync(sheet *sh, store *s)
 {
-	if (!store_keeps_sheet(s))
+	(void)s;	/* the kept sheet is sh->kept, in s */
+	if (sh->kept == NULL)
 		return ERR_OK;
 	uint64_t kept;
-	error_code rc = store_sheet_checkpoint(s, &kept);
+	error_code rc = sheet_store_checkpoint(sh->kept, &kept);
 	if (rc != ERR_OK)
 		return rc;
-	return sh->loaded && kept == sh->checkpoint ? ERR_OK : reload(sh, s);
+	return sh->loaded && kept == sh->checkpoint ? ERR_OK : reload(sh);
 }
 
 /* Saves the rows changed since the last save, moving the kept checkpoint
  * from `from`; all rows, replacing the kept ones, with replace. */
-static error_code save(sheet *sh, store *s, uint64_t from, bool replace)
+static error_code save(sheet *sh, uint64_t from, bool replace)
 {
 	uint32_t n = replace ? idmap_count(sh->ids) : sh->ndirty;
-	store_balance *rows = xreallocarray(NULL, n ? n : 1, sizeof *rows);
+	sheet_store_row *rows = xreallocarray(NULL, n ? n : 1, sizeof *rows);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t idx = replace ? i : sh->dirty[i];
-		rows[i] = (store_balance){ idmap_key(sh->ids, idx),
-					   sh->balances[idx] };
+		rows[i] = (sheet_store_row){ idmap_key(sh->ids, idx),
+					     sh->balances[idx] };
 	}
-	error_code rc = store_sheet_save(s, from, sh->checkpoint, rows, n, replace);
+	error_code rc = sheet_store_save(sh->kept, from, sh->checkpoint, rows, n,
+					 replace);
 	free(rows);
 	for (uint32_t i = 0; i < sh->ndirty; i++)
 		sh->changed[sh->dirty[i]] = 0;
@@ -228,7 +235,7 @@ refresh_kept(sheet *sh, store *s, uint64_t *applied)
 			rc = catch_up(sh, s, applied);
 		if (rc == ERR_OK && sh->checkpoint != from)	/* else nothing
 								   to save */
-			rc = save(sh, s, from, false);
+			rc = save(sh, from, false);
 		else if (rc != ERR_OK)
 			sh->loaded = false;
 		if (rc != ERR_CONFLICT || attempt == SAVE_RETRIES)
@@ -238,7 +245,7 @@ refresh_kept(sheet *sh, store *s, uint64_t *applied)
 
 error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
 {
-	if (!store_keeps_sheet(s))
+	if (sh->kept == NULL)
 		return catch_up(sh, s, applied);
 	return refresh_kept(sh, s, applied);
 }
@@ -246,15 +253,16 @@ error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied)
 error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied)
 {
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t kept;
-		error_code rc = store_sheet_checkpoint(s, &kept);
+		uint64_t kept = 0;
+		error_code rc = sh->kept ? sheet_store_checkpoint(sh->kept, &kept)
+					 : ERR_OK;
 		if (rc != ERR_OK)
 			return rc;
-		sheet *fresh = sheet_new();
-		fresh->track = store_keeps_sheet(s);
+		sheet *fresh = sheet_new(sh->kept);
+		fresh->track = sh->kept != NULL;
 		rc = catch_up(fresh, s, applied);
-		if (rc == ERR_OK && store_keeps_sheet(s))
-			rc = save(fresh, s, kept, true);
+		if (rc == ERR_OK && sh->kept)
+			rc = save(fresh, kept, true);
 		if (rc == ERR_OK) {
 			fresh->loaded = true;
 			sheet old = *sh;

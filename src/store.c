@@ -1,6 +1,7 @@
 /* store.c — opening a store by URI, and the calls every backend answers;
- * what a backend reads back is checked here before anyone uses it. */
-#include <ctype.h>
+ * the write group (opened by an append, rolled back here when a write
+ * fails halfway, ended by store_commit); what a backend reads back is
+ * checked here before anyone uses it. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -8,339 +9,89 @@
 #include <strings.h>
 #include "config.h"
 #include "simplecqrs/account.h"
-#include "simplecqrs/buf.h"
 #include "simplecqrs/parse.h"
-#include "simplecqrs/xmalloc.h"
+#include "secret.h"
 #include "store_impl.h"
-
-const char *event_type_name(event_type type)
-{
-	return type == EVENT_DEBITED ? "AccountDebited" : "AccountCredited";
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* ---- passwords: never shown ----
- *
- * A password can reach people through the URI itself (status, the open
- * error) or through libpq's and the server's messages, which quote what
- * they could not parse ("invalid integer value "hunter2" for connection
- * option "port""). So the URI is masked where its passwords sit, and every
- * message that can carry connection text is scrubbed of every string that
- * may be (part of) a password: what libpq takes for one, what the user may
- * have meant by one (a password holding '/' or '@' that libpq splits), raw
- * and %-decoded. Masking too much is a cosmetic fault; too little is not. */
-
-/* A postgresql: or postgres: scheme (any case, any number of slashes,
- * as in the one-slash typo postgresql:/u:pw@host/db): the length of the
- * scheme and its slashes, else 0. */
-static size_t pg_scheme(const char *uri)
-{
-	size_t n = strncasecmp(uri, "postgresql:", 11) == 0 ? 11
-		 : strncasecmp(uri, "postgres:", 9) == 0 ? 9 : 0;
-	while (n && uri[n] == '/')
-		n++;
-	return n;
-}
-
-/* s[0..len) with valid %XX escapes decoded (invalid ones kept, as typed). */
-static char *pct_decode(const char *s, size_t len)
-{
-	char *out = xmalloc(len + 1);
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
-		    isxdigit((unsigned char)s[i + 2])) {
-			char hex[3] = { s[i + 1], s[i + 2], '\0' };
-			out[n++] = (char)strtol(hex, NULL, 16);
-			i += 2;
-		} else {
-			out[n++] = s[i];
-		}
-	}
-	out[n] = '\0';
-	return out;
-}
-
-/* A URI parameter's or conninfo keyword's key, %-decoded and in any case,
- * ends with "password": password, sslpassword, pass%77ord, PASSWORD, … */
-static bool secret_key(const char *key, size_t len)
-{
-	char *plain = pct_decode(key, len);
-	size_t n = strlen(plain);
-	bool yes = n >= 8 && strncasecmp(plain + n - 8, "password", 8) == 0;
-	free(plain);
-	return yes;
-}
-
-#define SECRETS_MAX 64
-
-typedef struct secrets {
-	char *s[SECRETS_MAX];
-	size_t n;
-} secrets;
-
-static void secret_keep(secrets *z, char *s)
-{
-	if (s[0] == '\0' || z->n == SECRETS_MAX) {
-		free(s);
-		return;
-	}
-	for (size_t i = 0; i < z->n; i++)
-		if (strcmp(z->s[i], s) == 0) {
-			free(s);
-			return;
-		}
-	z->s[z->n++] = s;
-}
-
-/* Adds s[0..len) raw and %-decoded, and each of their pieces between the
- * characters libpq splits a URI at (so the "hunter2" it takes for a port
- * out of "bob:hunter2/x@host" goes too), pieces of 4 bytes or more. */
-static void secret_add(secrets *z, const char *s, size_t len)
-{
-	if (len == 0)
-		return;
-	char *forms[2] = { xstrndup(s, len), pct_decode(s, len) };
-	for (int f = 0; f < 2; f++) {
-		const char *p = forms[f];
-		while (*p) {
-			size_t piece = strcspn(p, "/?@:,&=#%[]'\"\\ ");
-			if (piece >= 4 && piece < strlen(forms[f]))
-				secret_keep(z, xstrndup(p, piece));
-			p += piece;
-			if (*p)
-				p++;
-		}
-	}
-	secret_keep(z, forms[0]);
-	secret_keep(z, forms[1]);
-}
-
-/* Where a password's value is in uri, if anywhere: [*start, *end) of the
- * userinfo's ":password" (the colon included), reaching to the last '@'
- * after it, or both NULL. */
-static void userinfo_password(const char *uri, const char **start,
-			      const char **end)
-{
-	*start = *end = NULL;
-	size_t skip = pg_scheme(uri);
-	if (skip == 0)
-		return;
-	/* the user name runs to the first ':' or '@', as libpq reads it */
-	const char *user = uri + skip, *p = user + strcspn(user, ":@/");
-	if (*p != ':')
-		return;
-	const char *at = strrchr(p, '@');
-	if (at) {
-		*start = p;
-		*end = at;
-	}
-}
-
-/* [key=]value spans of every parameter whose key says password: URI query
- * parameters (to '&') or, in a string that is no URI, conninfo keywords
- * (to white space, or a quoted value). Calls fn for each value span. */
-typedef void (*value_fn)(void *ctx, const char *value, size_t len, bool quoted);
-
-static void each_secret_value(const char *s, value_fn fn, void *ctx)
-{
-	bool uri = pg_scheme(s) != 0;
-	for (const char *eq = strchr(s, '='); eq; eq = strchr(eq + 1, '=')) {
-		const char *k = eq;
-		while (k > s && k[-1] == ' ' && !uri)
-			k--;
-		const char *key_end = k;
-		while (k > s && (isalnum((unsigned char)k[-1]) || k[-1] == '_' ||
-				 k[-1] == '%'))
-			k--;
-		if (k == key_end || (k > s && k[-1] != '?' && k[-1] != '&' &&
-				     !isspace((unsigned char)k[-1])) ||
-		    !secret_key(k, (size_t)(key_end - k)))
-			continue;
-		const char *v = eq + 1;
-		while (!uri && *v == ' ')
-			v++;
-		size_t len;
-		bool quoted = !uri && *v == '\'';
-		if (quoted) {
-			const char *q = v + 1;
-			while (*q && *q != '\'')
-				q += q[0] == '\\' && q[1] ? 2 : 1;
-			len = (size_t)(q - v) + (*q == '\'');
-		} else {
-			len = uri ? strcspn(v, "&") : strcspn(v, " \t\n\r\f\v");
-		}
-		fn(ctx, v, len, quoted);
-	}
-}
-
-static void add_value(void *ctx, const char *v, size_t len, bool quoted)
-{
-	secrets *z = ctx;
-	if (quoted && len >= 1) {	/* 'it\'s' is the password it's */
-		char *plain = xmalloc(len + 1);
-		size_t n = 0;
-		for (size_t i = 1; i < len && v[i] != '\'' ; i++) {
-			if (v[i] == '\\' && i + 1 < len)
-				i++;
-			plain[n++] = v[i];
-		}
-		plain[n] = '\0';
-		secret_add(z, plain, n);
-		free(plain);
-	}
-	secret_add(z, v, len);
-}
-
-static void find_secrets(const char *uri, const char *extra, secrets *z)
-{
-	z->n = 0;
-	const char *start, *end;
-	userinfo_password(uri, &start, &end);
-	if (start) {
-		/* what the user may mean (to any '@' after the colon) and what
-		 * libpq takes (to the first) */
-		for (const char *at = start + 1; at && at <= end; at = strchr(at + 1, '@'))
-			if (*at == '@')
-				secret_add(z, start + 1, (size_t)(at - start - 1));
-	}
-	each_secret_value(uri, add_value, z);
-	if (extra)
-		secret_add(z, extra, strlen(extra));
-}
-
-static void free_secrets(secrets *z)
-{
-	for (size_t i = 0; i < z->n; i++)
-		free(z->s[i]);
-	z->n = 0;
-}
-
-static int longer_first(const void *a, const void *b)
-{
-	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
-	return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
-/* b with every secret of z replaced by ***, longest first (so a piece
- * never leaves the rest of its password behind). */
-static void scrub_buf(buf *b, secrets *z)
-{
-	qsort(z->s, z->n, sizeof *z->s, longer_first);
-	for (size_t i = 0; i < z->n; i++) {
-		const char *secret = z->s[i];
-		size_t len = strlen(secret);
-		buf out = { 0 };
-		const char *p = b->len ? buf_cstr(b) : "";
-		for (const char *hit; (hit = strstr(p, secret)) != NULL; p = hit + len) {
-			buf_put(&out, p, (size_t)(hit - p));
-			buf_puts(&out, "***");
-		}
-		buf_puts(&out, p);
-		buf_free(b);
-		*b = out;
-	}
-}
-
-typedef struct spans {
-	const char *uri;
-	buf offsets;	/* pairs of size_t: where a value starts, its length */
-} spans;
-
-static void mask_value(void *ctx, const char *v, size_t len, bool quoted)
-{
-	(void)quoted;
-	spans *sp = ctx;
-	size_t span[2] = { (size_t)(v - sp->uri), len };
-	buf_put(&sp->offsets, span, sizeof span);
-}
-
-void store_scrub(const char *uri, const char *extra, char *text, size_t text_len)
-{
-	secrets z;
-	find_secrets(uri, extra, &z);
-	buf b = { 0 };
-	buf_puts(&b, text);
-	scrub_buf(&b, &z);
-	snprintf(text, text_len, "%s", b.len ? buf_cstr(&b) : "");
-	buf_free(&b);
-	free_secrets(&z);
-}
 
 void store_safe_uri(const char *uri, char *out, size_t out_len)
 {
-	/* the userinfo's password goes (user:pw@host becomes user@host), each
-	 * password parameter's value becomes ***, and then any other trace of
-	 * them */
-	const char *start, *end;
-	userinfo_password(uri, &start, &end);
-	spans sp = { .uri = uri };
-	buf b = { 0 };
-	each_secret_value(uri, mask_value, &sp);
-	const size_t *span = (const size_t *)(void *)sp.offsets.data;
-	size_t nspans = sp.offsets.len / (2 * sizeof *span);
-	const char *p = uri;
-	for (size_t i = 0; i <= nspans; i++) {
-		const char *v = uri + (i < nspans ? span[2 * i] : strlen(uri));
-		if (start && start >= p && start <= v) {	/* the userinfo first */
-			buf_put(&b, p, (size_t)(start - p));
-			p = end;
-		}
-		if (v < p)	/* a "parameter" inside the userinfo: gone with it */
-			continue;
-		buf_put(&b, p, (size_t)(v - p));
-		if (i < nspans) {
-			buf_puts(&b, "***");
-			p = v + span[2 * i + 1];
-		}
+	secret_safe_uri(uri, out, out_len);
+}
+
+/* ---- opening: one table line per backend ---- */
+
+typedef struct backend {
+	const char *kind;
+	const char *prefix[2];	/* a URI of this store starts with one */
+	bool exact;		/* the URI is the prefix, nothing after it */
+	bool whole;		/* open takes the whole URI, else what follows
+				   the prefix */
+	/* a near miss (any case, any slashes after): refused with near_why
+	 * rather than guessed at */
+	const char *loose[2];
+	const char *near_why;
+	/* NULL when this build lacks the backend: then missing says so */
+	store *(*open)(const char *arg, char *why, size_t why_len);
+	const char *missing;
+} backend;
+
+static const backend backends[] = {
+	{ .kind = "memory", .prefix = { "memory" }, .exact = true,
+	  .open = store_memory_open },
+	{ .kind = "sqlite", .prefix = { "sqlite:" },
+#if HAVE_SQLITE
+	  .open = store_sqlite_open,
+#endif
+	  .missing = "this build has no SQLite support "
+		     "(rebuild with SQLite's headers installed)" },
+	{ .kind = "postgresql", .prefix = { "postgresql://", "postgres://" },
+	  .whole = true,
+	  /* libpq would take postgresql:/u:pw@host for a key=value string
+	   * and quote all of it back, password included */
+	  .loose = { "postgresql:", "postgres:" },
+	  .near_why = "a PostgreSQL URI starts with postgresql:// "
+		      "(two slashes, lower case)",
+#if HAVE_LIBPQ
+	  .open = store_pg_open,
+#endif
+	  .missing = "this build lacks PostgreSQL support "
+		     "(rebuild with libpq's headers installed)" },
+};
+
+/* The length of b's prefix that uri starts with, or 0. */
+static size_t match(const backend *b, const char *uri)
+{
+	for (size_t i = 0; i < 2 && b->prefix[i]; i++) {
+		size_t n = strlen(b->prefix[i]);
+		if (b->exact ? strcmp(uri, b->prefix[i]) == 0
+			     : strncmp(uri, b->prefix[i], n) == 0)
+			return n;
 	}
-	buf_free(&sp.offsets);
-	secrets z;
-	find_secrets(uri, NULL, &z);
-	scrub_buf(&b, &z);
-	free_secrets(&z);
-	snprintf(out, out_len, "%s", b.len ? buf_cstr(&b) : "");
-	buf_free(&b);
+	return 0;
+}
+
+static bool near_miss(const backend *b, const char *uri)
+{
+	for (size_t i = 0; i < 2 && b->loose[i]; i++)
+		if (strncasecmp(uri, b->loose[i], strlen(b->loose[i])) == 0)
+			return true;
+	return false;
 }
 
 error_code store_open(const char *uri, store **out, char *why, size_t why_len)
 {
 	*out = NULL;
-	if (strcmp(uri, "memory") == 0) {
-		*out = store_memory_open();
-		return ERR_OK;
-	}
-	if (starts_with(uri, "sqlite:")) {
-#if HAVE_SQLITE
-		*out = store_sqlite_open(uri + 7, why, why_len);
+	for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
+		const backend *b = &backends[i];
+		size_t n = match(b, uri);
+		if (n == 0 && !near_miss(b, uri))
+			continue;
+		if (n == 0 || b->open == NULL) {
+			snprintf(why, why_len, "%s", n == 0 ? b->near_why : b->missing);
+			return ERR_STORAGE;
+		}
+		*out = b->open(b->whole ? uri : uri + n, why, why_len);
 		return *out ? ERR_OK : ERR_STORAGE;
-#else
-		snprintf(why, why_len, "this build has no SQLite support "
-			 "(rebuild with SQLite's headers installed)");
-		return ERR_STORAGE;
-#endif
-	}
-	if (pg_scheme(uri) && !starts_with(uri, "postgresql://") &&
-	    !starts_with(uri, "postgres://")) {
-		/* libpq would take postgresql:/u:pw@host for a key=value string
-		 * and quote all of it back, password included */
-		snprintf(why, why_len, "a PostgreSQL URI starts with postgresql:// "
-			 "(two slashes, lower case)");
-		return ERR_STORAGE;
-	}
-	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-#if HAVE_LIBPQ
-		*out = store_pg_open(uri, why, why_len);
-		return *out ? ERR_OK : ERR_STORAGE;
-#else
-		snprintf(why, why_len, "this build lacks PostgreSQL support "
-			 "(rebuild with libpq's headers installed)");
-		return ERR_STORAGE;
-#endif
 	}
 	snprintf(why, why_len,
 		 "unknown store (use memory, sqlite:PATH or postgresql://...)");
@@ -372,11 +123,6 @@ void store_set_wait(store *s, store_wait_fn fn, void *ctx)
 	s->wait_ctx = ctx;
 }
 
-bool store_waiting(store *s, unsigned waited_ms)
-{
-	return s->wait == NULL || s->wait(s->wait_ctx, waited_ms);
-}
-
 error_code store_poll(store *s, bool *changed)
 {
 	*changed = true;
@@ -395,8 +141,9 @@ const char *store_errmsg(const store *s)
 
 /* ---- write groups ----
  *
- * A grouping backend (sqlite, postgresql) opens a transaction at the first
- * write after a commit, and later writes join it; store_commit ends it. The
+ * In a grouping backend (sqlite, postgresql) the first write after a
+ * commit opens a transaction, and later writes join it; store_commit ends
+ * it. The backend only runs the transactions: the group is kept here. The
  * rules that keep "no result before its commit" true live here, once: a
  * group that failed halfway is rolled back and reported by the next
  * store_commit (exactly once), and a group never grows past GROUP_MAX
@@ -406,7 +153,7 @@ const char *store_errmsg(const store *s)
 
 error_code store_group_begin(store *s)
 {
-	if (s->in_group)
+	if (s->in_group || s->ops->begin == NULL)
 		return ERR_OK;
 	error_code rc = s->ops->begin(s);
 	if (rc == ERR_OK) {
@@ -456,35 +203,24 @@ error_code store_commit(store *s)
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position)
 {
+	if (!s->in_group && s->ops->begin) {
+		error_code rc = store_group_begin(s);
+		if (rc != ERR_OK)
+			return rc;
+	}
 	error_code rc = s->ops->append(s, evs, n, time_ms, last_position);
 	s->stats.appends += rc == ERR_OK;
 	s->stats.conflicts += rc == ERR_CONFLICT;
-	if (rc == ERR_OK && s->in_group && (s->group_events += n) >= GROUP_MAX &&
-	    store_commit(s) != ERR_OK) {
-		s->lost = true;	/* results of the group wait in the shell */
-		return ERR_STORAGE;
+	if (rc == ERR_OK) {
+		if (s->in_group && (s->group_events += n) >= GROUP_MAX &&
+		    store_commit(s) != ERR_OK) {
+			s->lost = true;	/* results of the group wait in the shell */
+			return ERR_STORAGE;
+		}
+	} else if (rc != ERR_CONFLICT) {
+		store_group_abandon(s);	/* half an append is never kept */
 	}
 	return rc;
-}
-
-error_code store_backup(store *s, const char *path, char **abs_path,
-			uint64_t *events)
-{
-	*abs_path = NULL;
-	*events = 0;
-	error_code rc = store_commit(s);	/* the copy has what was shown */
-	if (rc != ERR_OK) {
-		s->lost = true;	/* results of the group may wait unshown */
-		return rc;
-	}
-#if HAVE_SQLITE
-	return store_sqlite_backup(s, path, abs_path, events);
-#else
-	(void)path;
-	store_fail(s, "this build has no SQLite support, so no backup file "
-		   "(rebuild with SQLite's headers installed)");
-	return ERR_BACKUP_FAILED;
-#endif
 }
 
 store_stats store_get_stats(const store *s)
@@ -543,7 +279,7 @@ static int damaged(checked *c, const char *fmt, ...)
 
 /* "'id'" with at most 64 bytes of it, for a message about an id that
  * failed the syntax (which may be any bytes at all, or none). */
-static const char *quoted_id(const char *id, char *dst, size_t len)
+const char *store_quoted_id(const char *id, char *dst, size_t len)
 {
 	if (id == NULL)
 		return "no account id";
@@ -597,7 +333,7 @@ static __attribute__((cold, noinline)) int explain(checked *c,
 	const char *id = ev->stream;
 	if (id == NULL || !valid_id(id))
 		return damaged(c, "the event at position %llu has %s", pos,
-			       quoted_id(id, idbuf, sizeof idbuf));
+			       store_quoted_id(id, idbuf, sizeof idbuf));
 	if (c->stream && strcmp(id, c->stream) != 0)
 		return damaged(c, "reading account %s gave an event of %s "
 			       "(position %llu)", c->stream, id, pos);
@@ -727,70 +463,11 @@ error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 }
 
 
-bool store_keeps_sheet(const store *s)
-{
-	return s->ops->sheet_save != NULL;
-}
-
-error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint)
-{
-	*checkpoint = 0;
-	return s->ops->sheet_checkpoint ? s->ops->sheet_checkpoint(s, checkpoint)
-					: ERR_OK;
-}
-
-typedef struct checked_rows {
-	store_balance_fn fn;
-	void *ctx;
-	checked c;		/* for its message */
-} checked_rows;
-
-static int check_row(void *ctx, const char *account, int64_t balance)
-{
-	checked_rows *r = ctx;
-	char idbuf[160];
-	if (account == NULL || !parse_account(account))
-		return damaged(&r->c, "the kept balance sheet has %s",
-			       quoted_id(account, idbuf, sizeof idbuf));
-	if (balance < 0)
-		return damaged(&r->c, "the kept balance sheet has %s at %lld; "
-			       "a balance is never below 0", account,
-			       (long long)balance);
-	return r->fn(r->ctx, account, balance);
-}
-
-error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
-			    void *ctx)
-{
-	*checkpoint = 0;
-	if (s->ops->sheet_load == NULL)
-		return ERR_OK;
-	char why[WHY_LEN];
-	checked_rows r = { .fn = fn, .ctx = ctx, .c.why = why };
-	error_code rc = checked_result(s, s->ops->sheet_load(s, checkpoint,
-							     check_row, &r), &r.c);
-	uint64_t head;
-	if (rc == ERR_OK && (rc = store_head(s, &head)) == ERR_OK &&
-	    *checkpoint > head)
-		rc = store_fail(s, DAMAGED "the kept balance sheet's checkpoint "
-				"%llu is past the last event (position %llu)",
-				(unsigned long long)*checkpoint,
-				(unsigned long long)head);
-	return rc;
-}
-
-error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
-			    const store_balance *rows, size_t n, bool replace)
-{
-	return s->ops->sheet_save ? s->ops->sheet_save(s, from, to, rows, n, replace)
-				  : ERR_OK;
-}
-
 error_code store_fail(store *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	store_base_vfail(s, fmt, ap);
 	va_end(ap);
 	return ERR_STORAGE;
 }

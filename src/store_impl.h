@@ -1,12 +1,36 @@
 /* store_impl.h — what a store backend implements (private to src/).
  *
  * A backend embeds `struct store` as its first member and fills a const
- * store_ops; store.c forwards each public call through it, the way SQLite's
- * VFS or redis's dictType work. */
+ * store_ops (and, when it keeps the balance sheet, a sheet_store_ops);
+ * store.c forwards each public call through them, the way SQLite's VFS or
+ * redis's dictType work. Calls go one way: store.c and sheet_store.c call
+ * the backends, and a backend calls only store_base.c (its failure
+ * message, the wait hook) and secret.c below it, never back up. */
 #ifndef SIMPLECQRS_STORE_IMPL_H
 #define SIMPLECQRS_STORE_IMPL_H
 
+#include <stdarg.h>
+#include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
+
+/* What a store that keeps the balance sheet implements; sheet_store.c
+ * checks what load hands back and keeps the write group around save. */
+typedef struct sheet_store_ops {
+	error_code (*checkpoint)(store *s, uint64_t *checkpoint);
+	/* the checkpoint and the rows of one snapshot */
+	error_code (*load)(store *s, uint64_t *checkpoint,
+			   sheet_store_row_fn fn, void *ctx);
+	/* called inside the write group (sheet_store.c opens it), as append
+	 * is: ERR_CONFLICT leaves the group as it was, any other failure
+	 * loses it (sheet_store.c rolls it back) */
+	error_code (*save)(store *s, uint64_t from, uint64_t to,
+			   const sheet_store_row *rows, size_t n, bool replace);
+} sheet_store_ops;
+
+/* A store's kept sheet is a handle inside the store itself. */
+struct sheet_store {
+	store *owner;
+};
 
 typedef struct store_ops {
 	const char *kind;
@@ -16,6 +40,9 @@ typedef struct store_ops {
 	 * database are skipped for it. */
 	bool trusted;
 	void (*free)(store *s);
+	/* In a grouping store, called with the group open (store_append opens
+	 * it). ERR_CONFLICT: nothing written, the group as it was; any other
+	 * failure: store.c rolls the whole group back and reports it lost. */
 	error_code (*append)(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position);
 	error_code (*read_stream)(store *s, const char *stream,
@@ -27,22 +54,24 @@ typedef struct store_ops {
 	error_code (*stream_count)(store *s, uint64_t *count);
 	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,
 			      void *ctx);
-	/* A store that gathers writes in groups (see store_group_begin) has
-	 * all three; NULL in one that keeps every append at once. begin opens
-	 * a write transaction, commit ends it (on failure it may leave the
-	 * transaction open: rollback follows), rollback drops it. */
+	/* A store that gathers writes in groups has all three; NULL in one
+	 * that keeps every append at once. begin opens a write transaction,
+	 * commit ends it (on failure it may leave the transaction open:
+	 * rollback follows), rollback drops it. store.c keeps the state. */
 	error_code (*begin)(store *s);
 	error_code (*commit)(store *s);
 	void (*rollback)(store *s);
 	/* NULL: the store cannot tell cheaply (store_poll says changed). */
 	error_code (*poll)(store *s, bool *changed);
-	/* NULL in a store that keeps no balance sheet. */
-	error_code (*sheet_checkpoint)(store *s, uint64_t *checkpoint);
-	error_code (*sheet_load)(store *s, uint64_t *checkpoint,
-				 store_balance_fn fn, void *ctx);
-	error_code (*sheet_save)(store *s, uint64_t from, uint64_t to,
-				 const store_balance *rows, size_t n,
-				 bool replace);
+	/* store_backup's work done by the store itself (the sqlite store, by
+	 * SQLite's online backup), called with no group open; NULL: the
+	 * generic copy in store_backup.c, through the public calls. */
+	error_code (*backup)(store *s, const char *path, char **abs,
+			     uint64_t *events);
+	/* The kept balance sheet's methods (sheet_store.h), or NULL in a store
+	 * that keeps none: a second table beside this one, as SQLite's unix
+	 * VFS fills both a VFS and its files' methods. */
+	const sheet_store_ops *sheet;
 } store_ops;
 
 struct store {
@@ -60,35 +89,68 @@ struct store {
 	bool created;		/* this open made a new ledger */
 	store_wait_fn wait;	/* store_set_wait's hook, or NULL */
 	void *wait_ctx;
+	struct sheet_store kept;	/* sheet_store_of's answer */
 };
 
+/* ---- store_base.c: what a backend may call ---- */
+
+/* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
+error_code store_base_fail(store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+error_code store_base_vfail(store *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* For a backend waiting for another program's write lock: calls the wait
  * hook, if any. false: stop waiting, fail the call with ERR_BUSY. */
-bool store_waiting(store *s, unsigned waited_ms);
+bool store_base_waiting(store *s, unsigned waited_ms);
 
-/* For a backend's writes: opens the group's transaction unless one is
- * open. Every write of a grouping backend starts with it. */
-error_code store_group_begin(store *s);
-/* For a backend's writes that failed halfway: rolls the whole group back,
- * so nothing of it is kept, and makes the next store_commit say so. */
-void store_group_abandon(store *s);
+/* ---- the backends, for store.c's table and store_backup.c ---- */
 
-store *store_memory_open(void);
+/* Each as store.c's table calls it: arg is what follows the URI's prefix
+ * (or the whole URI); on failure NULL, with why for people. */
+store *store_memory_open(const char *arg, char *why, size_t why_len);
 /* path: the file after "sqlite:". On failure returns NULL and says why. */
 store *store_sqlite_open(const char *path, char *why, size_t why_len);
-/* store_backup's work, for any store s (the sqlite store by SQLite's online
- * backup, any other through the calls above); s has no open group. */
-error_code store_sqlite_backup(store *s, const char *path, char **abs,
-			       uint64_t *events);
 /* uri: the whole postgresql:// or postgres:// URI, as libpq takes it. */
 store *store_pg_open(const char *uri, char *why, size_t why_len);
 
-/* Replaces in text every form of a password that uri (or extra, when not
- * NULL) holds, raw, %-decoded or in pieces, by ***; keeps it terminated
- * within text_len. For messages that can quote connection text. */
-void store_scrub(const char *uri, const char *extra, char *text, size_t text_len);
+/* A new SQLite ledger file written row by row (store_backup's copy of a
+ * store that is not sqlite): made 0600 at path, which must not exist, with
+ * this build's schema, in one transaction. Each call fails with
+ * ERR_BACKUP_FAILED and report's errmsg saying why; finish and abort free
+ * the writer, and leave nothing at path unless finish worked. */
+typedef struct store_sqlite_file store_sqlite_file;
+error_code store_sqlite_file_new(store *report, const char *path,
+				 store_sqlite_file **out);
+/* An event as it is, its stream named by number (1, 2, …). */
+error_code store_sqlite_file_event(store_sqlite_file *f, const store_event *ev,
+				   int64_t stream_id);
+/* A stream's number, name and last version. */
+error_code store_sqlite_file_stream(store_sqlite_file *f, int64_t id,
+				    const char *name, uint64_t version);
+error_code store_sqlite_file_balance(store_sqlite_file *f, const char *account,
+				     int64_t balance);
+/* Sets the kept checkpoint, commits and closes; *abs (freed by the caller)
+ * is the file's absolute path. */
+error_code store_sqlite_file_finish(store_sqlite_file *f, uint64_t checkpoint,
+				    char **abs);
+void store_sqlite_file_abort(store_sqlite_file *f);
 
-/* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
+/* ---- store.c, for the modules above it ---- */
+
+/* For sheet_store.c's save, a write like an append: opens the group's
+ * transaction unless one is open (or the store does not group). */
+error_code store_group_begin(store *s);
+/* After a write that failed halfway: rolls the whole group back, so
+ * nothing of it is kept, and makes the next store_commit say so. */
+void store_group_abandon(store *s);
+
+/* "the account id '...' (not 1 to 64 of ...)", at most 64 bytes of id
+ * quoted, or "no account id": for a message about an id read back that is
+ * none. Returns dst (or a constant). */
+const char *store_quoted_id(const char *id, char *dst, size_t len);
+
+/* For the handler and the sheet, which find a damaged ledger in what the
+ * store handed them: sets s->errmsg, printf-style; returns ERR_STORAGE. */
 error_code store_fail(store *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <libpq-fe.h>
 #include "simplecqrs/xmalloc.h"
+#include "secret.h"
 #include "store_impl.h"
 
 #define SCHEMA_VERSION 1	/* simplecqrs_meta's schema_version this build writes */
@@ -202,10 +203,10 @@ static void clean(pg_store *g, const char *msg, char *out, size_t out_len)
 	size_t cap = 3 * strlen(msg) + 8;	/* "***" for each byte, at most */
 	char *text = xmalloc(cap);
 	snprintf(text, cap, "%s", msg);
-	store_scrub(g->uri, env, text, cap);
+	secret_scrub(g->uri, env, text, cap);
 	one_line(text, out, out_len);
 	free(text);
-	store_scrub(g->uri, env, out, out_len);	/* in case joining made one */
+	secret_scrub(g->uri, env, out, out_len);	/* in case joining made one */
 }
 
 static error_code db_fail(pg_store *g, const char *what, const PGresult *res)
@@ -218,9 +219,9 @@ static error_code db_fail(pg_store *g, const char *what, const PGresult *res)
 	 * one, nothing was written and nothing is in doubt */
 	g->busy = state && strcmp(state, "55P03") == 0 && !g->base.in_group;
 	if (g->busy)
-		return store_fail(&g->base, "%s: another session holds a lock on "
-				  "the ledger's tables", what);
-	return store_fail(&g->base, "%s: %s", what, msg[0] ? msg : "the server failed");
+		return store_base_fail(&g->base, "%s: another session holds a lock on "
+				       "the ledger's tables", what);
+	return store_base_fail(&g->base, "%s: %s", what, msg[0] ? msg : "the server failed");
 }
 
 /* What a failed call that may have waited for a lock returns. */
@@ -335,7 +336,7 @@ static error_code take_lock(pg_store *g, const char *sql)
 	while (PQconsumeInput(g->conn) && PQisBusy(g->conn)) {
 		unsigned waited = ms_since(&t0);
 		if (!cancelled && waited > 0 &&
-		    (waited >= LOCK_WAIT_MS || !store_waiting(&g->base, waited))) {
+		    (waited >= LOCK_WAIT_MS || !store_base_waiting(&g->base, waited))) {
 			char ignored[256];
 			PGcancel *c = PQgetCancel(g->conn);
 			if (c) {	/* a cancel that finds it done does nothing */
@@ -365,7 +366,7 @@ static error_code take_lock(pg_store *g, const char *sql)
 		rc = ERR_BUSY;	/* granted as it was given up: given up */
 	if (rc == ERR_BUSY) {
 		g->busy = true;
-		store_fail(&g->base, "another shell holds the ledger's write lock");
+		store_base_fail(&g->base, "another shell holds the ledger's write lock");
 	}
 	return rc;
 }
@@ -467,11 +468,10 @@ static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 			    int64_t time_ms, uint64_t *last_position)
 {
 	pg_store *g = (pg_store *)s;
-	error_code rc = store_group_begin(s);
-	if (rc != ERR_OK)
-		return rc;
-	/* Under the write lock nothing else moves: a conflict can put back
-	 * what this append claimed and leave the group as it was. */
+	error_code rc;
+	/* In the group store_append opened, under the write lock, nothing
+	 * else moves: a conflict can put back what this append claimed and
+	 * leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
 		rc = claim_version(g, &evs[i]);
 		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
@@ -499,8 +499,7 @@ static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 	g->next += n;
 	*last_position = g->next - 1;
 	return ERR_OK;
-fail:
-	store_group_abandon(s);	/* half an append is never kept */
+fail:	/* half an append is never kept: store.c drops the group */
 	return rc;
 }
 
@@ -524,8 +523,8 @@ static error_code each_event(pg_store *g, PGresult *res, const char *stream,
 			ev.type = EVENT_DEBITED;
 		else {
 			PQclear(res);
-			return store_fail(&g->base, "event %llu has an unknown type",
-					  (unsigned long long)ev.position);
+			return store_base_fail(&g->base, "event %llu has an unknown type",
+					       (unsigned long long)ev.position);
 		}
 		if (fn(ctx, &ev))
 			break;
@@ -610,7 +609,7 @@ static error_code pg_sheet_checkpoint(store *s, uint64_t *checkpoint)
 }
 
 static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
-				store_balance_fn fn, void *ctx)
+				sheet_store_row_fn fn, void *ctx)
 {
 	pg_store *g = (pg_store *)s;
 	/* the checkpoint and the rows from one snapshot */
@@ -636,14 +635,12 @@ static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 }
 
 static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
-				const store_balance *rows, size_t n, bool replace)
+				const sheet_store_row *rows, size_t n, bool replace)
 {
 	pg_store *g = (pg_store *)s;
-	error_code rc = store_group_begin(s);
-	if (rc != ERR_OK)
-		return rc;
-	/* The row lock this UPDATE takes makes a second shell's refresh wait
-	 * for this one to commit, then find the checkpoint moved. */
+	/* In the write group sheet_store.c opened. The row lock this UPDATE
+	 * takes makes a second shell's refresh wait for this one to commit,
+	 * then find the checkpoint moved. */
 	char f[24], t[24], b[24];
 	const char *params[2] = { num(f, (int64_t)from), num(t, (int64_t)to) };
 	PGresult *res = exec(g, Q_CHECKPOINT_MOVE, params, "cannot move the checkpoint");
@@ -667,8 +664,7 @@ static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
 		PQclear(res);
 	}
 	return ERR_OK;
-fail:
-	store_group_abandon(s);
+fail:	/* sheet_store.c drops the group */
 	return ERR_STORAGE;
 }
 
@@ -702,15 +698,15 @@ static bool reconnect(pg_store *g, const char *what)
 	if (PQstatus(g->conn) != CONNECTION_OK) {
 		char msg[200];
 		clean(g, PQerrorMessage(g->conn), msg, sizeof msg);
-		store_fail(&g->base, "%s: the connection to the server was lost "
-			   "and cannot be made again: %s", what, msg);
+		store_base_fail(&g->base, "%s: the connection to the server was lost "
+				"and cannot be made again: %s", what, msg);
 		return false;
 	}
 	if (!setup(g, true)) {
 		char why[sizeof g->base.errmsg];
 		memcpy(why, g->base.errmsg, sizeof why);
-		store_fail(&g->base, "%s: the connection to the server was lost; "
-			   "made again, %s", what, why);
+		store_base_fail(&g->base, "%s: the connection to the server was lost; "
+				"made again, %s", what, why);
 		return false;
 	}
 	return true;
@@ -771,6 +767,12 @@ static void pg_free(store *s)
 	free(g);
 }
 
+static const sheet_store_ops pg_sheet_ops = {
+	.checkpoint = pg_sheet_checkpoint,
+	.load = pg_sheet_load,
+	.save = pg_sheet_save,
+};
+
 static const store_ops pg_ops = {
 	.kind = "postgresql",
 	.free = pg_free,
@@ -784,9 +786,7 @@ static const store_ops pg_ops = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.poll = pg_poll,
-	.sheet_checkpoint = pg_sheet_checkpoint,
-	.sheet_load = pg_sheet_load,
-	.sheet_save = pg_sheet_save,
+	.sheet = &pg_sheet_ops,
 };
 
 /* Notices (e.g. from the server's own housekeeping) are not for the user's
@@ -922,7 +922,7 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 	if (!setup(g, true))
 		goto fail_why;
 	char safe[1024];
-	store_safe_uri(uri, safe, sizeof safe);
+	secret_safe_uri(uri, safe, sizeof safe);
 	g->base.location = xstrdup(safe);
 	return &g->base;
 fail_why:

@@ -44,7 +44,6 @@
 #define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
 #define BUSY_TELL_MS 100		/* how often the wait hook hears of it */
 #define BACKUP_STEP_PAGES 1024		/* pages a backup copies per step */
-#define COPY_BATCH 4096			/* events a generic copy reads per call */
 
 static const char schema[] =
 	"CREATE TABLE streams (\n"
@@ -158,9 +157,9 @@ static error_code db_fail(sql_store *q, const char *what)
 {
 	int code = sqlite3_errcode(q->db);
 	if (code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE)
-		return store_fail(&q->base, "%s: the ledger is damaged (a row "
-				  "it needs is missing)", what);
-	return store_fail(&q->base, "%s: %s", what, sqlite3_errmsg(q->db));
+		return store_base_fail(&q->base, "%s: the ledger is damaged (a row "
+				       "it needs is missing)", what);
+	return store_base_fail(&q->base, "%s: %s", what, sqlite3_errmsg(q->db));
 }
 
 static uint64_t now_ms(void)
@@ -188,7 +187,7 @@ static int on_busy(void *ctx, int count)
 		return 0;
 	if (waited >= q->busy_told + BUSY_TELL_MS) {
 		q->busy_told = waited;
-		if (!store_waiting(&q->base, waited)) {
+		if (!store_base_waiting(&q->base, waited)) {
 			q->busy_stopped = true;
 			return 0;
 		}
@@ -201,11 +200,11 @@ static int on_busy(void *ctx, int count)
 /* A write that could not get the lock: ERR_BUSY, nothing written. */
 static error_code busy_fail(sql_store *q)
 {
-	store_fail(&q->base, q->busy_stopped
-		   ? "the wait for the ledger's write lock was ended (another "
-		     "program holds it)"
-		   : "another program holds the ledger's write lock (waited %d s)",
-		   BUSY_TIMEOUT_MS / 1000);
+	store_base_fail(&q->base, q->busy_stopped
+			? "the wait for the ledger's write lock was ended (another "
+			  "program holds it)"
+			: "another program holds the ledger's write lock (waited %d s)",
+			BUSY_TIMEOUT_MS / 1000);
 	return ERR_BUSY;
 }
 
@@ -326,10 +325,10 @@ static error_code sql_begin(store *s)
 		return db_fail(q, "cannot start a transaction");
 	if (file_moved(q)) {	/* checked under the lock: nothing moves now */
 		run(q, Q_ROLLBACK);
-		return store_fail(s, "the ledger file %s was renamed or removed "
-				  "while this shell had it open; nothing more is "
-				  "written to it (open it by its new name)",
-				  s->location);
+		return store_base_fail(s, "the ledger file %s was renamed or removed "
+				       "while this shell had it open; nothing more is "
+				       "written to it (open it by its new name)",
+				       s->location);
 	}
 	return ERR_OK;
 }
@@ -372,10 +371,10 @@ static error_code stream_conflict(sql_store *q, const store_new_event *ev,
 	if (rc != SQLITE_ROW)
 		return db_fail(q, "cannot read a stream's version");
 	if (row != events)
-		return store_fail(&q->base, "the ledger is damaged: stream %.64s "
-				  "is at version %lld but its events end at "
-				  "version %lld", ev->stream, (long long)row,
-				  (long long)events);
+		return store_base_fail(&q->base, "the ledger is damaged: stream %.64s "
+				       "is at version %lld but its events end at "
+				       "version %lld", ev->stream, (long long)row,
+				       (long long)events);
 	return ERR_CONFLICT;
 }
 
@@ -436,12 +435,11 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 	sql_store *q = (sql_store *)s;
 	int64_t ids[2];
 	if (n > sizeof ids / sizeof *ids)	/* a transfer is the most */
-		return store_fail(s, "an append of %zu events", n);
-	error_code rc = store_group_begin(s);
-	if (rc != ERR_OK)
-		return rc;
-	/* Under the group's write lock nothing else moves, so a conflict can
-	 * put back what this append claimed and leave the group as it was. */
+		return store_base_fail(s, "an append of %zu events", n);
+	error_code rc;
+	/* Under the write lock of the group store_append opened nothing
+	 * else moves, so a conflict can put back what this append claimed and
+	 * leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {
 		rc = claim_version(q, &evs[i], &ids[i]);
 		if (rc == ERR_CONFLICT && ids[i] > 0 && (i == 0 || ids[0] != ids[i]))
@@ -468,9 +466,7 @@ static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 	}
 	*last_position = (uint64_t)sqlite3_last_insert_rowid(q->db);
 	return ERR_OK;
-fail:
-	/* half an append must never be kept: the group goes */
-	store_group_abandon(s);
+fail:	/* half an append must never be kept: store.c drops the group */
 	return rc;
 }
 
@@ -484,8 +480,8 @@ static error_code row_event(sql_store *q, sqlite3_stmt *st, store_event *ev)
 	ev->time_ms = sqlite3_column_int64(st, 4);
 	ev->stream_key = 0;
 	if (type != EVENT_CREDITED && type != EVENT_DEBITED)
-		return store_fail(&q->base, "event %llu has an unknown type",
-				  (unsigned long long)ev->position);
+		return store_base_fail(&q->base, "event %llu has an unknown type",
+				       (unsigned long long)ev->position);
 	ev->type = (event_type)type;
 	return ERR_OK;
 }
@@ -507,9 +503,9 @@ static error_code each_event(sql_store *q, sqlite3_stmt *st, const char *stream,
 			int64_t id = sqlite3_column_int64(st, 5);
 			if ((ev.stream = stream_name(q, id)) == NULL) {
 				sqlite3_reset(st);
-				return store_fail(&q->base,
-						  "event %llu has no stream",
-						  (unsigned long long)ev.position);
+				return store_base_fail(&q->base,
+						       "event %llu has no stream",
+						       (unsigned long long)ev.position);
 			}
 			if (id < UINT32_MAX)
 				ev.stream_key = (uint32_t)id;
@@ -558,7 +554,7 @@ static error_code one_int(sql_store *q, int which, int64_t *v, const char *what,
 		*v = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE && missing)
-		return store_fail(&q->base, "%s", missing);
+		return store_base_fail(&q->base, "%s", missing);
 	return rc == SQLITE_ROW ? ERR_OK : db_fail(q, what);
 }
 
@@ -611,7 +607,7 @@ static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
 }
 
 static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
-				 store_balance_fn fn, void *ctx)
+				 sheet_store_row_fn fn, void *ctx)
 {
 	sql_store *q = (sql_store *)s;
 	/* The checkpoint and the rows must come from one snapshot: another
@@ -639,13 +635,11 @@ static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 }
 
 static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
-				 const store_balance *rows, size_t n,
+				 const sheet_store_row *rows, size_t n,
 				 bool replace)
 {
 	sql_store *q = (sql_store *)s;
-	error_code rc = store_group_begin(s);
-	if (rc != ERR_OK)
-		return rc;
+	error_code rc;	/* in the write group sheet_store.c opened */
 	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
@@ -674,8 +668,7 @@ static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 		}
 	}
 	return ERR_OK;
-fail:
-	store_group_abandon(s);
+fail:	/* sheet_store.c drops the group */
 	return rc;
 }
 
@@ -718,6 +711,15 @@ static void sql_free(store *s)
 	open_ledgers--;
 }
 
+static const sheet_store_ops sql_sheet_ops = {
+	.checkpoint = sql_sheet_checkpoint,
+	.load = sql_sheet_load,
+	.save = sql_sheet_save,
+};
+
+static error_code sql_backup(store *s, const char *path, char **abs,
+			     uint64_t *events);
+
 static const store_ops sqlite_ops = {
 	.kind = "sqlite",
 	.free = sql_free,
@@ -731,9 +733,8 @@ static const store_ops sqlite_ops = {
 	.commit = sql_commit,
 	.rollback = sql_rollback,
 	.poll = sql_poll,
-	.sheet_checkpoint = sql_sheet_checkpoint,
-	.sheet_load = sql_sheet_load,
-	.sheet_save = sql_sheet_save,
+	.backup = sql_backup,
+	.sheet = &sql_sheet_ops,
 };
 
 /* Runs one statement of SQL text at open; false on failure. */
@@ -1123,17 +1124,17 @@ static error_code backup_target(store *s, const char *path, char **abs,
 	char why[200];
 	*db = NULL;
 	if ((*abs = absolute_path(path, why, sizeof why)) == NULL) {
-		store_fail(s, "cannot back up to %.80s: %s", path, why);
+		store_base_fail(s, "cannot back up to %.80s: %s", path, why);
 		return ERR_BACKUP_FAILED;
 	}
 	int fd = open(*abs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			store_fail(s, "%.160s already exists (a backup never "
-				   "overwrites a file)", *abs);
+			store_base_fail(s, "%.160s already exists (a backup never "
+					"overwrites a file)", *abs);
 		else
-			store_fail(s, "cannot create %.160s: %s", *abs,
-				   strerror(errno));
+			store_base_fail(s, "cannot create %.160s: %s", *abs,
+					strerror(errno));
 		free(*abs);
 		*abs = NULL;
 		return ERR_BACKUP_FAILED;
@@ -1141,8 +1142,8 @@ static error_code backup_target(store *s, const char *path, char **abs,
 	close(fd);
 	if (sqlite3_open_v2(*abs, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		store_fail(s, "cannot open %.160s: %s", *abs,
-			   *db ? sqlite3_errmsg(*db) : "out of memory");
+		store_base_fail(s, "cannot open %.160s: %s", *abs,
+				*db ? sqlite3_errmsg(*db) : "out of memory");
 		return ERR_BACKUP_FAILED;
 	}
 	return ERR_OK;
@@ -1173,162 +1174,21 @@ static error_code online_backup(sql_store *q, sqlite3 *dst, uint64_t *events)
 	}
 	run(q, Q_COMMIT);
 	if (step != SQLITE_DONE) {
-		store_fail(&q->base, "writing the backup failed: %s",
-			   sqlite3_errmsg(dst));
+		store_base_fail(&q->base, "writing the backup failed: %s",
+				sqlite3_errmsg(dst));
 		return ERR_BACKUP_FAILED;
 	}
 	*events = (uint64_t)n;
 	return ERR_OK;
 }
 
-/* Any other store, through the generic interface: its events (positions,
- * versions and times as they are) and kept balance sheet into a fresh
- * ledger with this store's schema. */
-typedef struct copier {
-	store *src;
-	sqlite3 *db;
-	sqlite3_stmt *event, *stream, *balance;
-	idmap *names;		/* stream name -> slot; its id is slot + 1 */
-	uint64_t *versions;	/* by slot: the last version copied */
-	size_t cap;
-	uint64_t head, last, count, seen;
-	error_code err;		/* ERR_STORAGE: the source is wrong;
-				   ERR_BACKUP_FAILED: the copy failed */
-} copier;
-
-static int copy_fail_db(copier *c)
+/* Closes a backup's connection; a backup that failed (or fails to close)
+ * leaves nothing at *abs. */
+static error_code backup_close(store *s, sqlite3 *db, error_code rc, char **abs)
 {
-	store_fail(c->src, "writing the backup failed: %s", sqlite3_errmsg(c->db));
-	c->err = ERR_BACKUP_FAILED;
-	return 1;
-}
-
-static int copy_event(void *ctx, const store_event *ev)
-{
-	copier *c = ctx;
-	c->seen++;
-	if (ev->position > c->head)
-		return 1;	/* written after the backup began */
-	bool added;
-	uint32_t slot = idmap_intern(c->names, ev->stream, strlen(ev->stream),
-				     &added);
-	if (slot >= c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 1024;
-		c->versions = xreallocarray(c->versions, c->cap, sizeof *c->versions);
-	}
-	if (added)
-		c->versions[slot] = 0;
-	if (ev->position <= c->last || ev->version != c->versions[slot] + 1) {
-		store_fail(c->src, "event %llu is out of order in its stream "
-			   "or the log", (unsigned long long)ev->position);
-		c->err = ERR_STORAGE;
-		return 1;
-	}
-	sqlite3_stmt *st = c->event;
-	sqlite3_reset(st);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->position);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)slot + 1);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->version);
-	sqlite3_bind_int(st, 4, ev->type);
-	sqlite3_bind_int64(st, 5, ev->amount);
-	sqlite3_bind_int64(st, 6, ev->time_ms);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return copy_fail_db(c);
-	c->versions[slot] = ev->version;
-	c->last = ev->position;
-	c->count++;
-	return 0;
-}
-
-static int copy_balance(void *ctx, const char *account, int64_t balance)
-{
-	copier *c = ctx;
-	sqlite3_stmt *st = c->balance;
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, balance);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : copy_fail_db(c);
-}
-
-static error_code copy_store(store *src, sqlite3 *dst, uint64_t *events)
-{
-	copier c = { .src = src, .db = dst, .names = idmap_new(), .err = ERR_OK };
-	char stamp[96];
-	snprintf(stamp, sizeof stamp,
-		 "PRAGMA application_id = %d; PRAGMA user_version = %d",
-		 APPLICATION_ID, SCHEMA_VERSION);
-	uint64_t checkpoint = 0;
-	error_code rc = ERR_OK;
-	if (!exec_sql(dst, "PRAGMA synchronous = FULL; BEGIN") ||
-	    !exec_sql(dst, schema) || !exec_sql(dst, stamp) ||
-	    sqlite3_prepare_v2(dst, "INSERT INTO event_log (position, stream, "
-			       "version, type, amount, time) VALUES "
-			       "(?1, ?2, ?3, ?4, ?5, ?6)", -1, &c.event,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(dst, "INSERT INTO streams (id, name, version) "
-			       "VALUES (?1, ?2, ?3)", -1, &c.stream,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(dst, sql[Q_BALANCE_PUT], -1, &c.balance,
-			       NULL) != SQLITE_OK) {
-		copy_fail_db(&c);
-		goto done;
-	}
-	/* The sheet first, then the head: a sheet is a fold of the events up
-	 * to its checkpoint, and the log only grows, so every event it
-	 * counted is at or below the head read after it. */
-	if ((rc = store_sheet_load(src, &checkpoint, copy_balance, &c)) != ERR_OK ||
-	    c.err != ERR_OK || (rc = store_head(src, &c.head)) != ERR_OK)
-		goto done;
-	if (checkpoint > c.head) {
-		rc = store_fail(src, "the balance sheet's checkpoint %llu is past "
-				"the last event %llu", (unsigned long long)checkpoint,
-				(unsigned long long)c.head);
-		goto done;
-	}
-	do {
-		c.seen = 0;
-		rc = store_read_all(src, c.last, COPY_BATCH, copy_event, &c);
-	} while (rc == ERR_OK && c.err == ERR_OK && c.seen == COPY_BATCH &&
-		 c.last < c.head);
-	if (rc != ERR_OK || c.err != ERR_OK)
-		goto done;
-	for (uint32_t i = 0; i < idmap_count(c.names); i++) {
-		sqlite3_reset(c.stream);
-		sqlite3_bind_int64(c.stream, 1, (sqlite3_int64)i + 1);
-		sqlite3_bind_text(c.stream, 2, idmap_key(c.names, i), -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(c.stream, 3, (sqlite3_int64)c.versions[i]);
-		if (sqlite3_step(c.stream) != SQLITE_DONE) {
-			copy_fail_db(&c);
-			goto done;
-		}
-	}
-	char move[80];
-	snprintf(move, sizeof move, "UPDATE checkpoint SET position = %llu",
-		 (unsigned long long)checkpoint);
-	if (!exec_sql(dst, move) || !exec_sql(dst, "COMMIT"))
-		copy_fail_db(&c);
-done:
-	sqlite3_finalize(c.event);
-	sqlite3_finalize(c.stream);
-	sqlite3_finalize(c.balance);
-	idmap_free(c.names);
-	free(c.versions);
-	*events = c.count;
-	return rc != ERR_OK ? rc : c.err;
-}
-
-error_code store_sqlite_backup(store *s, const char *path, char **abs,
-			       uint64_t *events)
-{
-	sqlite3 *db;
-	*events = 0;
-	error_code rc = backup_target(s, path, abs, &db);
-	if (rc == ERR_OK)
-		rc = s->ops == &sqlite_ops ? online_backup((sql_store *)s, db, events)
-					   : copy_store(s, db, events);
 	if (db && sqlite3_close(db) != SQLITE_OK && rc == ERR_OK) {
-		store_fail(s, "closing the backup failed: %s", sqlite3_errmsg(db));
+		store_base_fail(s, "closing the backup failed: %s",
+				sqlite3_errmsg(db));
 		rc = ERR_BACKUP_FAILED;
 	}
 	if (rc != ERR_OK && *abs) {	/* a half-written backup goes */
@@ -1337,4 +1197,129 @@ error_code store_sqlite_backup(store *s, const char *path, char **abs,
 		*abs = NULL;
 	}
 	return rc;
+}
+
+static error_code sql_backup(store *s, const char *path, char **abs,
+			     uint64_t *events)
+{
+	sqlite3 *db;
+	*events = 0;
+	error_code rc = backup_target(s, path, abs, &db);
+	if (rc == ERR_OK)
+		rc = online_backup((sql_store *)s, db, events);
+	return backup_close(s, db, rc, abs);
+}
+
+/* ---- a new ledger file, row by row (store_backup.c's generic copy) ---- */
+
+struct store_sqlite_file {
+	store *report;		/* whose errmsg says why a write failed */
+	sqlite3 *db;
+	sqlite3_stmt *event, *stream, *balance;
+	char *abs;
+};
+
+static error_code file_fail(store_sqlite_file *f)
+{
+	store_base_fail(f->report, "writing the backup failed: %s",
+			sqlite3_errmsg(f->db));
+	return ERR_BACKUP_FAILED;
+}
+
+error_code store_sqlite_file_new(store *report, const char *path,
+				 store_sqlite_file **out)
+{
+	store_sqlite_file *f = xcalloc(1, sizeof *f);
+	f->report = report;
+	*out = NULL;
+	error_code rc = backup_target(report, path, &f->abs, &f->db);
+	char stamp[96];
+	snprintf(stamp, sizeof stamp,
+		 "PRAGMA application_id = %d; PRAGMA user_version = %d",
+		 APPLICATION_ID, SCHEMA_VERSION);
+	if (rc == ERR_OK &&
+	    (!exec_sql(f->db, "PRAGMA synchronous = FULL; BEGIN") ||
+	     !exec_sql(f->db, schema) || !exec_sql(f->db, stamp) ||
+	     sqlite3_prepare_v2(f->db, "INSERT INTO event_log (position, "
+				"stream, version, type, amount, time) VALUES "
+				"(?1, ?2, ?3, ?4, ?5, ?6)", -1, &f->event,
+				NULL) != SQLITE_OK ||
+	     sqlite3_prepare_v2(f->db, "INSERT INTO streams (id, name, version) "
+				"VALUES (?1, ?2, ?3)", -1, &f->stream,
+				NULL) != SQLITE_OK ||
+	     sqlite3_prepare_v2(f->db, sql[Q_BALANCE_PUT], -1, &f->balance,
+				NULL) != SQLITE_OK))
+		rc = file_fail(f);
+	if (rc != ERR_OK) {
+		store_sqlite_file_abort(f);
+		return rc;
+	}
+	*out = f;
+	return ERR_OK;
+}
+
+error_code store_sqlite_file_event(store_sqlite_file *f, const store_event *ev,
+				   int64_t stream_id)
+{
+	sqlite3_stmt *st = f->event;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->position);
+	sqlite3_bind_int64(st, 2, stream_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->version);
+	sqlite3_bind_int(st, 4, ev->type);
+	sqlite3_bind_int64(st, 5, ev->amount);
+	sqlite3_bind_int64(st, 6, ev->time_ms);
+	return sqlite3_step(st) == SQLITE_DONE ? ERR_OK : file_fail(f);
+}
+
+error_code store_sqlite_file_stream(store_sqlite_file *f, int64_t id,
+				    const char *name, uint64_t version)
+{
+	sqlite3_stmt *st = f->stream;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+	return sqlite3_step(st) == SQLITE_DONE ? ERR_OK : file_fail(f);
+}
+
+error_code store_sqlite_file_balance(store_sqlite_file *f, const char *account,
+				     int64_t balance)
+{
+	sqlite3_stmt *st = f->balance;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, balance);
+	return sqlite3_step(st) == SQLITE_DONE ? ERR_OK : file_fail(f);
+}
+
+/* The statements go, then the connection: closed (and on failure its file
+ * removed) by backup_close. */
+static error_code file_end(store_sqlite_file *f, error_code rc, char **abs)
+{
+	sqlite3_finalize(f->event);
+	sqlite3_finalize(f->stream);
+	sqlite3_finalize(f->balance);
+	*abs = f->abs;
+	rc = backup_close(f->report, f->db, rc, abs);
+	free(f);
+	return rc;
+}
+
+error_code store_sqlite_file_finish(store_sqlite_file *f, uint64_t checkpoint,
+				    char **abs)
+{
+	char move[80];
+	snprintf(move, sizeof move, "UPDATE checkpoint SET position = %llu",
+		 (unsigned long long)checkpoint);
+	error_code rc = ERR_OK;
+	if (!exec_sql(f->db, move) || !exec_sql(f->db, "COMMIT"))
+		rc = file_fail(f);
+	return file_end(f, rc, abs);
+}
+
+void store_sqlite_file_abort(store_sqlite_file *f)
+{
+	char *abs;
+	file_end(f, ERR_BACKUP_FAILED, &abs);
 }

@@ -16,7 +16,7 @@ static void setup(void)
 	char why[64];
 	ck_assert_int_eq(store_open("memory", &s, why, sizeof why), 0);
 	h = handler_new(s);
-	sh = sheet_new();
+	sh = sheet_new(sheet_store_of(s));
 }
 
 static void teardown(void)
@@ -161,7 +161,7 @@ START_TEST(stream_keys_are_only_a_shortcut)
 {
 	static const store_ops ops = { .kind = "keyless", .read_all = keyless_read_all };
 	keyless k = { .base = { .ops = &ops }, .inner = s };
-	sheet *plain = sheet_new();
+	sheet *plain = sheet_new(NULL);
 	handler_result r;
 	uint64_t a1, a2;
 	char id[16];
@@ -193,6 +193,178 @@ START_TEST(stream_keys_are_only_a_shortcut)
 }
 END_TEST
 
+/* A store that groups its writes, as sqlite and postgresql do, and keeps a
+ * sheet, over a memory store: it counts the transactions store.c runs, and
+ * its append or sheet save fails as told. store.c (and sheet_store.c) own
+ * the group: the backend only begins, commits and rolls back. */
+typedef struct grouping {
+	struct store base;
+	store *inner;
+	int begins, commits, rollbacks;
+	error_code append_says, save_says;	/* ERR_OK: does the work */
+	uint64_t checkpoint;
+} grouping;
+
+static error_code grp_append(store *st, const store_new_event *evs, size_t n,
+			     int64_t t, uint64_t *last)
+{
+	grouping *g = (grouping *)st;
+	ck_assert(st->in_group);	/* store_append opened it */
+	if (g->append_says != ERR_OK)
+		return g->append_says == ERR_STORAGE
+		       ? store_fail(st, "the disk is full") : g->append_says;
+	return store_append(g->inner, evs, n, t, last);
+}
+
+static error_code grp_read_all(store *st, uint64_t after, size_t limit,
+			       store_event_fn fn, void *ctx)
+{
+	return store_read_all(((grouping *)st)->inner, after, limit, fn, ctx);
+}
+
+static error_code grp_head(store *st, uint64_t *head)
+{
+	return store_head(((grouping *)st)->inner, head);
+}
+
+static error_code grp_begin(store *st)
+{
+	((grouping *)st)->begins++;
+	return ERR_OK;
+}
+
+static error_code grp_commit(store *st)
+{
+	((grouping *)st)->commits++;
+	return ERR_OK;
+}
+
+static void grp_rollback(store *st)
+{
+	((grouping *)st)->rollbacks++;
+}
+
+static error_code grp_checkpoint(store *st, uint64_t *checkpoint)
+{
+	*checkpoint = ((grouping *)st)->checkpoint;
+	return ERR_OK;
+}
+
+static error_code grp_load(store *st, uint64_t *checkpoint,
+			   sheet_store_row_fn fn, void *ctx)
+{
+	(void)fn;
+	(void)ctx;
+	return grp_checkpoint(st, checkpoint);	/* rows are not the point */
+}
+
+static error_code grp_save(store *st, uint64_t from, uint64_t to,
+			   const sheet_store_row *rows, size_t n, bool replace)
+{
+	grouping *g = (grouping *)st;
+	(void)rows;
+	(void)n;
+	(void)replace;
+	ck_assert(st->in_group);	/* sheet_store_save opened it */
+	if (g->save_says != ERR_OK)
+		return g->save_says == ERR_STORAGE
+		       ? store_fail(st, "the disk is full") : g->save_says;
+	if (from != g->checkpoint)
+		return ERR_CONFLICT;
+	g->checkpoint = to;
+	return ERR_OK;
+}
+
+static const sheet_store_ops grp_sheet_ops = {
+	.checkpoint = grp_checkpoint,
+	.load = grp_load,
+	.save = grp_save,
+};
+
+static const store_ops grp_ops = {
+	.kind = "grouping",
+	.append = grp_append,
+	.read_all = grp_read_all,
+	.head = grp_head,
+	.begin = grp_begin,
+	.commit = grp_commit,
+	.rollback = grp_rollback,
+	.sheet = &grp_sheet_ops,
+};
+
+static error_code grp_put(grouping *g, const char *id, uint64_t version)
+{
+	store_new_event ev = { .stream = id, .expected_version = version,
+			       .type = EVENT_CREDITED, .amount = 5 };
+	uint64_t last;
+	return store_append(&g->base, &ev, 1, 1, &last);
+}
+
+START_TEST(the_store_owns_the_write_group)
+{
+	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
+	/* the first write opens the group, the next joins it */
+	ck_assert_int_eq(grp_put(&g, "A", 0), ERR_OK);
+	ck_assert_int_eq(grp_put(&g, "A", 1), ERR_OK);
+	ck_assert_int_eq(g.begins, 1);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 1);
+	/* a conflict leaves the group as it was */
+	g.append_says = ERR_CONFLICT;
+	ck_assert_int_eq(grp_put(&g, "A", 2), ERR_CONFLICT);
+	ck_assert_int_eq(g.rollbacks, 0);
+	ck_assert(g.base.in_group);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 2);
+	/* a failure halfway loses the whole group, reported once */
+	g.append_says = ERR_OK;
+	ck_assert_int_eq(grp_put(&g, "A", 2), ERR_OK);
+	g.append_says = ERR_STORAGE;
+	ck_assert_int_eq(grp_put(&g, "A", 3), ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 1);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_str_eq(store_errmsg(&g.base), "the disk is full");
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 2);
+}
+END_TEST
+
+START_TEST(a_kept_sheet_saves_in_the_write_group)
+{
+	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
+	sheet *kept = sheet_new(sheet_store_of(&g.base));
+	uint64_t applied;
+	ck_assert_ptr_nonnull(sheet_store_of(&g.base));
+	ck_assert_ptr_null(sheet_store_of(s));	/* memory keeps none */
+	ck_assert_int_eq(grp_put(&g, "A", 0), ERR_OK);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	/* a save that fails loses its group, as an append does */
+	g.save_says = ERR_STORAGE;
+	ck_assert_int_eq(sheet_refresh(kept, &g.base, &applied), ERR_STORAGE);
+	ck_assert_int_eq(g.begins, 2);
+	ck_assert_int_eq(g.rollbacks, 1);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_uint_eq(g.checkpoint, 0);
+	/* a save that works joins the group, which the commit ends */
+	g.save_says = ERR_OK;
+	ck_assert_int_eq(sheet_refresh(kept, &g.base, &applied), ERR_OK);
+	ck_assert_uint_eq(applied, 1);
+	ck_assert_int_eq(g.begins, 3);
+	ck_assert(g.base.in_group);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_uint_eq(g.checkpoint, 1);
+	/* another shell moved the kept checkpoint: reloaded, and nothing
+	 * rolled back */
+	ck_assert_int_eq(grp_put(&g, "A", 1), ERR_OK);
+	g.checkpoint = 2;
+	ck_assert_int_eq(sheet_refresh(kept, &g.base, &applied), ERR_OK);
+	ck_assert_uint_eq(sheet_checkpoint(kept), 2);
+	ck_assert_int_eq(g.rollbacks, 1);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	sheet_free(kept);
+}
+END_TEST
+
 static Suite *sheet_suite(void)
 {
 	Suite *su = suite_create("sheet");
@@ -207,6 +379,11 @@ static Suite *sheet_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, rows_sort_bytewise);
 	tcase_add_test(t, stream_keys_are_only_a_shortcut);
+	suite_add_tcase(su, t);
+	t = tcase_create("kept");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, the_store_owns_the_write_group);
+	tcase_add_test(t, a_kept_sheet_saves_in_the_write_group);
 	suite_add_tcase(su, t);
 	return su;
 }

@@ -17,8 +17,9 @@
 #if HAVE_LIBPQ
 #include <libpq-fe.h>
 #endif
+#include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
-#include "store_impl.h"	/* store_scrub */
+#include "secret.h"	/* secret_scrub */
 #include "unit.h"
 
 static store *s;
@@ -553,19 +554,19 @@ START_TEST(password_forms_masked)
 	}
 	snprintf(out, sizeof out, "invalid integer value \"hunter2\" for "
 		 "connection option \"port\"");
-	store_scrub("postgresql://bob:hunter2/x@host/db", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob:hunter2/x@host/db", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "invalid integer value \"***\" for connection option \"port\"");
 	snprintf(out, sizeof out, "invalid percent-encoded token: \"hunter2%%zz\"");
-	store_scrub("postgresql://bob@host/db?password=hunter2%zz", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob@host/db?password=hunter2%zz", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "invalid percent-encoded token: \"***\"");
 	snprintf(out, sizeof out, "could not translate host name \"ter2@host\"");
-	store_scrub("postgresql://bob:hun@ter2@host/db", NULL, out, sizeof out);
+	secret_scrub("postgresql://bob:hun@ter2@host/db", NULL, out, sizeof out);
 	ck_assert_str_eq(out, "could not translate host name \"***@host\"");
 	snprintf(out, sizeof out, "missing \"=\" after \"postgresql:/bob:hunter2@db\"");
-	store_scrub("postgresql:/bob:hunter2@db", "pgpass-env", out, sizeof out);
+	secret_scrub("postgresql:/bob:hunter2@db", "pgpass-env", out, sizeof out);
 	ck_assert_str_eq(out, "missing \"=\" after \"postgresql:/bob:***@db\"");
 	snprintf(out, sizeof out, "p@ss and p%%40ss and pgpass-env");
-	store_scrub("postgresql://u:p%40ss@h/db", "pgpass-env", out, sizeof out);
+	secret_scrub("postgresql://u:p%40ss@h/db", "pgpass-env", out, sizeof out);
 	ck_assert_str_eq(out, "*** and *** and ***");
 }
 END_TEST
@@ -660,28 +661,30 @@ START_TEST(the_kept_sheet_moves_only_from_its_checkpoint)
 {
 	uint64_t cp = 99;
 	rows_seen r = { "" };
-	ck_assert_int_eq(store_keeps_sheet(s), durable());
-	ck_assert_int_eq(store_sheet_load(s, &cp, row, &r), ERR_OK);
-	ck_assert_uint_eq(cp, 0);
-	ck_assert_str_eq(r.text, "");
+	sheet_store *k = sheet_store_of(s);
+	ck_assert_int_eq(k != NULL, durable());
 	if (!durable())
 		return;
-	store_balance b[2] = { { "A", 5 }, { "B", 7 } };
-	ck_assert_int_eq(store_sheet_save(s, 0, 3, b, 2, false), ERR_OK);
+	ck_assert_int_eq(sheet_store_load(k, &cp, row, &r), ERR_OK);
+	ck_assert_uint_eq(cp, 0);
+	ck_assert_str_eq(r.text, "");
+	sheet_store_row b[2] = { { "A", 5 }, { "B", 7 } };
+	ck_assert_int_eq(sheet_store_save(k, 0, 3, b, 2, false), ERR_OK);
 	/* a second shell that also started from 0 loses */
-	ck_assert_int_eq(store_sheet_save(s, 0, 4, b, 1, false), ERR_CONFLICT);
+	ck_assert_int_eq(sheet_store_save(k, 0, 4, b, 1, false), ERR_CONFLICT);
 	b[0].balance = 6;
-	ck_assert_int_eq(store_sheet_save(s, 3, 4, b, 1, false), ERR_OK);
+	ck_assert_int_eq(sheet_store_save(k, 3, 4, b, 1, false), ERR_OK);
 	ck_assert_int_eq(store_commit(s), ERR_OK);
 	reopen();
-	ck_assert_int_eq(store_sheet_checkpoint(s, &cp), ERR_OK);
+	k = sheet_store_of(s);
+	ck_assert_int_eq(sheet_store_checkpoint(k, &cp), ERR_OK);
 	ck_assert_uint_eq(cp, 4);
-	store_sheet_load(s, &cp, row, &r);
+	sheet_store_load(k, &cp, row, &r);
 	ck_assert_str_eq(sorted(r.text), "A=6,B=7,");	/* in no set order */
 	/* rebuild: the rows given are the whole sheet */
-	ck_assert_int_eq(store_sheet_save(s, 4, 9, b + 1, 1, true), ERR_OK);
+	ck_assert_int_eq(sheet_store_save(k, 4, 9, b + 1, 1, true), ERR_OK);
 	r.text[0] = '\0';
-	store_sheet_load(s, &cp, row, &r);
+	sheet_store_load(k, &cp, row, &r);
 	ck_assert_str_eq(r.text, "B=7,");
 	ck_assert_uint_eq(cp, 9);
 }

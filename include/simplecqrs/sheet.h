@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "simplecqrs/error.h"
+#include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
 
 typedef struct sheet sheet;
@@ -20,7 +21,10 @@ typedef struct sheet_row {
 	int64_t balance;
 } sheet_row;
 
-sheet *sheet_new(void);
+/* kept: where the store that this sheet is refreshed from keeps it
+ * (sheet_store_of that store), or NULL when it keeps none: then the sheet
+ * lives only in the process. */
+sheet *sheet_new(sheet_store *kept);
 void sheet_free(sheet *sh);
 
 /* Applies the events after the checkpoint, moving it past each; *applied

@@ -5,7 +5,8 @@
  * names the version it expects each stream to be at and is all-or-nothing:
  * if any stream moved, nothing is written and ERR_CONFLICT comes back. The
  * backends (memory, sqlite, postgresql) sit behind this one interface; the
- * handler and the balance sheet never know which one they talk to. */
+ * handler and the read side never know which one they talk to. (What a
+ * store keeps beside its events has an interface of its own.) */
 #ifndef SIMPLECQRS_STORE_H
 #define SIMPLECQRS_STORE_H
 
@@ -90,8 +91,8 @@ void store_set_wait(store *s, store_wait_fn fn, void *ctx);
  * that cannot tell cheaply says true. */
 error_code store_poll(store *s, bool *changed);
 /* Writes a consistent copy of the whole ledger (every event with its
- * position, version and time, and the kept balance sheet) to a new SQLite
- * ledger file at path, while other shells keep working; commits the open
+ * position, version and time, and what the store keeps beside them) to a
+ * new SQLite ledger file at path, while other shells keep working; commits the open
  * group first. *abs_path (freed by the caller) is the file's absolute path
  * and *events how many events it holds. ERR_BACKUP_FAILED when path exists,
  * its folder is missing or not writable, or the copy cannot be written:
@@ -127,8 +128,8 @@ error_code store_head(store *s, uint64_t *head);
 error_code store_count_after(store *s, uint64_t after, uint64_t *count);
 error_code store_stream_count(store *s, uint64_t *count);
 
-/* For the handler and the sheet, which fold the events a read handed them
- * onto balances the store does not know: ev would take its account's
+/* For the handler and the read side, which fold the events a read handed
+ * them onto balances the store does not know: ev would take its account's
  * balance, before, out of 0..INT64_MAX. Makes that the store's
  * "damaged ledger" message naming the account, version and position, and
  * returns ERR_STORAGE. */
@@ -150,30 +151,6 @@ store_stats store_get_stats(const store *s);
  * ERR_STORAGE comes back; whether the disk kept it is then unknown. A group
  * that failed halfway (in an append, say) is reported here too, once. */
 error_code store_commit(store *s);
-
-/* ---- the balance sheet, in stores that keep one (sqlite, postgresql) ---- */
-
-/* false for the memory store, where the sheet lives only in the process. */
-bool store_keeps_sheet(const store *s);
-/* The kept sheet's checkpoint (0 when the store keeps none). */
-error_code store_sheet_checkpoint(store *s, uint64_t *checkpoint);
-/* Calls fn for each kept row, in no set order, and sets *checkpoint. */
-typedef int (*store_balance_fn)(void *ctx, const char *account, int64_t balance);
-error_code store_sheet_load(store *s, uint64_t *checkpoint, store_balance_fn fn,
-			    void *ctx);
-
-typedef struct store_balance {
-	const char *account;
-	int64_t balance;
-} store_balance;
-
-/* Writes rows and moves the checkpoint from `from` to `to`, in the same
- * transaction as the writes around it, but only if the kept checkpoint is
- * still `from`: otherwise another shell refreshed first, nothing is written
- * and ERR_CONFLICT comes back. With replace, the rows are the whole sheet and
- * every other row goes (rebuild). */
-error_code store_sheet_save(store *s, uint64_t from, uint64_t to,
-			    const store_balance *rows, size_t n, bool replace);
 
 /* Called once per stream id; a non-zero return stops the listing early. */
 typedef int (*store_stream_fn)(void *ctx, const char *stream);

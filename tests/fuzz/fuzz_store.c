@@ -190,7 +190,7 @@ static error_code fz_sheet_checkpoint(store *s, uint64_t *checkpoint)
 }
 
 static error_code fz_sheet_load(store *s, uint64_t *checkpoint,
-				store_balance_fn fn, void *ctx)
+				sheet_store_row_fn fn, void *ctx)
 {
 	fz_store *f = (fz_store *)s;
 	*checkpoint = f->checkpoint;
@@ -201,12 +201,12 @@ static error_code fz_sheet_load(store *s, uint64_t *checkpoint,
 }
 
 static error_code fz_sheet_save(store *s, uint64_t from, uint64_t to,
-				const store_balance *rows, size_t n, bool replace)
+				const sheet_store_row *rows, size_t n, bool replace)
 {
 	fz_store *f = (fz_store *)s;
 	if (f->checkpoint != from)
 		return ERR_CONFLICT;
-	for (const store_balance *r = rows; r < rows + n; r++) {
+	for (const sheet_store_row *r = rows; r < rows + n; r++) {
 		FUZZ_CHECK(parse_account(r->account) && r->balance >= 0,
 			   "the sheet saves '%s' at %lld", r->account,
 			   (long long)r->balance);
@@ -242,6 +242,12 @@ static const store_ops fz_ops = {
 	.streams = fz_streams,
 };
 
+static const sheet_store_ops fz_sheet_ops = {
+	.checkpoint = fz_sheet_checkpoint,
+	.load = fz_sheet_load,
+	.save = fz_sheet_save,
+};
+
 static const store_ops fz_ops_sheet = {
 	.kind = "fuzz",
 	.free = fz_free,
@@ -251,9 +257,7 @@ static const store_ops fz_ops_sheet = {
 	.head = fz_head,
 	.stream_count = fz_stream_count,
 	.streams = fz_streams,
-	.sheet_checkpoint = fz_sheet_checkpoint,
-	.sheet_load = fz_sheet_load,
-	.sheet_save = fz_sheet_save,
+	.sheet = &fz_sheet_ops,
 };
 
 /* ---- decoding the input ---- */
