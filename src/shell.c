@@ -83,7 +83,7 @@ static void flush_output(void *vsh)
 
 int shell_run_fd(shell *sh, int fd)
 {
-	lines *r = lines_new(fd, flush_output, sh);
+	lines *r = lines_new(fd, PARSE_MAX_LINE, PARSE_SLACK, flush_output, sh);
 	lines_line l;
 	int rc = 0;
 	sh->ctx.line = 0;

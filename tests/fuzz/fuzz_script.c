@@ -469,7 +469,7 @@ static void run(const uint8_t *data, size_t size, bool json)
 	handler_set_clock(ctx.handler, fixed_clock);
 	out_set_gate(ctx.out, cmd_commit, &ctx);
 
-	lines *r = lines_new(in_fd, NULL, NULL);
+	lines *r = lines_new(in_fd, PARSE_MAX_LINE, PARSE_SLACK, NULL, NULL);
 	split sp = { (const char *)data, (const char *)data + size };
 	lines_line l;
 	int nlines = 0, rc;
