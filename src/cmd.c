@@ -5,7 +5,8 @@
  * argument count, and has the arguments checked by the kinds the entry
  * names (parse_values). cmd_run reports what does not parse, or calls the
  * entry's exec; each exec lives in its own src/cmd_NAME.c, but for help,
- * which reads the table and so lives here. */
+ * which reads the table and so lives here. The commit gate the output is
+ * given (cmd_commit, cmd_lost) is here for now. */
 #include <string.h>
 #include "simplecqrs/buf.h"
 #include "simplecqrs/cmd.h"
@@ -13,8 +14,24 @@
 
 /* ---- the table ---- */
 
-/* In the order help lists them. A new command: its file, a line here and
- * a line in src/meson.build. */
+/* Each defined in its src/cmd_NAME.c (cmd_refresh.c holds rebuild too,
+ * cmd_quit.c exit; help is below). A new command is its file, a line in
+ * each of these two lists, and one in src/meson.build. */
+extern const cmd_entry cmd_deposit_entry;
+extern const cmd_entry cmd_withdraw_entry;
+extern const cmd_entry cmd_transfer_entry;
+extern const cmd_entry cmd_refresh_entry;
+extern const cmd_entry cmd_balances_entry;
+extern const cmd_entry cmd_balance_entry;
+extern const cmd_entry cmd_history_entry;
+extern const cmd_entry cmd_status_entry;
+extern const cmd_entry cmd_backup_entry;
+extern const cmd_entry cmd_rebuild_entry;
+extern const cmd_entry cmd_help_entry;
+extern const cmd_entry cmd_quit_entry;
+extern const cmd_entry cmd_exit_entry;
+
+/* In the order help lists them. */
 const cmd_entry *const cmd_table[] = {
 	&cmd_deposit_entry,
 	&cmd_withdraw_entry,

@@ -1,5 +1,5 @@
 /* cmd_quit.c — quit and exit: run no more input. */
-#include "cmd_impl.h"
+#include "simplecqrs/cmd.h"
 
 static cmd_status exec(cmd_ctx *ctx, const cmd_entry *self,
 		       const parse_result *p)

@@ -7,8 +7,9 @@
  * names), checking its arity, handing its arguments' kinds to the parser
  * (parse.h: tokens and values only), and reporting a line that does not
  * parse. Each entry's exec reads like the picture: command → handler →
- * store → balance sheet → output. A new command is one file, one line in
- * cmd_table and one line in src/meson.build. */
+ * store → balance sheet → output. A new command is one file, its entry
+ * named in cmd.c's table (its extern and its pointer, as tmux does) and one
+ * line in src/meson.build. */
 #ifndef SIMPLECQRS_CMD_H
 #define SIMPLECQRS_CMD_H
 

@@ -46,11 +46,11 @@ typedef struct parse_result {
 error_code parse_split(char *line, size_t len, parse_tokens *t);
 
 /* Fills r with t's arguments (the tokens after the first) and checks them
- * against kinds, a letter per argument: 'a' an account id, 'n' an amount,
- * any other letter unchecked; arguments past the end of kinds are kept but
- * not checked (the caller has checked the count). Ids come before the
- * amount in every kinds string, so one pass left to right is SPEC's order;
- * same_account is checked last. */
+ * against kinds, a letter per argument: 'a' an account id (at most two),
+ * 'n' an amount, any other letter unchecked; arguments past the end of
+ * kinds are kept but not checked (the caller has checked the count). With
+ * the ids before the amount in kinds, one pass left to right is SPEC's
+ * order; same_account (two equal ids) is checked last. */
 error_code parse_values(const char *kinds, const parse_tokens *t,
 			parse_result *r);
 
