@@ -260,8 +260,9 @@ const cmd_entry cmd_help_entry = {
 
 /* ---- reading a line as a command ---- */
 
-/* cmd_parse, inlined into cmd_run: every line goes through it, and a call
- * of its own was a few percent of a mixed workload. */
+/* cmd_parse, inlined into cmd_run (with the look-up): every line goes
+ * through it, and calls of their own were 0.6% of a mixed workload's
+ * instructions. */
 static inline __attribute__((always_inline)) error_code
 parse_command(char *line, size_t len, cmd_parsed *res)
 {
