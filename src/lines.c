@@ -9,30 +9,34 @@
 #include <string.h>
 #include <unistd.h>
 #include "simplecqrs/lines.h"
-#include "simplecqrs/parse.h"
 #include "simplecqrs/xmalloc.h"
 
 #define BLOCK (1024 * 1024)
-#define KEEP (PARSE_MAX_LINE + 1)	/* the limit, plus a CR the parser drops */
 
 struct lines {
 	int fd;
 	void (*before_read)(void *ctx);
 	void *ctx;
+	size_t keep;		/* the longest line kept: the limit, plus a
+				   CR the parser drops */
 	char *buf;		/* BLOCK bytes, one kept free for a NUL, then
-				   PARSE_SLACK zeroes the parser may read */
+				   the slack: zeroes the parser may read */
 	size_t start, end;	/* unread bytes */
 	bool eof;
 	bool skipping;		/* inside a line already known too long */
 };
 
-lines *lines_new(int fd, void (*before_read)(void *ctx), void *ctx)
+lines *lines_new(int fd, size_t max_len, size_t slack,
+		 void (*before_read)(void *ctx), void *ctx)
 {
+	if (max_len > BLOCK - 3)
+		max_len = BLOCK - 3;	/* the line, its CR and the NUL fit */
 	lines *r = xcalloc(1, sizeof *r);
 	r->fd = fd;
+	r->keep = max_len + 1;
 	r->before_read = before_read;
 	r->ctx = ctx;
-	r->buf = xcalloc(1, BLOCK + PARSE_SLACK);	/* all of it initialised */
+	r->buf = xcalloc(1, BLOCK + slack);	/* all of it initialised */
 	return r;
 }
 
@@ -74,14 +78,14 @@ int lines_next(lines *r, lines_line *line)
 		if (nl) {
 			size_t len = (size_t)(nl - p);
 			r->start += len + 1;
-			if (r->skipping || len > KEEP) {
+			if (r->skipping || len > r->keep) {
 				r->skipping = false;
 				*p = '\0';
 				return give(line, p, 0, true);
 			}
 			return give(line, p, len, false);
 		}
-		if (r->skipping || pending > KEEP) {
+		if (r->skipping || pending > r->keep) {
 			r->skipping = true;	/* drop what is buffered */
 			pending = 0;
 		}

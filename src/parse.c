@@ -1,7 +1,8 @@
-/* parse.c — the line parser. Pure: a line in, a checked command or the first
- * error SPEC's order names out. The line is tokenised in place. */
+/* parse.c — the line's words and values. Pure: a line in, its tokens and
+ * checked values, or the first error SPEC's order names, out. The line is
+ * tokenised in place; which command it is, and how many arguments that
+ * command takes, is cmd.c's to say. */
 #include <string.h>
-#include "simplecqrs/cmd.h"
 #include "simplecqrs/parse.h"
 
 const unsigned char parse_id_bytes[256] = {
@@ -37,7 +38,8 @@ static bool valid_id(const char *s, size_t n)
 #define AMOUNT_SAFE_DIGITS 18
 
 /* s[0..n) is an amount: [1-9][0-9]*, at most INT64_MAX. */
-static bool valid_amount(const char *s, size_t n, int64_t *amount)
+static inline __attribute__((always_inline)) bool
+valid_amount(const char *s, size_t n, int64_t *amount)
 {
 	if (n == 0 || s[0] < '1' || s[0] > '9')
 		return false;
@@ -101,22 +103,6 @@ static char *token_end(char *p)
 #endif
 }
 
-/* The command a token names, in any case. The slack lets a name of up to
- * eight bytes be read as one word. */
-static const cmd_entry *find_command(const char *name, size_t len)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	if (len == 0 || len > 8)
-		return NULL;
-	uint64_t w;
-	memcpy(&w, name, 8);
-	uint64_t keep = len == 8 ? ~0ull : (1ull << (8 * len)) - 1;
-	return cmd_find_word((w | ONES * 0x20) & keep);
-#else
-	return cmd_find_len(name, len);
-#endif
-}
-
 bool parse_blank(const char *line, size_t len)
 {
 	if (memchr(line, '\0', len))
@@ -131,14 +117,9 @@ bool parse_blank(const char *line, size_t len)
 	return i == len || line[i] == '#';
 }
 
-error_code parse_line(char *line, size_t len, parse_result *res)
+error_code parse_split(char *line, size_t len, parse_tokens *t)
 {
-	res->cmd = NULL;
-	res->name = "";
-	res->argc = 0;
-	res->account[0] = res->account[1] = NULL;
-	res->amount = 0;
-	res->bad = -1;
+	t->count = 0;
 	size_t n = len;
 	if (n > 0 && line[n - 1] == '\r')
 		n--;
@@ -150,8 +131,6 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 
 	/* Split on spaces and tabs; a token starting with '#' ends the line.
 	 * Every token is counted, the first few kept. */
-	char *tok[1 + PARSE_MAX_ARGS];
-	size_t tok_len[1 + PARSE_MAX_ARGS] = { 0 };	/* (for static analysis) */
 	int ntok = 0;
 	char *p = line;
 	for (;;) {
@@ -159,11 +138,11 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 			p++;
 		if (*p == '\0' || *p == '#')
 			break;
-		char *t = p;
+		char *tok = p;
 		p = token_end(p);
 		if (ntok <= PARSE_MAX_ARGS) {
-			tok[ntok] = t;
-			tok_len[ntok] = (size_t)(p - t);
+			t->tok[ntok] = tok;
+			t->len[ntok] = (size_t)(p - tok);
 		}
 		ntok++;
 		if (*p == '\0')
@@ -173,50 +152,42 @@ error_code parse_line(char *line, size_t len, parse_result *res)
 	/* The scan stops at any NUL, so where it stopped tells whether the
 	 * line held one: that finds invalid_input without a pass of its own
 	 * over every line. */
-	if (*p == '#' ? memchr(p, '\0', (size_t)(end - p)) != NULL : p != end) {
-		res->argc = 0;	/* nothing of the line is reported */
-		return ERR_INVALID_INPUT;
-	}
-	if (ntok == 0)
-		return ERR_OK;	/* blank or comment */
-	char *name = tok[0];
-	size_t name_len = tok_len[0];
-	size_t *arg_len = tok_len + 1;
-	res->argc = ntok - 1;
-	for (int a = 0; a < res->argc && a < PARSE_MAX_ARGS; a++)
-		res->argv[a] = tok[a + 1];
+	if (*p == '#' ? memchr(p, '\0', (size_t)(end - p)) != NULL : p != end)
+		return ERR_INVALID_INPUT;	/* nothing of the line is reported */
+	t->count = ntok;
+	return ERR_OK;
+}
 
-	const cmd_entry *cmd = find_command(name, name_len);
-	if (cmd == NULL) {
-		for (char *c = name; *c; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a');
-		res->name = name;
-		return ERR_UNKNOWN_COMMAND;
-	}
-	res->cmd = cmd;
-	res->name = cmd->name;
-	if (res->argc < cmd->min_args || res->argc > cmd->max_args)
-		return ERR_USAGE;
-	/* One pass, left to right: in every row of the table the ids come
-	 * before the amount (test_parse checks), so this is SPEC's order. */
+error_code parse_values(const char *kinds, const parse_tokens *t,
+			parse_result *r)
+{
+	r->argc = t->count > 0 ? t->count - 1 : 0;
+	r->account[0] = r->account[1] = NULL;
+	r->amount = 0;
+	r->bad = -1;
+	int kept = r->argc < PARSE_MAX_ARGS ? r->argc : PARSE_MAX_ARGS;
+	const size_t *arg_len = t->len + 1;
+	for (int a = 0; a < kept; a++)
+		r->argv[a] = t->tok[a + 1];
+	/* One pass, left to right: in every kinds string the ids come before
+	 * the amount (test_parse checks the table's), so this is SPEC's order. */
 	int accounts = 0;
-	for (int a = 0; a < res->argc; a++) {
-		if (cmd->args[a] == 'a') {
-			if (!valid_id(res->argv[a], arg_len[a])) {
-				res->bad = a;
+	for (int a = 0; a < kept && kinds[a] != '\0'; a++) {
+		if (kinds[a] == 'a') {
+			if (!valid_id(r->argv[a], arg_len[a])) {
+				r->bad = a;
 				return ERR_INVALID_ACCOUNT;
 			}
-			res->account[accounts] = res->argv[a];
-			res->account_len[accounts++] = arg_len[a];
-		} else if (cmd->args[a] == 'n' &&
-			   !valid_amount(res->argv[a], arg_len[a], &res->amount)) {
-			res->bad = a;
+			r->account[accounts] = r->argv[a];
+			r->account_len[accounts++] = arg_len[a];
+		} else if (kinds[a] == 'n' &&
+			   !valid_amount(r->argv[a], arg_len[a], &r->amount)) {
+			r->bad = a;
 			return ERR_INVALID_AMOUNT;
 		}
 	}
-	if (accounts == 2 && res->account_len[0] == res->account_len[1] &&
-	    memcmp(res->account[0], res->account[1], res->account_len[0]) == 0)
+	if (accounts == 2 && r->account_len[0] == r->account_len[1] &&
+	    memcmp(r->account[0], r->account[1], r->account_len[0]) == 0)
 		return ERR_SAME_ACCOUNT;
 	return ERR_OK;
 }

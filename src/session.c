@@ -107,7 +107,7 @@ static void flush_output(void *vs)
 
 int session_run_fd(session *s, int fd)
 {
-	lines *r = lines_new(fd, flush_output, s);
+	lines *r = lines_new(fd, PARSE_MAX_LINE, PARSE_SLACK, flush_output, s);
 	const session_watch *w = s->watch;
 	lines_line l;
 	int rc = 0;

@@ -122,7 +122,7 @@ static char *command_generator(const char *text, int state)
 	if (state == 0)
 		i = 0;
 	while (i < cmd_table_len) {
-		const char *name = cmd_table[i++].name;
+		const char *name = cmd_table[i++]->name;
 		if (strncasecmp(name, text, strlen(text)) == 0)
 			return xstrdup(name);
 	}

@@ -4,11 +4,13 @@
 #include <string.h>
 #include <unistd.h>
 #include "simplecqrs/lines.h"
-#include "simplecqrs/parse.h"
 #include "unit.h"
 
-/* A reader over a temporary file holding data[0..n). */
-static lines *over(const char *data, size_t n, FILE **keep)
+#define LIMIT 4096	/* the shell's (LIMIT); the reader is told */
+#define SLACK 8
+
+/* A reader over a temporary file holding data[0..n), with a limit. */
+static lines *over_max(const char *data, size_t n, size_t limit, FILE **keep)
 {
 	FILE *f = tmpfile();
 	ck_assert_ptr_nonnull(f);
@@ -16,7 +18,12 @@ static lines *over(const char *data, size_t n, FILE **keep)
 	fflush(f);
 	rewind(f);
 	*keep = f;
-	return lines_new(fileno(f), NULL, NULL);
+	return lines_new(fileno(f), limit, SLACK, NULL, NULL);
+}
+
+static lines *over(const char *data, size_t n, FILE **keep)
+{
+	return over_max(data, n, LIMIT, keep);
 }
 
 static void expect(lines *r, const char *text, bool too_long)
@@ -47,13 +54,13 @@ END_TEST
 START_TEST(overlong_lines_are_skipped_whole)
 {
 	size_t big = 3 * 1024 * 1024;	/* longer than the reader's block */
-	char *data = malloc(big + 3 * PARSE_MAX_LINE + 5100);
+	char *data = malloc(big + 3 * LIMIT + 5100);
 	size_t n = 0;
-	memset(data, 'x', PARSE_MAX_LINE + 1);	/* the longest kept */
-	n += PARSE_MAX_LINE + 1;
+	memset(data, 'x', LIMIT + 1);	/* the longest kept */
+	n += LIMIT + 1;
 	data[n++] = '\n';
-	memset(data + n, 'y', PARSE_MAX_LINE + 2);	/* one too many */
-	n += PARSE_MAX_LINE + 2;
+	memset(data + n, 'y', LIMIT + 2);	/* one too many */
+	n += LIMIT + 2;
 	data[n++] = '\n';
 	memset(data + n, 'z', big);
 	n += big;
@@ -65,7 +72,7 @@ START_TEST(overlong_lines_are_skipped_whole)
 	lines *r = over(data, n + 5000, &f);
 	lines_line l;
 	ck_assert_int_eq(lines_next(r, &l), 1);
-	ck_assert_uint_eq(l.len, PARSE_MAX_LINE + 1);
+	ck_assert_uint_eq(l.len, LIMIT + 1);
 	ck_assert(!l.too_long);
 	expect(r, "", true);
 	expect(r, "", true);
@@ -75,6 +82,25 @@ START_TEST(overlong_lines_are_skipped_whole)
 	lines_free(r);
 	fclose(f);
 	free(data);
+}
+END_TEST
+
+START_TEST(the_limit_is_the_callers)
+{
+	FILE *f;
+	/* limit 3: up to 4 bytes are handed over (a CR may be the 4th: the
+	 * parser drops it, or finds the line too long), 5 are not */
+	lines *r = over_max("abc\nabc\r\nabcd\nabcde\nab\nabcdefgh", 31, 3, &f);
+	expect(r, "abc", false);
+	expect(r, "abc\r", false);
+	expect(r, "abcd", false);
+	expect(r, "", true);
+	expect(r, "ab", false);
+	expect(r, "", true);	/* too long, and no newline */
+	lines_line l;
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	fclose(f);
 }
 END_TEST
 
@@ -110,7 +136,7 @@ START_TEST(the_hook_runs_before_each_read)
 {
 	int fds[2], calls = 0;
 	ck_assert_int_eq(pipe(fds), 0);
-	lines *r = lines_new(fds[0], count_call, &calls);
+	lines *r = lines_new(fds[0], LIMIT, SLACK, count_call, &calls);
 	lines_line l;
 	ck_assert_int_eq(write(fds[1], "a\nb\n", 4), 4);
 	expect(r, "a", false);
@@ -129,7 +155,7 @@ END_TEST
 
 START_TEST(read_errors_are_reported)
 {
-	lines *r = lines_new(-1, NULL, NULL);
+	lines *r = lines_new(-1, LIMIT, SLACK, NULL, NULL);
 	lines_line l;
 	ck_assert_int_eq(lines_next(r, &l), -1);
 	lines_free(r);
@@ -143,6 +169,7 @@ static Suite *lines_suite(void)
 	TCase *t = tcase_create("read");
 	tcase_add_test(t, endings);
 	tcase_add_test(t, overlong_lines_are_skipped_whole);
+	tcase_add_test(t, the_limit_is_the_callers);
 	tcase_add_test(t, many_lines_across_blocks);
 	tcase_add_test(t, read_errors_are_reported);
 	tcase_add_test(t, the_hook_runs_before_each_read);

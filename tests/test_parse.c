@@ -1,18 +1,20 @@
-/* test_parse.c — the parser against every input rule and error code. */
+/* test_parse.c — the line parser (parse.h: tokens and values) and reading
+ * a line as a command (cmd_parse, cmd_find) against every input rule and
+ * error code. */
 #include <string.h>
 #include "simplecqrs/cmd.h"
 #include "simplecqrs/parse.h"
 #include "unit.h"
 
 static char line[8192];
-static parse_result res;
+static cmd_parsed res;
 
-/* Parses a copy of s (which may hold NULs, hence the length). */
+/* Reads a copy of s (which may hold NULs, hence the length) as a command. */
 static error_code parse_n(const char *s, size_t n)
 {
 	ck_assert_uint_lt(n, sizeof line);
 	memcpy(line, s, n);
-	return parse_line(line, n, &res);
+	return cmd_parse(line, n, &res);
 }
 
 static error_code parse(const char *s)
@@ -32,7 +34,7 @@ START_TEST(blank_and_comment_lines_do_nothing)
 }
 END_TEST
 
-START_TEST(parse_blank_agrees_with_parse_line)
+START_TEST(parse_blank_agrees_with_parse_split)
 {
 	const char *lines[] = { "", " ", "\t#x", "# a", "\r", "\r\r", " \r",
 				"deposit A 1", "  x # y", "#", "\r#", "a\r",
@@ -40,7 +42,12 @@ START_TEST(parse_blank_agrees_with_parse_line)
 	for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
 		size_t n = strlen(lines[i]);
 		bool blank = parse_blank(lines[i], n);
-		error_code rc = parse(lines[i]);
+		memcpy(line, lines[i], n);
+		parse_tokens t;
+		error_code rc = parse_split(line, n, &t);
+		ck_assert_msg(blank == (rc == ERR_OK && t.count == 0),
+			      "line %zu", i);
+		rc = parse(lines[i]);
 		ck_assert_msg(blank == (rc == ERR_OK && res.cmd == NULL),
 			      "line %zu", i);
 	}
@@ -55,9 +62,9 @@ START_TEST(deposit_parses)
 {
 	ck_assert_int_eq(parse("deposit XX1 1000"), ERR_OK);
 	ck_assert_str_eq(res.cmd->name, "deposit");
-	ck_assert_str_eq(res.account[0], "XX1");
-	ck_assert_int_eq(res.amount, 1000);
-	ck_assert_int_eq(res.argc, 2);
+	ck_assert_str_eq(res.arg.account[0], "XX1");
+	ck_assert_int_eq(res.arg.amount, 1000);
+	ck_assert_int_eq(res.arg.argc, 2);
 }
 END_TEST
 
@@ -65,7 +72,7 @@ START_TEST(keywords_fold_case_ids_do_not)
 {
 	ck_assert_int_eq(parse("DePoSiT Ab 5"), ERR_OK);
 	ck_assert_str_eq(res.cmd->name, "deposit");
-	ck_assert_str_eq(res.account[0], "Ab");
+	ck_assert_str_eq(res.arg.account[0], "Ab");
 	ck_assert_int_eq(parse("REFRESH"), ERR_OK);
 	ck_assert_str_eq(res.cmd->name, "refresh");
 }
@@ -75,9 +82,9 @@ START_TEST(tabs_spaces_and_crlf_separate)
 {
 	ck_assert_int_eq(parse("\ttransfer \t A\t\tB   7 \r"), ERR_OK);
 	ck_assert_str_eq(res.cmd->name, "transfer");
-	ck_assert_str_eq(res.account[0], "A");
-	ck_assert_str_eq(res.account[1], "B");
-	ck_assert_int_eq(res.amount, 7);
+	ck_assert_str_eq(res.arg.account[0], "A");
+	ck_assert_str_eq(res.arg.account[1], "B");
+	ck_assert_int_eq(res.arg.amount, 7);
 	/* only one trailing CR is dropped; another is part of the token */
 	ck_assert_int_eq(parse("deposit A 7\r\r"), ERR_INVALID_AMOUNT);
 	/* other white space is not a separator */
@@ -88,7 +95,7 @@ END_TEST
 START_TEST(hash_starts_a_comment_only_at_a_token)
 {
 	ck_assert_int_eq(parse("deposit A 5 # five"), ERR_OK);
-	ck_assert_int_eq(res.amount, 5);
+	ck_assert_int_eq(res.arg.amount, 5);
 	ck_assert_int_eq(parse("deposit A 5#x"), ERR_INVALID_AMOUNT);
 	ck_assert_int_eq(parse("deposit A#b 5"), ERR_INVALID_ACCOUNT);
 	ck_assert_int_eq(parse("deposit A #5"), ERR_USAGE);
@@ -107,7 +114,7 @@ START_TEST(argument_count_is_usage)
 	/* the count comes first: bad ids and amounts are not looked at */
 	ck_assert_int_eq(parse("deposit a/b"), ERR_USAGE);
 	ck_assert_int_eq(parse("deposit a/b 0 x y z"), ERR_USAGE);
-	ck_assert_int_eq(res.argc, 5);
+	ck_assert_int_eq(res.arg.argc, 5);
 }
 END_TEST
 
@@ -159,11 +166,11 @@ END_TEST
 START_TEST(checks_come_in_spec_order)
 {
 	ck_assert_int_eq(parse("transfer a/b c/d 0"), ERR_INVALID_ACCOUNT);
-	ck_assert_int_eq(res.bad, 0);
+	ck_assert_int_eq(res.arg.bad, 0);
 	ck_assert_int_eq(parse("transfer A c/d 0"), ERR_INVALID_ACCOUNT);
-	ck_assert_int_eq(res.bad, 1);
+	ck_assert_int_eq(res.arg.bad, 1);
 	ck_assert_int_eq(parse("transfer A A 0"), ERR_INVALID_AMOUNT);
-	ck_assert_int_eq(res.bad, 2);
+	ck_assert_int_eq(res.arg.bad, 2);
 	ck_assert_int_eq(parse("transfer A A 5"), ERR_SAME_ACCOUNT);
 	ck_assert_int_eq(parse("transfer A a 5"), ERR_OK);
 	ck_assert_int_eq(parse("withdraw a/b 0"), ERR_INVALID_ACCOUNT);
@@ -217,10 +224,55 @@ START_TEST(nul_byte_is_invalid_input)
 }
 END_TEST
 
+START_TEST(split_counts_every_token_and_keeps_the_first)
+{
+	char l[64] = "  a\tbb  c d e # f g";
+	parse_tokens t;
+	ck_assert_int_eq(parse_split(l, strlen(l), &t), ERR_OK);
+	ck_assert_int_eq(t.count, 5);
+	const char *want[] = { "a", "bb", "c", "d" };
+	for (int i = 0; i <= PARSE_MAX_ARGS; i++) {
+		ck_assert_str_eq(t.tok[i], want[i]);
+		ck_assert_uint_eq(t.len[i], strlen(want[i]));
+		ck_assert(t.tok[i] >= l && t.tok[i] < l + sizeof l);	/* in place */
+	}
+	strcpy(l, "x\0y");
+	ck_assert_int_eq(parse_split(l, 3, &t), ERR_INVALID_INPUT);
+	ck_assert_int_eq(t.count, 0);
+}
+END_TEST
+
+START_TEST(values_follow_the_kinds_given)
+{
+	/* parse.h knows no command: the kinds say what each argument is */
+	char l[64];
+	parse_tokens t;
+	parse_result r;
+	strcpy(l, "x A/ B 0");
+	ck_assert_int_eq(parse_split(l, strlen(l), &t), ERR_OK);
+	ck_assert_int_eq(parse_values("aan", &t, &r), ERR_INVALID_ACCOUNT);
+	ck_assert_int_eq(r.bad, 0);
+	ck_assert_int_eq(parse_values("fan", &t, &r), ERR_INVALID_AMOUNT);
+	ck_assert_int_eq(r.bad, 2);
+	ck_assert_str_eq(r.account[0], "B");
+	ck_assert_int_eq(parse_values("", &t, &r), ERR_OK);	/* none checked */
+	ck_assert_int_eq(r.argc, 3);
+	ck_assert_str_eq(r.argv[0], "A/");
+	ck_assert_str_eq(r.argv[2], "0");
+	strcpy(l, "x B B 12");
+	ck_assert_int_eq(parse_split(l, strlen(l), &t), ERR_OK);
+	ck_assert_int_eq(parse_values("aan", &t, &r), ERR_SAME_ACCOUNT);
+	ck_assert_int_eq(parse_values("fan", &t, &r), ERR_OK);
+	ck_assert_int_eq(r.amount, 12);
+	ck_assert_uint_eq(r.account_len[0], 1);
+	ck_assert_ptr_null(r.account[1]);
+}
+END_TEST
+
 START_TEST(every_table_row_is_found_and_consistent)
 {
 	for (size_t i = 0; i < cmd_table_len; i++) {
-		const cmd_entry *c = &cmd_table[i];
+		const cmd_entry *c = cmd_table[i];
 		ck_assert_ptr_eq(cmd_find(c->name), c);
 		ck_assert_int_le(c->min_args, c->max_args);
 		ck_assert_int_le(c->max_args, PARSE_MAX_ARGS);
@@ -234,7 +286,7 @@ START_TEST(every_table_row_is_found_and_consistent)
 		ck_assert(n == NULL || strchr(n, 'a') == NULL);
 	}
 	/* any case, but nothing else */
-	ck_assert_ptr_eq(cmd_find("DePoSiT"), &cmd_table[0]);
+	ck_assert_ptr_eq(cmd_find("DePoSiT"), cmd_table[0]);
 	const char *near[] = { "deposi", "deposits", "deposit ", "{eposit",
 			       "deposi\x14", "d\xc5posit", "DEP", "", "@" };
 	for (size_t i = 0; i < sizeof near / sizeof *near; i++)
@@ -259,7 +311,7 @@ static Suite *parse_suite(void)
 
 	t = tcase_create("tokens");
 	tcase_add_test(t, blank_and_comment_lines_do_nothing);
-	tcase_add_test(t, parse_blank_agrees_with_parse_line);
+	tcase_add_test(t, parse_blank_agrees_with_parse_split);
 	tcase_add_test(t, deposit_parses);
 	tcase_add_test(t, keywords_fold_case_ids_do_not);
 	tcase_add_test(t, tabs_spaces_and_crlf_separate);
@@ -277,6 +329,8 @@ static Suite *parse_suite(void)
 	t = tcase_create("lines");
 	tcase_add_test(t, line_length_limit);
 	tcase_add_test(t, nul_byte_is_invalid_input);
+	tcase_add_test(t, split_counts_every_token_and_keeps_the_first);
+	tcase_add_test(t, values_follow_the_kinds_given);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("table");

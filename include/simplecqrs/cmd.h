@@ -1,10 +1,15 @@
-/* cmd.h — the command table, and running one line through it.
+/* cmd.h — the commands: their table, reading a line as one of them, and
+ * running it.
  *
- * One row per command: its name, arity, argument kinds, usage, summary,
- * example and exec function. The parser checks arity and arguments from the
- * row, help prints from it, and the shell completes from it; a new command
- * is one exec function and one row. Each exec reads like the picture:
- * command → handler → store → balance sheet → output. */
+ * cmd.c owns the table (an array of pointers to one const cmd_entry per
+ * command, each in its own src/cmd_NAME.c; help, which reads the table,
+ * lives beside it), finding a command by name (a perfect hash over the
+ * names), checking its arity, handing its arguments' kinds to the parser
+ * (parse.h: tokens and values only), and reporting a line that does not
+ * parse. Each entry's exec reads like the picture: command → handler →
+ * store → balance sheet → output. A new command is one file, its entry
+ * named in cmd.c's table (its extern and its pointer, as tmux does) and one
+ * line in src/meson.build. */
 #ifndef SIMPLECQRS_CMD_H
 #define SIMPLECQRS_CMD_H
 
@@ -32,8 +37,19 @@ typedef struct cmd_ctx {
 	unsigned long line;	/* the input line being run; 0 for none */
 } cmd_ctx;
 
-typedef struct cmd_entry {
-	const char *name;
+typedef struct cmd_entry cmd_entry;
+
+/* A line read as a command: what cmd_parse found. */
+typedef struct cmd_parsed {
+	const cmd_entry *cmd;	/* set once the name is known, even if an
+				   argument is then wrong; NULL for a blank
+				   line or an unknown command */
+	const char *name;	/* the command's name, lower-case; "" if none */
+	parse_result arg;	/* its arguments, counted, kept and checked */
+} cmd_parsed;
+
+struct cmd_entry {
+	const char *name;	/* lower-case, at most 8 bytes */
 	int min_args;
 	int max_args;
 	const char *args;	/* a letter per argument: a account, n amount,
@@ -41,22 +57,27 @@ typedef struct cmd_entry {
 	const char *usage;
 	const char *summary;
 	const char *example;
-	cmd_status (*exec)(cmd_ctx *ctx, const parse_result *p);
-} cmd_entry;
+	/* runs it: self is this entry, arg its checked arguments */
+	cmd_status (*exec)(cmd_ctx *ctx, const cmd_entry *self,
+			   const parse_result *arg);
+};
 
-extern const cmd_entry cmd_table[];
+/* Every command, in the order help lists them. */
+extern const cmd_entry *const cmd_table[];
 extern const size_t cmd_table_len;
 
-/* The row named name, in any case, or NULL. */
+/* The entry named name, in any case, or NULL. */
 const cmd_entry *cmd_find(const char *name);
-/* The same for name[0..len). */
-const cmd_entry *cmd_find_len(const char *name, size_t len);
-/* The same for a name of 1 to 8 bytes given as one little-endian word,
- * every byte or-ed with 0x20 and the unused bytes zero. */
-const cmd_entry *cmd_find_word(uint64_t word);
 /* The command nearest to an unknown name, or NULL if none is near. */
 const cmd_entry *cmd_suggest(const char *name);
 
+/* Reads line[0..len) as a command, in place (parse_split's terms: line[len]
+ * writable, PARSE_SLACK readable bytes after it). Checks in SPEC's order:
+ * the line itself (too long, NUL), the command's name, its argument count,
+ * then the values (parse_values). Returns ERR_OK with res->cmd NULL for a
+ * blank or comment line. For an unknown command res->name is the first
+ * token, lower-cased in place. */
+error_code cmd_parse(char *line, size_t len, cmd_parsed *res);
 /* Parses line[0..len) (modifying it), runs it and writes its result. */
 cmd_status cmd_run(cmd_ctx *ctx, char *line, size_t len);
 /* Reports a line the reader could not hand over whole. */

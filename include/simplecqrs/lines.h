@@ -1,11 +1,12 @@
 /* lines.h — reading lines from a file descriptor in large blocks.
  *
- * Memory stays bounded whatever the input: a line longer than
- * PARSE_MAX_LINE is skipped to its newline without being kept, and reported
- * as too long. The LF is not part of the line (a CR before it is, for the
- * parser to drop, and does not count toward the limit); the last line may
- * lack its newline. A non-blocking descriptor (one shared with a program
- * that set O_NONBLOCK) is waited on with poll(2), as a blocking one would be. */
+ * Memory stays bounded whatever the input: a line longer than the limit
+ * given to lines_new is skipped to its newline without being kept, and
+ * reported as too long. The LF is not part of the line (a CR before it is,
+ * for the parser to drop, and does not count toward the limit); the last
+ * line may lack its newline. A non-blocking descriptor (one shared with a
+ * program that set O_NONBLOCK) is waited on with poll(2), as a blocking one
+ * would be. */
 #ifndef SIMPLECQRS_LINES_H
 #define SIMPLECQRS_LINES_H
 
@@ -21,10 +22,15 @@ typedef struct lines_line {
 	bool too_long;		/* text is empty: the line was skipped */
 } lines_line;
 
-/* The fd is borrowed, not closed. before_read, if not NULL, is called just
- * before each read(2) that may block: the moment to flush output, so a
- * program talking to the shell line by line gets each answer at once. */
-lines *lines_new(int fd, void (*before_read)(void *ctx), void *ctx);
+/* The fd is borrowed, not closed. Lines of up to max_len bytes (plus a CR)
+ * are handed over; after each, text[len] is writable and the slack bytes
+ * past it readable and initialised (the shell passes PARSE_MAX_LINE and
+ * PARSE_SLACK). A max_len too big for the reader's 1 MiB block is cut to
+ * fit. before_read, if not NULL, is called just before each read(2) that
+ * may block: the moment to flush output, so a program talking to the shell
+ * line by line gets each answer at once. */
+lines *lines_new(int fd, size_t max_len, size_t slack,
+		 void (*before_read)(void *ctx), void *ctx);
 void lines_free(lines *r);
 /* 1 and *line set, 0 at end of input, -1 on a read error (errno set). */
 int lines_next(lines *r, lines_line *line);

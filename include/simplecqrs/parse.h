@@ -1,12 +1,13 @@
-/* parse.h — the line parser: one line of input in, a checked command or an
- * error code out. Pure: it touches no store and prints nothing; it reads
- * the command table (cmd.h) for names, arity and argument kinds.
+/* parse.h — the line's words and values: one line of input in, its tokens
+ * and checked argument values (or an error code) out. Pure: it touches no
+ * store, prints nothing and knows no command; cmd.c names the command from
+ * the first token, checks its arity and says which kind each argument is.
  *
  * It applies SPEC's input rules (tokens split on spaces and tabs, a trailing
- * CR dropped, `#` at the start of a token comments out the rest, keywords
- * case-insensitive) and checks a command in SPEC's order: argument count,
- * each account id left to right, the amount, then same_account. The domain
- * rules come later, in the handler. */
+ * CR dropped, `#` at the start of a token comments out the rest, a NUL byte
+ * anywhere is invalid_input, a line over PARSE_MAX_LINE is line_too_long)
+ * and checks values in SPEC's order: each account id left to right, the
+ * amount, then same_account. The domain rules come later, in the handler. */
 #ifndef SIMPLECQRS_PARSE_H
 #define SIMPLECQRS_PARSE_H
 
@@ -19,31 +20,41 @@
 #define PARSE_SLACK 8		/* readable bytes a line must have after its
 				   end: tokens are found 8 bytes at a time */
 #define PARSE_MAX_ID 64
-#define PARSE_MAX_ARGS 3
+#define PARSE_MAX_ARGS 3	/* arguments kept after the first token */
 
-struct cmd_entry;
+typedef struct parse_tokens {
+	int count;		/* every token on the line; 0 if none */
+	char *tok[1 + PARSE_MAX_ARGS];	/* the first ones, NUL-terminated in
+					   the line */
+	size_t len[1 + PARSE_MAX_ARGS];	/* and their lengths */
+} parse_tokens;
 
 typedef struct parse_result {
-	const struct cmd_entry *cmd;	/* set once the name is known, even if an
-					   argument is then wrong; NULL for a
-					   blank line or an unknown command */
-	const char *name;	/* the command's name, lower-case; "" if none */
-	int argc;		/* arguments after the name, all counted */
+	int argc;		/* tokens after the first, all counted */
 	const char *argv[PARSE_MAX_ARGS];	/* the first ones, in the line */
 	const char *account[2];	/* the checked account ids, in order */
 	size_t account_len[2];	/* and their lengths */
-	int64_t amount;		/* the checked amount, if the command has one */
+	int64_t amount;		/* the checked amount, if one was asked for */
 	int bad;		/* on an error: the argument at fault, or -1 */
 } parse_result;
 
-/* Parses line[0..len) in place: tokens are NUL-terminated inside the line,
- * so res points into it. line[len] must be writable, and the PARSE_SLACK
- * bytes after it readable and initialised. res->name is the command's name
- * from the table, or for an unknown one the first token lower-cased in
- * place. Returns ERR_OK with res->cmd NULL for a blank or comment line. */
-error_code parse_line(char *line, size_t len, parse_result *res);
+/* Splits line[0..len) into tokens in place (each NUL-terminated inside the
+ * line, so t points into it). line[len] must be writable, and the
+ * PARSE_SLACK bytes after it readable and initialised. Returns
+ * ERR_LINE_TOO_LONG or ERR_INVALID_INPUT (t->count then 0), else ERR_OK;
+ * t->count is 0 for a blank or comment line. */
+error_code parse_split(char *line, size_t len, parse_tokens *t);
 
-/* Whether parse_line would find line[0..len) blank or a comment (and so
+/* Fills r with t's arguments (the tokens after the first) and checks them
+ * against kinds, a letter per argument: 'a' an account id (at most two),
+ * 'n' an amount, any other letter unchecked; arguments past the end of
+ * kinds are kept but not checked (the caller has checked the count). With
+ * the ids before the amount in kinds, one pass left to right is SPEC's
+ * order; same_account (two equal ids) is checked last. */
+error_code parse_values(const char *kinds, const parse_tokens *t,
+			parse_result *r);
+
+/* Whether parse_split would find line[0..len) blank or a comment (and so
  * run nothing), without touching it: the shell asks before echoing a line
  * or keeping it in history. */
 bool parse_blank(const char *line, size_t len);

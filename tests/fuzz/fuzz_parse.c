@@ -1,8 +1,9 @@
-/* fuzz_parse.c — the line parser against a slow reference written from
- * SPEC's input rules: the input is one line (with PARSE_SLACK zeroes after
- * it, as the reader gives), and parse_line must agree with the reference
- * on the error code, the command, the arguments, the ids and the amount;
- * parse_blank must agree with parse_line; nothing past line[len] is
+/* fuzz_parse.c — reading a line as a command (cmd_parse: parse_split, the
+ * command's look-up and arity, parse_values) against a slow reference
+ * written from SPEC's input rules: the input is one line (with PARSE_SLACK
+ * zeroes after it, as the reader gives), and cmd_parse must agree with the
+ * reference on the error code, the command, the arguments, the ids and the
+ * amount; parse_blank must agree with it; nothing past line[len] is
  * written. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,7 +49,7 @@ static bool ref_amount(const char *s, size_t n, int64_t *v)
 static const cmd_entry *ref_command(const char *s, size_t n)
 {
 	for (size_t i = 0; i < cmd_table_len; i++) {
-		const char *name = cmd_table[i].name;
+		const char *name = cmd_table[i]->name;
 		if (strlen(name) != n)
 			continue;
 		size_t k = 0;
@@ -61,7 +62,7 @@ static const cmd_entry *ref_command(const char *s, size_t n)
 			k++;
 		}
 		if (k == n)
-			return &cmd_table[i];
+			return cmd_table[i];
 	}
 	return NULL;
 }
@@ -172,23 +173,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool blank = parse_blank(line, size);
 	FUZZ_CHECK(memcmp(line, data, size) == 0, "parse_blank changed the line");
 
-	parse_result res;
-	error_code rc = parse_line(line, size, &res);
+	cmd_parsed res;
+	error_code rc = cmd_parse(line, size, &res);
 	reference(s, size, &ref);
 
 	for (size_t i = 1; i <= PARSE_SLACK; i++)
 		FUZZ_CHECK(line[size + i] == 0, "byte %zu after the line written", i);
 	FUZZ_CHECK(rc >= ERR_OK && rc < ERR_COUNT, "code %d", (int)rc);
-	FUZZ_CHECK(rc == ref.rc, "parse_line says %d, the reference %d",
+	FUZZ_CHECK(rc == ref.rc, "cmd_parse says %d, the reference %d",
 		   (int)rc, (int)ref.rc);
 	FUZZ_CHECK(blank == (rc == ERR_OK && res.cmd == NULL),
-		   "parse_blank %d, parse_line %d", blank, (int)rc);
+		   "parse_blank %d, cmd_parse %d", blank, (int)rc);
 	FUZZ_CHECK(res.name != NULL, "no name");
 
 	switch (rc) {
 	case ERR_LINE_TOO_LONG:
 	case ERR_INVALID_INPUT:
-		FUZZ_CHECK(res.cmd == NULL && res.name[0] == '\0' && res.argc == 0,
+		FUZZ_CHECK(res.cmd == NULL && res.name[0] == '\0' && res.arg.argc == 0,
 			   "a rejected line reports a command");
 		goto done;
 	default:
@@ -198,41 +199,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		   res.cmd ? res.cmd->name : "none", ref.cmd ? ref.cmd->name : "none");
 	FUZZ_CHECK(strcmp(res.name, ref.name) == 0, "name '%s', reference '%s'",
 		   res.name, ref.name);
-	FUZZ_CHECK(res.argc == ref.argc, "argc %d, reference %d", res.argc, ref.argc);
+	FUZZ_CHECK(res.arg.argc == ref.argc, "argc %d, reference %d", res.arg.argc, ref.argc);
 	if (rc == ERR_OK && res.cmd == NULL)
 		goto done;
 	/* the arguments it kept are the tokens, NUL-terminated in the line */
-	for (int a = 0; a < res.argc && a < PARSE_MAX_ARGS; a++) {
+	for (int a = 0; a < res.arg.argc && a < PARSE_MAX_ARGS; a++) {
 		size_t o = ref.off[a + 1], l = ref.len[a + 1];
-		FUZZ_CHECK(res.argv[a] == line + o, "argv[%d] is not token %d", a, a + 1);
-		FUZZ_CHECK(memcmp(res.argv[a], s + o, l) == 0 && res.argv[a][l] == '\0',
+		FUZZ_CHECK(res.arg.argv[a] == line + o, "argv[%d] is not token %d", a, a + 1);
+		FUZZ_CHECK(memcmp(res.arg.argv[a], s + o, l) == 0 && res.arg.argv[a][l] == '\0',
 			   "argv[%d] differs", a);
 		/* the public checkers agree with the reference on every token */
 		int64_t v1 = 0, v2 = 0;
-		FUZZ_CHECK(parse_account(res.argv[a]) == ref_id(s + o, l),
-			   "parse_account on '%s'", res.argv[a]);
-		bool ok1 = parse_amount(res.argv[a], &v1), ok2 = ref_amount(s + o, l, &v2);
+		FUZZ_CHECK(parse_account(res.arg.argv[a]) == ref_id(s + o, l),
+			   "parse_account on '%s'", res.arg.argv[a]);
+		bool ok1 = parse_amount(res.arg.argv[a], &v1), ok2 = ref_amount(s + o, l, &v2);
 		FUZZ_CHECK(ok1 == ok2 && (!ok1 || v1 == v2), "parse_amount on '%s'",
-			   res.argv[a]);
+			   res.arg.argv[a]);
 	}
 	if (rc == ERR_INVALID_ACCOUNT || rc == ERR_INVALID_AMOUNT)
-		FUZZ_CHECK(res.bad == ref.bad, "bad %d, reference %d", res.bad, ref.bad);
+		FUZZ_CHECK(res.arg.bad == ref.bad, "bad %d, reference %d", res.arg.bad, ref.bad);
 	if (rc != ERR_OK && rc != ERR_SAME_ACCOUNT)
 		goto done;
 
 	/* accepted (or same_account): ids and amount are SPEC's */
 	for (int k = 0; k < ref.naccounts; k++) {
 		int a = ref.account_arg[k];
-		FUZZ_CHECK(res.account[k] == line + ref.off[a + 1], "account %d", k);
-		FUZZ_CHECK(res.account_len[k] == ref.len[a + 1] &&
-			   strlen(res.account[k]) == res.account_len[k],
+		FUZZ_CHECK(res.arg.account[k] == line + ref.off[a + 1], "account %d", k);
+		FUZZ_CHECK(res.arg.account_len[k] == ref.len[a + 1] &&
+			   strlen(res.arg.account[k]) == res.arg.account_len[k],
 			   "account %d length", k);
-		FUZZ_CHECK(ref_id(res.account[k], res.account_len[k]), "account %d id", k);
+		FUZZ_CHECK(ref_id(res.arg.account[k], res.arg.account_len[k]), "account %d id", k);
 	}
 	if (strchr(res.cmd->args, 'n')) {
-		FUZZ_CHECK(res.amount >= 1, "amount %lld", (long long)res.amount);
-		FUZZ_CHECK(res.amount == ref.amount, "amount %lld, reference %lld",
-			   (long long)res.amount, (long long)ref.amount);
+		FUZZ_CHECK(res.arg.amount >= 1, "amount %lld", (long long)res.arg.amount);
+		FUZZ_CHECK(res.arg.amount == ref.amount, "amount %lld, reference %lld",
+			   (long long)res.arg.amount, (long long)ref.amount);
 	}
 done:
 	free(line);

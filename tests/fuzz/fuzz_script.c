@@ -223,21 +223,21 @@ static int64_t fixed_clock(void)
 /* ---- one command, in JSON mode ---- */
 
 /* What a write should do, from the balances before it (SPEC's rules). */
-static error_code expect_write(const parse_result *p)
+static error_code expect_write(const cmd_parsed *p)
 {
 	const char *name = p->cmd->name;
-	const stream_model *a = find(p->account[0]);
+	const stream_model *a = find(p->arg.account[0]);
 	int64_t sum;
 	if (strcmp(name, "deposit") == 0)
-		return a && __builtin_add_overflow(a->balance, p->amount, &sum)
+		return a && __builtin_add_overflow(a->balance, p->arg.amount, &sum)
 			? ERR_OVERFLOW : ERR_OK;
 	if (a == NULL)
 		return ERR_UNKNOWN_ACCOUNT;
-	if (a->balance < p->amount)
+	if (a->balance < p->arg.amount)
 		return ERR_INSUFFICIENT_FUNDS;
 	if (strcmp(name, "transfer") == 0) {
-		const stream_model *b = find(p->account[1]);
-		if (b && __builtin_add_overflow(b->balance, p->amount, &sum))
+		const stream_model *b = find(p->arg.account[1]);
+		if (b && __builtin_add_overflow(b->balance, p->arg.amount, &sum))
 			return ERR_OVERFLOW;
 	}
 	return ERR_OK;
@@ -282,7 +282,7 @@ static size_t copy_cap;
 /* What a line should do, worked out before the session runs it (which
  * parses it in place). */
 static struct expect {
-	parse_result p;
+	cmd_parsed p;
 	error_code prc, want;
 	bool blank;
 	const cmd_entry *cmd;
@@ -296,7 +296,7 @@ static void expect_line(const session *ses, const char *text, size_t len,
 {
 	const cmd_ctx *ctx = &ses->ctx;
 	/* what the parser makes of the line, on a copy */
-	parse_result p = { 0 };
+	cmd_parsed p = { 0 };
 	error_code prc = ERR_LINE_TOO_LONG;
 	if (len + 1 + PARSE_SLACK > copy_cap) {
 		copy_cap = len + 1 + PARSE_SLACK;
@@ -305,7 +305,7 @@ static void expect_line(const session *ses, const char *text, size_t len,
 	memcpy(copy, text, len);
 	memset(copy + len, 0, 1 + PARSE_SLACK);
 	if (!too_long)
-		prc = parse_line(copy, len, &p);
+		prc = cmd_parse(copy, len, &p);
 	bool blank = !too_long && prc == ERR_OK && p.cmd == NULL;
 	const cmd_entry *cmd = !too_long && (prc == ERR_OK) ? p.cmd : NULL;
 	error_code want = prc;
@@ -315,7 +315,7 @@ static void expect_line(const session *ses, const char *text, size_t len,
 	size_t rows = sheet_count(ctx->sheet);
 	uint64_t old_version[2] = { 0, 0 };
 	for (int k = 0; cmd && is_write(cmd) && k < (cmd->args[1] == 'a' ? 2 : 1); k++) {
-		const stream_model *s = find(p.account[k]);
+		const stream_model *s = find(p.arg.account[k]);
 		old_version[k] = s ? s->version : 0;
 	}
 	x = (struct expect){ p, prc, want, blank, cmd, head, checkpoint, rows,
@@ -326,7 +326,7 @@ static void expect_line(const session *ses, const char *text, size_t len,
 static cmd_status check_line(session *ses, cmd_status st)
 {
 	cmd_ctx *ctx = &ses->ctx;
-	const parse_result p = x.p;
+	const cmd_parsed p = x.p;
 	const error_code prc = x.prc, want = x.want;
 	const bool blank = x.blank;
 	const bool too_long = prc == ERR_LINE_TOO_LONG;
@@ -394,19 +394,19 @@ static cmd_status check_line(session *ses, cmd_status st)
 		FUZZ_CHECK(m.nevents == head + (transfer ? 2 : 1), "line %lu: %zu events",
 			   ctx->line, m.nevents - head);
 		check_u64(&j, "position", m.nevents);
-		check_u64(&j, "amount", (uint64_t)p.amount);
+		check_u64(&j, "amount", (uint64_t)p.arg.amount);
 		for (int k = 0; k < (transfer ? 2 : 1); k++) {
 			const event_model *ev = &m.events[head + (size_t)k];
 			const stream_model *s = &m.streams[ev->slot];
 			event_type type = strcmp(cmd->name, "deposit") == 0 || k == 1
 				? EVENT_CREDITED : EVENT_DEBITED;
-			FUZZ_CHECK(strcmp(s->id, p.account[k]) == 0 && ev->type == type &&
-				   ev->amount == p.amount && ev->version == old_version[k] + 1,
+			FUZZ_CHECK(strcmp(s->id, p.arg.account[k]) == 0 && ev->type == type &&
+				   ev->amount == p.arg.amount && ev->version == old_version[k] + 1,
 				   "line %lu: event %d is wrong", ctx->line, k);
 			if (!transfer) {
 				check_u64(&j, "version", ev->version);
-				check_string(fuzz_json_get(&j, "account"), p.account[0],
-					     p.account_len[0], "account");
+				check_string(fuzz_json_get(&j, "account"), p.arg.account[0],
+					     p.arg.account_len[0], "account");
 			}
 		}
 	} else if (!is_write(cmd)) {
@@ -431,7 +431,7 @@ static cmd_status check_line(session *ses, cmd_status st)
 	}
 	if (ok && cmd && strcmp(cmd->name, "balance") == 0) {
 		int64_t b;
-		FUZZ_CHECK(sheet_balance(ctx->sheet, p.account[0], &b), "balance of nothing");
+		FUZZ_CHECK(sheet_balance(ctx->sheet, p.arg.account[0], &b), "balance of nothing");
 		check_u64(&j, "balance", (uint64_t)b);
 		check_u64(&j, "position", checkpoint);
 	}
@@ -440,7 +440,7 @@ static cmd_status check_line(session *ses, cmd_status st)
 		check_u64(&j, "behind", m.nevents - checkpoint);
 	}
 	if (ok && cmd && strcmp(cmd->name, "history") == 0) {
-		const stream_model *s = find(p.account[0]);
+		const stream_model *s = find(p.arg.account[0]);
 		FUZZ_CHECK(s != NULL, "history of nothing");
 	}
 	return st;
