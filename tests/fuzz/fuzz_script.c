@@ -1,7 +1,7 @@
-/* fuzz_script.c — the input is a script: it is read by the real line reader
- * (lines.c, checked against a plain split on LF) and each line run through
- * cmd_run on a fresh memory store, as the shell does, in JSON mode and then
- * in text mode.
+/* fuzz_script.c — the input is a script, run by the shell's own loop
+ * (session_run_fd, watched line by line through session_watch) on a fresh
+ * memory store, in JSON mode and then in text mode. Each line lines.c reads
+ * is checked against a plain split on LF.
  *
  * After every command: the store replays cleanly (positions 1..head without
  * gaps, each stream's versions 1..n, no balance below 0 or past INT64_MAX),
