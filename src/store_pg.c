@@ -27,7 +27,10 @@
  * any transaction (the shell waiting for input while the server restarts)
  * is made again and the statement run once more, as psql does; one lost in
  * a group is that group's failure. Every message that can quote connection
- * text is scrubbed of the password first. */
+ * text is scrubbed of the password first.
+ *
+ * The append, the sheet's save and load and the schema decision at open are
+ * store_sql.c's algorithms; this file gives them its statements (pg_prims). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,7 @@
 #include "simplecqrs/xmalloc.h"
 #include "secret.h"
 #include "store_impl.h"
+#include "store_sql.h"
 
 #define SCHEMA_VERSION 1	/* simplecqrs_meta's schema_version this build writes */
 #define WRITE_LOCK "1396920658"	/* the advisory lock key: "SCQR" */
@@ -231,6 +235,8 @@ static error_code failed(const pg_store *g)
 }
 
 static bool reconnect(pg_store *g, const char *what);
+/* This store's statements for store_sql's algorithms (defined below). */
+static const store_sql_prims pg_prims;
 
 /* A statement about to run may be run again on a new connection if this
  * one is lost: nothing is open on it whose loss would lose something
@@ -434,73 +440,66 @@ static void pg_rollback(store *s)
 
 /* ---- events ---- */
 
-/* Moves one stream from ev->expected_version to the next: ERR_CONFLICT, with
- * nothing written, if it is not there. */
-static error_code claim_version(pg_store *g, const store_new_event *ev)
+/* The primitives of store_sql's append: streams are named, not numbered
+ * (the key is unused), and whether one is there is found by claiming it. */
+
+/* Moves one stream from ev->expected_version to the next: *claimed false,
+ * with nothing written, if it is not there. */
+static error_code claim_version(store *s, const store_new_event *ev,
+				int64_t *key, bool *claimed)
 {
 	char v[24];
 	const char *params[2] = { ev->stream, num(v, (int64_t)ev->expected_version) };
-	PGresult *res = exec(g, ev->expected_version == 0 ? Q_STREAM_NEW : Q_STREAM_BUMP,
+	(void)key;
+	PGresult *res = exec((pg_store *)s, ev->expected_version == 0 ? Q_STREAM_NEW
+								      : Q_STREAM_BUMP,
 			     params, "cannot write a stream's version");
 	if (res == NULL)
 		return ERR_STORAGE;
-	error_code rc = rows_changed(res) == 1 ? ERR_OK : ERR_CONFLICT;
+	*claimed = rows_changed(res) == 1;
 	PQclear(res);
-	return rc;
+	return ERR_OK;
 }
 
-/* Puts back what claim_version did for evs[0..n). */
-static error_code unclaim(pg_store *g, const store_new_event *evs, size_t n)
+/* Puts back what claim_version did. */
+static error_code unclaim(store *s, const store_new_event *ev, int64_t key)
 {
-	for (size_t i = 0; i < n; i++) {
-		const char *params[1] = { evs[i].stream };
-		PGresult *res = exec(g, evs[i].expected_version == 0 ? Q_STREAM_DROP
+	const char *params[1] = { ev->stream };
+	(void)key;
+	PGresult *res = exec((pg_store *)s, ev->expected_version == 0 ? Q_STREAM_DROP
 								      : Q_STREAM_UNDO,
-				     params, "cannot undo a stream's version");
-		if (res == NULL)
-			return ERR_STORAGE;
-		PQclear(res);
-	}
+			     params, "cannot undo a stream's version");
+	if (res == NULL)
+		return ERR_STORAGE;
+	PQclear(res);
+	return ERR_OK;
+}
+
+/* Writes ev at the group's next position. */
+static error_code pg_event_add(store *s, const store_new_event *ev,
+			       int64_t key, int64_t time_ms, uint64_t *position)
+{
+	pg_store *g = (pg_store *)s;
+	char pos[24], ver[24], amount[24], time[24];
+	const char *params[6] = {
+		num(pos, (int64_t)g->next), ev->stream,
+		num(ver, (int64_t)ev->expected_version + 1),
+		event_type_name(ev->type), num(amount, ev->amount),
+		num(time, time_ms),
+	};
+	(void)key;
+	PGresult *res = exec(g, Q_EVENT_ADD, params, "cannot write an event");
+	if (res == NULL)
+		return ERR_STORAGE;	/* and the group, with next, goes */
+	PQclear(res);
+	*position = g->next++;
 	return ERR_OK;
 }
 
 static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 			    int64_t time_ms, uint64_t *last_position)
 {
-	pg_store *g = (pg_store *)s;
-	error_code rc;
-	/* In the group store_append opened, under the write lock, nothing
-	 * else moves: a conflict can put back what this append claimed and
-	 * leave the group as it was. */
-	for (size_t i = 0; i < n; i++) {
-		rc = claim_version(g, &evs[i]);
-		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
-			rc = unclaim(g, evs, i) == ERR_OK ? ERR_CONFLICT : ERR_STORAGE;
-		if (rc == ERR_CONFLICT)
-			return rc;
-		if (rc != ERR_OK)
-			goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char pos[24], ver[24], amount[24], time[24];
-		const char *params[6] = {
-			num(pos, (int64_t)(g->next + i)), evs[i].stream,
-			num(ver, (int64_t)evs[i].expected_version + 1),
-			event_type_name(evs[i].type), num(amount, evs[i].amount),
-			num(time, time_ms),
-		};
-		PGresult *res = exec(g, Q_EVENT_ADD, params, "cannot write an event");
-		if (res == NULL) {
-			rc = ERR_STORAGE;
-			goto fail;
-		}
-		PQclear(res);
-	}
-	g->next += n;
-	*last_position = g->next - 1;
-	return ERR_OK;
-fail:	/* half an append is never kept: store.c drops the group */
-	return rc;
+	return store_sql_append(s, &pg_prims, evs, n, time_ms, last_position);
 }
 
 /* Calls fn per row of res laid out as EVENT_COLUMNS (+ stream). */
@@ -608,64 +607,85 @@ static error_code pg_sheet_checkpoint(store *s, uint64_t *checkpoint)
 	return rc;
 }
 
+/* The primitives of store_sql's sheet load and save. */
+
+/* The row lock this UPDATE takes makes a second shell's refresh wait for
+ * this one to commit, then find the checkpoint moved. */
+static error_code pg_checkpoint_move(store *s, uint64_t from, uint64_t to,
+				     bool *moved)
+{
+	pg_store *g = (pg_store *)s;
+	char f[24], t[24];
+	const char *params[2] = { num(f, (int64_t)from), num(t, (int64_t)to) };
+	PGresult *res = exec(g, Q_CHECKPOINT_MOVE, params, "cannot move the checkpoint");
+	if (res == NULL)
+		return ERR_STORAGE;
+	*moved = rows_changed(res) == 1;
+	PQclear(res);
+	return ERR_OK;
+}
+
+static error_code pg_balances_clear(store *s)
+{
+	PGresult *res = exec((pg_store *)s, Q_BALANCES_CLEAR, NULL,
+			     "cannot empty the balance sheet");
+	if (res == NULL)
+		return ERR_STORAGE;
+	PQclear(res);
+	return ERR_OK;
+}
+
+static error_code pg_balance_put(store *s, const sheet_store_row *row)
+{
+	char b[24];
+	const char *params[2] = { row->account, num(b, row->balance) };
+	PGresult *res = exec((pg_store *)s, Q_BALANCE_PUT, params,
+			     "cannot write the balance sheet");
+	if (res == NULL)
+		return ERR_STORAGE;
+	PQclear(res);
+	return ERR_OK;
+}
+
+static error_code pg_balances(store *s, sheet_store_row_fn fn, void *ctx)
+{
+	pg_store *g = (pg_store *)s;
+	PGresult *res = exec(g, Q_BALANCES, NULL, "cannot read the balance sheet");
+	if (res == NULL)
+		return failed(g);
+	for (int r = 0; r < PQntuples(res); r++)
+		if (fn(ctx, PQgetvalue(res, r, 0), int_at(res, r, 1)))
+			break;
+	PQclear(res);
+	return ERR_OK;
+}
+
+static error_code pg_snapshot_begin(store *s)
+{
+	if (!command((pg_store *)s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		     "cannot read the balance sheet"))
+		return ERR_STORAGE;
+	return ERR_OK;
+}
+
+static error_code pg_snapshot_end(store *s, error_code rc)
+{
+	if (!command((pg_store *)s, rc == ERR_OK ? "COMMIT" : "ROLLBACK",
+		     "cannot read the balance sheet"))
+		return ERR_STORAGE;
+	return rc;
+}
+
 static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 				sheet_store_row_fn fn, void *ctx)
 {
-	pg_store *g = (pg_store *)s;
-	/* the checkpoint and the rows from one snapshot */
-	bool snapshot = !s->in_group;
-	if (snapshot && !command(g, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-				 "cannot read the balance sheet"))
-		return ERR_STORAGE;
-	error_code rc = pg_sheet_checkpoint(s, checkpoint);
-	PGresult *res = NULL;
-	if (rc == ERR_OK &&
-	    (res = exec(g, Q_BALANCES, NULL, "cannot read the balance sheet")) == NULL)
-		rc = failed(g);
-	if (snapshot && !command(g, rc == ERR_OK ? "COMMIT" : "ROLLBACK",
-				 "cannot read the balance sheet"))
-		rc = ERR_STORAGE;
-	if (res != NULL && rc == ERR_OK) {
-		for (int r = 0; r < PQntuples(res); r++)
-			if (fn(ctx, PQgetvalue(res, r, 0), int_at(res, r, 1)))
-				break;
-	}
-	PQclear(res);
-	return rc;
+	return store_sql_sheet_load(s, &pg_prims, checkpoint, fn, ctx);
 }
 
 static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
 				const sheet_store_row *rows, size_t n, bool replace)
 {
-	pg_store *g = (pg_store *)s;
-	/* In the write group sheet_store.c opened. The row lock this UPDATE
-	 * takes makes a second shell's refresh wait for this one to commit,
-	 * then find the checkpoint moved. */
-	char f[24], t[24], b[24];
-	const char *params[2] = { num(f, (int64_t)from), num(t, (int64_t)to) };
-	PGresult *res = exec(g, Q_CHECKPOINT_MOVE, params, "cannot move the checkpoint");
-	if (res == NULL)
-		goto fail;
-	bool moved = rows_changed(res) == 1;
-	PQclear(res);
-	if (!moved)
-		return ERR_CONFLICT;
-	if (replace) {
-		if ((res = exec(g, Q_BALANCES_CLEAR, NULL,
-				"cannot empty the balance sheet")) == NULL)
-			goto fail;
-		PQclear(res);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *row[2] = { rows[i].account, num(b, rows[i].balance) };
-		if ((res = exec(g, Q_BALANCE_PUT, row,
-				"cannot write the balance sheet")) == NULL)
-			goto fail;
-		PQclear(res);
-	}
-	return ERR_OK;
-fail:	/* sheet_store.c drops the group */
-	return ERR_STORAGE;
+	return store_sql_sheet_save(s, &pg_prims, from, to, rows, n, replace);
 }
 
 /* ---- the connection ---- */
@@ -804,92 +824,141 @@ static void unlock(pg_store *g)
 	PQclear(PQexec(g->conn, "SELECT pg_advisory_unlock(" WRITE_LOCK ")"));
 }
 
-/* Makes the tables on first use, or checks they are ours and not newer.
- * Making them takes the write lock, so two shells starting together make
- * them once; a ledger that exists is checked without it, so opening never
- * waits for another shell's group. The lock is taken for the session,
- * before the transaction: one begun before the tables were made would
- * still see them missing (its catalog cache), and make them twice. */
-static bool check_schema(pg_store *g, char *why, size_t why_len)
+/* A primitive's failure, as the store's errmsg says it, into why. */
+static error_code schema_failed(pg_store *g, char *why, size_t why_len)
 {
-	bool locked = false;
-	for (;;) {
-		if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
-			     "cannot start a transaction"))
-			goto failed;
-		PGresult *res = PQexec(g->conn,
-			"SELECT to_regclass('simplecqrs_meta') IS NOT NULL, "
-			"to_regclass('events') IS NOT NULL OR to_regclass('streams') IS NOT NULL "
-			"OR to_regclass('balances') IS NOT NULL OR to_regclass('checkpoint') IS NOT NULL");
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_fail(g, "cannot read the schema", res);
-			PQclear(res);
-			goto failed;
-		}
-		bool ours = PQgetvalue(res, 0, 0)[0] == 't';
-		bool taken = PQgetvalue(res, 0, 1)[0] == 't';
-		PQclear(res);
-		if (!ours && taken) {
-			snprintf(why, why_len, "the database has tables named like ours "
-				 "(events, streams, balances, checkpoint) that simplecqrs did not make");
-			goto refused;
-		}
-		if (!ours && !locked) {	/* again, under the lock */
-			abandon(g);
-			if (take_lock(g, "SELECT pg_advisory_lock(" WRITE_LOCK ")") != ERR_OK)
-				goto failed;
-			locked = true;
-			continue;
-		}
-		if (!ours) {
-			char stamp[120];
-			snprintf(stamp, sizeof stamp,
-				 "INSERT INTO simplecqrs_meta VALUES ('schema_version', '%d')",
-				 SCHEMA_VERSION);
-			if (!command(g, schema, "cannot make the tables") ||
-			    !command(g, stamp, "cannot make the tables"))
-				goto failed;
-			g->base.created = true;
-		} else {
-			res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
-					      "WHERE key = 'schema_version'");
-			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-				db_fail(g, "cannot read the schema version", res);
-				PQclear(res);
-				goto failed;
-			}
-			/* only a plain positive number is a version */
-			char text[32] = "";
-			if (PQntuples(res) == 1)
-				snprintf(text, sizeof text, "%s", PQgetvalue(res, 0, 0));
-			PQclear(res);
-			char *end;
-			long version = strtol(text, &end, 10);
-			if (text[0] < '1' || text[0] > '9' || *end != '\0' ||
-			    strlen(text) > 9) {
-				snprintf(why, why_len, "a damaged ledger: its schema_version "
-					 "is '%.20s', not a version", text);
-				goto refused;
-			}
-			if (version > SCHEMA_VERSION) {
-				snprintf(why, why_len, "ledger schema version %ld is newer than "
-					 "this simplecqrs knows (%d)", version, SCHEMA_VERSION);
-				goto refused;
-			}
-		}
-		if (!command(g, "COMMIT", "cannot commit the tables"))
-			goto failed;
-		if (locked)
-			unlock(g);
-		return true;
-	}
-failed:
 	snprintf(why, why_len, "%s", g->base.errmsg);
-refused:
-	abandon(g);
+	return ERR_STORAGE;
+}
+
+/* The primitives of store_sql's schema decision. The tables are made
+ * under the write lock, so two shells starting together make them once; a
+ * ledger that exists is checked without it, so opening never waits for
+ * another shell's group. The lock is taken for the session, before the
+ * transaction: one begun before the tables were made would still see them
+ * missing (its catalog cache), and make them twice. */
+
+/* Reads the schema version in the transaction schema_read began. */
+static error_code read_version(pg_store *g, store_sql_found *found,
+			       int64_t *version, char *why, size_t why_len)
+{
+	PGresult *res = PQexec(g->conn, "SELECT value FROM simplecqrs_meta "
+				       "WHERE key = 'schema_version'");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_fail(g, "cannot read the schema version", res);
+		PQclear(res);
+		return schema_failed(g, why, why_len);
+	}
+	/* only a plain positive number is a version */
+	char text[32] = "";
+	if (PQntuples(res) == 1)
+		snprintf(text, sizeof text, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	char *end;
+	*version = strtol(text, &end, 10);
+	*found = STORE_SQL_FOUND_OURS;
+	if (text[0] < '1' || text[0] > '9' || *end != '\0' || strlen(text) > 9) {
+		snprintf(why, why_len, "a damaged ledger: its schema_version "
+			 "is '%.20s', not a version", text);
+		*found = STORE_SQL_FOUND_OTHER;
+	}
+	return ERR_OK;
+}
+
+/* Begins a transaction and looks at the tables; it stays open until
+ * schema_lock or schema_end. */
+static error_code pg_schema_read(store *s, store_sql_found *found,
+				 int64_t *version, char *why, size_t why_len)
+{
+	pg_store *g = (pg_store *)s;
+	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
+		     "cannot start a transaction"))
+		return schema_failed(g, why, why_len);
+	PGresult *res = PQexec(g->conn,
+		"SELECT to_regclass('simplecqrs_meta') IS NOT NULL, "
+		"to_regclass('events') IS NOT NULL OR to_regclass('streams') IS NOT NULL "
+		"OR to_regclass('balances') IS NOT NULL OR to_regclass('checkpoint') IS NOT NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_fail(g, "cannot read the schema", res);
+		PQclear(res);
+		return schema_failed(g, why, why_len);
+	}
+	bool ours = PQgetvalue(res, 0, 0)[0] == 't';
+	bool taken = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (ours)
+		return read_version(g, found, version, why, why_len);
+	*found = STORE_SQL_FOUND_EMPTY;
+	if (taken) {
+		snprintf(why, why_len, "the database has tables named like ours "
+			 "(events, streams, balances, checkpoint) that simplecqrs did not make");
+		*found = STORE_SQL_FOUND_OTHER;
+	}
+	return ERR_OK;
+}
+
+static error_code pg_schema_lock(store *s, char *why, size_t why_len)
+{
+	pg_store *g = (pg_store *)s;
+	abandon(g);	/* schema_read's transaction: look again under the lock */
+	if (take_lock(g, "SELECT pg_advisory_lock(" WRITE_LOCK ")") != ERR_OK)
+		return schema_failed(g, why, why_len);
+	return ERR_OK;
+}
+
+static error_code pg_schema_create(store *s, char *why, size_t why_len)
+{
+	pg_store *g = (pg_store *)s;
+	char stamp[120];
+	snprintf(stamp, sizeof stamp,
+		 "INSERT INTO simplecqrs_meta VALUES ('schema_version', '%d')",
+		 SCHEMA_VERSION);
+	if (!command(g, schema, "cannot make the tables") ||
+	    !command(g, stamp, "cannot make the tables"))
+		return schema_failed(g, why, why_len);
+	return ERR_OK;
+}
+
+/* Commits what was read or made, or drops it; and lets the lock go. */
+static error_code pg_schema_end(store *s, bool locked, store_sql_outcome how,
+				char *why, size_t why_len)
+{
+	pg_store *g = (pg_store *)s;
+	error_code rc = ERR_OK;
+	if (how == STORE_SQL_USED || how == STORE_SQL_CREATED) {
+		if (!command(g, "COMMIT", "cannot commit the tables"))
+			rc = schema_failed(g, why, why_len);
+	}
+	if (rc != ERR_OK || (how != STORE_SQL_USED && how != STORE_SQL_CREATED))
+		abandon(g);
 	if (locked)
 		unlock(g);
-	return false;
+	return rc;
+}
+
+static const store_sql_prims pg_prims = {
+	.stream_claim = claim_version,
+	.stream_unclaim = unclaim,
+	.event_add = pg_event_add,
+	.checkpoint = pg_sheet_checkpoint,
+	.checkpoint_move = pg_checkpoint_move,
+	.balances_clear = pg_balances_clear,
+	.balance_put = pg_balance_put,
+	.balances = pg_balances,
+	.snapshot_begin = pg_snapshot_begin,
+	.snapshot_end = pg_snapshot_end,
+	.schema_version = SCHEMA_VERSION,
+	.schema_read = pg_schema_read,
+	.schema_lock = pg_schema_lock,
+	.schema_create = pg_schema_create,
+	.schema_end = pg_schema_end,
+};
+
+/* Makes the tables on first use, or checks they are ours and not newer. */
+static bool check_schema(pg_store *g, char *why, size_t why_len)
+{
+	return store_sql_schema(&g->base, &pg_prims, &g->base.created, why,
+				why_len);
 }
 
 store *store_pg_open(const char *uri, char *why, size_t why_len)

@@ -25,7 +25,11 @@
  *
  * Account names are numbered once, and the numbers never change or go, so
  * the store remembers them: an append names its streams by number, and
- * readers get the number as the event's stream_key. */
+ * readers get the number as the event's stream_key.
+ *
+ * The append, the sheet's save and load and the schema decision at open are
+ * store_sql.c's algorithms; this file gives them its statements
+ * (sqlite_prims). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,6 +42,7 @@
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
+#include "store_sql.h"
 
 #define APPLICATION_ID 0x53435152	/* "SCQR": this file is a simplecqrs ledger */
 #define SCHEMA_VERSION 1		/* PRAGMA user_version this build writes */
@@ -144,6 +149,9 @@ typedef struct sql_store {
 /* sqlite stores open in this process: open_by_another_name opens and closes
  * the file, and a close drops every POSIX lock this process holds on it. */
 static int open_ledgers;
+
+/* This store's statements for store_sql's algorithms (defined below). */
+static const store_sql_prims sqlite_prims;
 
 /* What a damaged ledger lacks, for the one place each is found missing. */
 static const char checkpoint_missing[] =
@@ -352,13 +360,14 @@ static void sql_rollback(store *s)
 
 /* ---- events ---- */
 
-/* The stream was not at ev's expected version: another writer won
- * (ERR_CONFLICT), unless its row disagrees with its events, which under
- * the write lock only a damaged ledger does (retrying would never end).
- * Only for a stream this append has not claimed yet. */
-static error_code stream_conflict(sql_store *q, const store_new_event *ev,
+/* store_sql's stream_check: the stream was not at ev's expected version:
+ * another writer won (ERR_CONFLICT), unless its row disagrees with its
+ * events, which under the write lock only a damaged ledger does (retrying
+ * would never end). Only for a stream this append has not claimed yet. */
+static error_code stream_conflict(store *s, const store_new_event *ev,
 				  int64_t id)
 {
+	sql_store *q = (sql_store *)s;
 	sqlite3_stmt *st = stmt(q, Q_STREAM_CHECK);
 	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
@@ -378,20 +387,30 @@ static error_code stream_conflict(sql_store *q, const store_new_event *ev,
 	return ERR_CONFLICT;
 }
 
-/* Moves one stream from ev->expected_version to the next: ERR_CONFLICT,
- * with nothing written, if it is not there. *id is the stream's number. */
-static error_code claim_version(sql_store *q, const store_new_event *ev,
-				int64_t *id)
+/* The primitives of store_sql's append: a stream's key is its number. */
+
+static error_code sql_stream_find(store *s, const store_new_event *ev,
+				  int64_t *id)
 {
+	sql_store *q = (sql_store *)s;
 	*id = stream_id(q, ev->stream);
 	if (*id < 0)
 		return db_fail(q, "cannot read a stream");
 	if (ev->stream_key && *id > 0 && *id < UINT32_MAX)
 		*ev->stream_key = (uint32_t)*id;	/* readers see the same */
+	return ERR_OK;
+}
+
+/* Moves one stream from ev->expected_version to the next (a new one to
+ * version 1, which stream_find saw is not there yet): *claimed false, with
+ * nothing written, if it is not at that version. */
+static error_code claim_version(store *s, const store_new_event *ev,
+				int64_t *id, bool *claimed)
+{
+	sql_store *q = (sql_store *)s;
 	sqlite3_stmt *st;
+	*claimed = true;
 	if (ev->expected_version == 0) {
-		if (*id > 0)
-			return ERR_CONFLICT;	/* it exists now */
 		st = stmt(q, Q_STREAM_NEW);
 		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
@@ -402,72 +421,50 @@ static error_code claim_version(sql_store *q, const store_new_event *ev,
 			*ev->stream_key = (uint32_t)*id;
 		return ERR_OK;
 	}
-	if (*id == 0)
-		return ERR_CONFLICT;	/* expected a stream that is not there */
 	st = stmt(q, Q_STREAM_BUMP);
 	sqlite3_bind_int64(st, 1, *id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return db_fail(q, "cannot write a stream's version");
-	return sqlite3_changes(q->db) == 1 ? ERR_OK : ERR_CONFLICT;
+	*claimed = sqlite3_changes(q->db) == 1;
+	return ERR_OK;
 }
 
-/* Puts back what claim_version did for evs[0..n), after a later stream of
- * the same append conflicted: versions step back, new streams go. */
-static error_code unclaim(sql_store *q, const store_new_event *evs,
-			  const int64_t *ids, size_t n)
+/* Puts back what claim_version did: the version steps back, a new stream
+ * goes. */
+static error_code unclaim(store *s, const store_new_event *ev, int64_t id)
 {
-	for (size_t i = 0; i < n; i++) {
-		bool added = evs[i].expected_version == 0;
-		sqlite3_stmt *st = stmt(q, added ? Q_STREAM_DROP : Q_STREAM_UNDO);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return db_fail(q, "cannot undo a stream's version");
-		if (added)	/* its number may go to another name */
-			forget_numbers(q);
-	}
+	sql_store *q = (sql_store *)s;
+	bool added = ev->expected_version == 0;
+	sqlite3_stmt *st = stmt(q, added ? Q_STREAM_DROP : Q_STREAM_UNDO);
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot undo a stream's version");
+	if (added)	/* its number may go to another name */
+		forget_numbers(q);
+	return ERR_OK;
+}
+
+static error_code sql_event_add(store *s, const store_new_event *ev,
+				int64_t id, int64_t time_ms, uint64_t *position)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_EVENT_ADD);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version + 1);
+	sqlite3_bind_int(st, 3, ev->type);
+	sqlite3_bind_int64(st, 4, ev->amount);
+	sqlite3_bind_int64(st, 5, time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot write an event");
+	*position = (uint64_t)sqlite3_last_insert_rowid(q->db);
 	return ERR_OK;
 }
 
 static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position)
 {
-	sql_store *q = (sql_store *)s;
-	int64_t ids[2];
-	if (n > sizeof ids / sizeof *ids)	/* a transfer is the most */
-		return store_base_fail(s, "an append of %zu events", n);
-	error_code rc;
-	/* Under the write lock of the group store_append opened nothing
-	 * else moves, so a conflict can put back what this append claimed and
-	 * leave the group as it was. */
-	for (size_t i = 0; i < n; i++) {
-		rc = claim_version(q, &evs[i], &ids[i]);
-		if (rc == ERR_CONFLICT && ids[i] > 0 && (i == 0 || ids[0] != ids[i]))
-			rc = stream_conflict(q, &evs[i], ids[i]);
-		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
-			rc = unclaim(q, evs, ids, i) == ERR_OK ? ERR_CONFLICT
-							      : ERR_STORAGE;
-		if (rc == ERR_CONFLICT)
-			return rc;
-		if (rc != ERR_OK)
-			goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *st = stmt(q, Q_EVENT_ADD);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)evs[i].expected_version + 1);
-		sqlite3_bind_int(st, 3, evs[i].type);
-		sqlite3_bind_int64(st, 4, evs[i].amount);
-		sqlite3_bind_int64(st, 5, time_ms);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			rc = db_fail(q, "cannot write an event");
-			goto fail;
-		}
-	}
-	*last_position = (uint64_t)sqlite3_last_insert_rowid(q->db);
-	return ERR_OK;
-fail:	/* half an append must never be kept: store.c drops the group */
-	return rc;
+	return store_sql_append(s, &sqlite_prims, evs, n, time_ms, last_position);
 }
 
 /* Reads an event row laid out as position, version, type, amount, time. */
@@ -606,70 +603,81 @@ static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
 	return rc;
 }
 
+/* The primitives of store_sql's sheet load and save. */
+
+static error_code sql_checkpoint_move(store *s, uint64_t from, uint64_t to,
+				      bool *moved)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot move the checkpoint");
+	*moved = sqlite3_changes(q->db) == 1;
+	return ERR_OK;
+}
+
+static error_code sql_balances_clear(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	if (run(q, Q_BALANCES_CLEAR) != SQLITE_DONE)
+		return db_fail(q, "cannot empty the balance sheet");
+	return ERR_OK;
+}
+
+static error_code sql_balance_put(store *s, const sheet_store_row *row)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_BALANCE_PUT);
+	sqlite3_bind_text(st, 1, row->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, row->balance);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot write the balance sheet");
+	return ERR_OK;
+}
+
+static error_code sql_balances(store *s, sheet_store_row_fn fn, void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_BALANCES);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (id && fn(ctx, id, sqlite3_column_int64(st, 1)))
+			break;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(q, "cannot read the balance sheet");
+	return ERR_OK;
+}
+
+static error_code sql_snapshot_begin(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	if (run(q, Q_BEGIN_READ) != SQLITE_DONE)
+		return db_fail(q, "cannot read the balance sheet");
+	return ERR_OK;
+}
+
+static error_code sql_snapshot_end(store *s, error_code rc)
+{
+	run((sql_store *)s, rc == ERR_OK ? Q_COMMIT : Q_ROLLBACK);
+	return rc;
+}
+
 static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 				 sheet_store_row_fn fn, void *ctx)
 {
-	sql_store *q = (sql_store *)s;
-	/* The checkpoint and the rows must come from one snapshot: another
-	 * shell's refresh may commit between two reads. A group already is
-	 * one; otherwise a read transaction makes one. */
-	bool snapshot = !s->in_group;
-	if (snapshot && run(q, Q_BEGIN_READ) != SQLITE_DONE)
-		return db_fail(q, "cannot read the balance sheet");
-	error_code err = sql_sheet_checkpoint(s, checkpoint);
-	int rc = SQLITE_DONE;
-	if (err == ERR_OK) {
-		sqlite3_stmt *st = stmt(q, Q_BALANCES);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *id = (const char *)sqlite3_column_text(st, 0);
-			if (id && fn(ctx, id, sqlite3_column_int64(st, 1)))
-				break;
-		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			err = db_fail(q, "cannot read the balance sheet");
-	}
-	if (snapshot)
-		run(q, err == ERR_OK ? Q_COMMIT : Q_ROLLBACK);
-	return err;
+	return store_sql_sheet_load(s, &sqlite_prims, checkpoint, fn, ctx);
 }
 
 static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 				 const sheet_store_row *rows, size_t n,
 				 bool replace)
 {
-	sql_store *q = (sql_store *)s;
-	error_code rc;	/* in the write group sheet_store.c opened */
-	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = db_fail(q, "cannot move the checkpoint");
-		goto fail;
-	}
-	if (sqlite3_changes(q->db) != 1) {
-		/* nothing written: the group is intact; another shell moved
-		 * the checkpoint, unless it is not there at all */
-		uint64_t at;
-		rc = sql_sheet_checkpoint(s, &at);
-		return rc == ERR_OK ? ERR_CONFLICT : rc;
-	}
-	if (replace && run(q, Q_BALANCES_CLEAR) != SQLITE_DONE) {
-		rc = db_fail(q, "cannot empty the balance sheet");
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		st = stmt(q, Q_BALANCE_PUT);
-		sqlite3_bind_text(st, 1, rows[i].account, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, rows[i].balance);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			rc = db_fail(q, "cannot write the balance sheet");
-			goto fail;
-		}
-	}
-	return ERR_OK;
-fail:	/* sheet_store.c drops the group */
-	return rc;
+	return store_sql_sheet_save(s, &sqlite_prims, from, to, rows, n, replace);
 }
 
 static error_code sql_poll(store *s, bool *changed)
@@ -786,69 +794,100 @@ static bool read_header(sqlite3 *db, int64_t *app, int64_t *version,
 	return ok;
 }
 
-/* Checks that db is this program's ledger, or empty; on a new file writes
- * the schema (and sets *made). Reads before it writes anything, so a file
- * that is not ours is left exactly as it was. */
-static bool check_schema(sqlite3 *db, bool *made, char *why, size_t why_len)
+/* The primitives of store_sql's schema decision. */
+
+static error_code sql_schema_read(store *s, store_sql_found *found,
+				  int64_t *version, char *why, size_t why_len)
 {
-	int64_t app = 0, version = 0, objects = 0;
-	*made = false;
-	if (!read_header(db, &app, &version, &objects, why, why_len))
-		return false;
-	if (app == 0 && version == 0 && objects == 0) {
-		/* A new (or empty) file: make it a ledger, in WAL mode. Another
-		 * shell may be doing the same: under the write lock, look again. */
-		char stamp[96];
-		snprintf(stamp, sizeof stamp,
-			 "PRAGMA application_id = %d; PRAGMA user_version = %d",
-			 APPLICATION_ID, SCHEMA_VERSION);
-		if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
-		    !exec_sql(db, "BEGIN IMMEDIATE")) {
-			say_why(db, why, why_len);
-			return false;
-		}
-		if (!read_header(db, &app, &version, &objects, why, why_len)) {
-			exec_sql(db, "ROLLBACK");
-			return false;
-		}
-		if (app == 0 && version == 0 && objects == 0) {
-			if (!exec_sql(db, schema) || !exec_sql(db, stamp) ||
-			    !exec_sql(db, "COMMIT")) {
-				say_why(db, why, why_len);
-				exec_sql(db, "ROLLBACK");
-				return false;
-			}
-			*made = true;
-			return true;
-		}
-		exec_sql(db, "ROLLBACK");	/* the other shell made it */
-	}
-	if (app != APPLICATION_ID) {
+	int64_t app = 0, objects = 0;
+	*version = 0;
+	if (!read_header(((sql_store *)s)->db, &app, version, &objects, why,
+			 why_len))
+		return ERR_STORAGE;
+	*found = STORE_SQL_FOUND_OURS;
+	if (app == 0 && *version == 0 && objects == 0) {
+		*found = STORE_SQL_FOUND_EMPTY;
+	} else if (app != APPLICATION_ID) {
 		snprintf(why, why_len,
 			 "a SQLite database of another program, not a simplecqrs ledger");
-		return false;
-	}
-	if (version > SCHEMA_VERSION) {
-		snprintf(why, why_len,
-			 "ledger schema version %lld is newer than this simplecqrs knows (%d)",
-			 (long long)version, SCHEMA_VERSION);
-		return false;
-	}
-	if (version < 1) {
+		*found = STORE_SQL_FOUND_OTHER;
+	} else if (*version < 1) {
 		snprintf(why, why_len, "a damaged ledger (schema version %lld)",
-			 (long long)version);
-		return false;
+			 (long long)*version);
+		*found = STORE_SQL_FOUND_OTHER;
 	}
+	return ERR_OK;
+}
+
+/* A new (or empty) file: it is made in WAL mode, under the write lock. */
+static error_code sql_schema_lock(store *s, char *why, size_t why_len)
+{
+	sqlite3 *db = ((sql_store *)s)->db;
+	if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
+	    !exec_sql(db, "BEGIN IMMEDIATE")) {
+		say_why(db, why, why_len);
+		return ERR_STORAGE;
+	}
+	return ERR_OK;
+}
+
+static error_code sql_schema_create(store *s, char *why, size_t why_len)
+{
+	sqlite3 *db = ((sql_store *)s)->db;
+	char stamp[96];
+	snprintf(stamp, sizeof stamp,
+		 "PRAGMA application_id = %d; PRAGMA user_version = %d",
+		 APPLICATION_ID, SCHEMA_VERSION);
+	if (!exec_sql(db, schema) || !exec_sql(db, stamp) ||
+	    !exec_sql(db, "COMMIT")) {
+		say_why(db, why, why_len);	/* schema_end rolls back */
+		return ERR_STORAGE;
+	}
+	return ERR_OK;
+}
+
+static error_code sql_schema_end(store *s, bool locked, store_sql_outcome how,
+				 char *why, size_t why_len)
+{
+	sqlite3 *db = ((sql_store *)s)->db;
+	if (locked && how != STORE_SQL_CREATED)
+		exec_sql(db, "ROLLBACK");	/* schema_lock's transaction */
+	if (how != STORE_SQL_USED)
+		return ERR_OK;
 	int64_t wal = 0;
-	if (!query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode", &wal)) {
+	if (!query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode", &wal) ||
+	    (!wal && !exec_sql(db, "PRAGMA journal_mode = WAL"))) {
 		say_why(db, why, why_len);
-		return false;
+		return ERR_STORAGE;
 	}
-	if (!wal && !exec_sql(db, "PRAGMA journal_mode = WAL")) {
-		say_why(db, why, why_len);
-		return false;
-	}
-	return true;
+	return ERR_OK;
+}
+
+static const store_sql_prims sqlite_prims = {
+	.stream_find = sql_stream_find,
+	.stream_claim = claim_version,
+	.stream_check = stream_conflict,
+	.stream_unclaim = unclaim,
+	.event_add = sql_event_add,
+	.checkpoint = sql_sheet_checkpoint,
+	.checkpoint_move = sql_checkpoint_move,
+	.balances_clear = sql_balances_clear,
+	.balance_put = sql_balance_put,
+	.balances = sql_balances,
+	.snapshot_begin = sql_snapshot_begin,
+	.snapshot_end = sql_snapshot_end,
+	.schema_version = SCHEMA_VERSION,
+	.schema_read = sql_schema_read,
+	.schema_lock = sql_schema_lock,
+	.schema_create = sql_schema_create,
+	.schema_end = sql_schema_end,
+};
+
+/* Checks that the file is this program's ledger, or empty; on a new file
+ * writes the schema (and sets *made). */
+static bool check_schema(sql_store *q, bool *made, char *why, size_t why_len)
+{
+	return store_sql_schema(&q->base, &sqlite_prims, made, why, why_len);
 }
 
 /* path made absolute, to open and to show: its folder resolved with
@@ -1037,7 +1076,7 @@ static bool open_db(sql_store *q, const char *abs, bool *made, char *why,
 	}
 	/* Shells opening a new file together can meet where SQLite will not
 	 * wait (one reading while another switches it to WAL): try again. */
-	for (int tries = 0; !check_schema(q->db, made, why, why_len); tries++) {
+	for (int tries = 0; !check_schema(q, made, why, why_len); tries++) {
 		if (!is_busy(sqlite3_errcode(q->db)) ||
 		    tries * 10 >= BUSY_TIMEOUT_MS)
 			return false;
