@@ -1,5 +1,5 @@
-/* session.c — the gate between the commands and their output, and the
- * score. See session.h. */
+/* session.c — the gate between the commands and their output, the score,
+ * and the line loop (session_run_fd, session_run_line). See session.h. */
 #include <errno.h>
 #include "simplecqrs/lines.h"
 #include "simplecqrs/session.h"
@@ -70,8 +70,11 @@ cmd_status session_run_line(session *s, char *text, size_t len, bool too_long)
 				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&s->ctx, text, len);
 	}
+	/* A flush in the middle could not commit. A command that stopped
+	 * for it (backup) returns CMD_FATAL itself; the loss is then said by
+	 * the session_flush that follows every line and every run. */
 	if (st != CMD_FATAL && report_lost(s) == CMD_FATAL)
-		st = CMD_FATAL;	/* a flush in the middle could not commit */
+		st = CMD_FATAL;
 	switch (st) {
 	case CMD_OK:
 		break;

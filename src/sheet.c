@@ -188,9 +188,8 @@ static error_code reload(sheet *sh)
 	return ERR_OK;
 }
 
-error_code sheet_sync(sheet *sh, store *s)
+error_code sheet_sync(sheet *sh)
 {
-	(void)s;	/* the kept sheet is sh->kept, in s */
 	if (sh->kept == NULL)
 		return ERR_OK;
 	uint64_t kept;
@@ -229,7 +228,7 @@ static __attribute__((noinline)) error_code
 refresh_kept(sheet *sh, store *s, uint64_t *applied)
 {
 	for (unsigned attempt = 0;; attempt++) {
-		error_code rc = sheet_sync(sh, s);
+		error_code rc = sheet_sync(sh);
 		uint64_t from = sh->checkpoint;
 		if (rc == ERR_OK)
 			rc = catch_up(sh, s, applied);
@@ -314,7 +313,7 @@ sheet_row *sheet_sorted(const sheet *sh, size_t *n)
 error_code sheet_behind(sheet *sh, store *s, uint64_t *behind)
 {
 	*behind = 0;
-	error_code rc = sheet_sync(sh, s);
+	error_code rc = sheet_sync(sh);
 	if (rc != ERR_OK)
 		return rc;
 	return store_count_after(s, sh->checkpoint, behind);

@@ -213,13 +213,19 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 	s->stats.conflicts += rc == ERR_CONFLICT;
 	if (rc == ERR_OK) {
 		if (s->in_group && (s->group_events += n) >= GROUP_MAX &&
-		    store_commit(s) != ERR_OK) {
-			s->lost = true;	/* results of the group wait in the shell */
+		    store_commit_early(s) != ERR_OK)
 			return ERR_STORAGE;
-		}
 	} else if (rc != ERR_CONFLICT) {
 		store_group_abandon(s);	/* half an append is never kept */
 	}
+	return rc;
+}
+
+error_code store_commit_early(store *s)
+{
+	error_code rc = store_commit(s);
+	if (rc != ERR_OK)
+		s->lost = true;	/* results of the group wait in the session */
 	return rc;
 }
 

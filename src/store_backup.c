@@ -122,11 +122,9 @@ error_code store_backup(store *s, const char *path, char **abs_path,
 {
 	*abs_path = NULL;
 	*events = 0;
-	error_code rc = store_commit(s);	/* the copy has what was shown */
-	if (rc != ERR_OK) {
-		s->lost = true;	/* results of the group may wait unshown */
+	error_code rc = store_commit_early(s);	/* the copy has what was shown */
+	if (rc != ERR_OK)
 		return rc;
-	}
 	if (s->ops->backup)
 		return s->ops->backup(s, path, abs_path, events);
 #if HAVE_SQLITE

@@ -81,8 +81,9 @@ struct store {
 	/* the write group, kept by store.c for the backends that group */
 	bool in_group;		/* a write transaction is open */
 	bool lost;		/* a group was rolled back after a failure that
-				   the shell has not yet been told of through
-				   store_commit: results of it may be waiting */
+				   the session has not yet been told of
+				   through store_commit: results of it may
+				   be waiting */
 	size_t group_events;	/* events appended in the open group */
 	char *location;		/* store_location's answer; the backend sets
 				   it (xmalloc'd), store_free frees it */
@@ -143,6 +144,11 @@ error_code store_group_begin(store *s);
 /* After a write that failed halfway: rolls the whole group back, so
  * nothing of it is kept, and makes the next store_commit say so. */
 void store_group_abandon(store *s);
+/* Commits the open group before its results are shown (a full group, a
+ * backup): on failure the group is lost as store_group_abandon's is, and
+ * the next store_commit says so, once, since results of it may be waiting
+ * unshown. */
+error_code store_commit_early(store *s);
 
 /* "the account id '...' (not 1 to 64 of ...)", at most 64 bytes of id
  * quoted, or "no account id": for a message about an id read back that is

@@ -16,7 +16,7 @@
  *
  * Writes are gathered in a group, as in the SQLite store: the first write
  * after a commit opens the transaction and takes the lock, later ones join
- * it, and store_commit ends it. The shell commits before showing a result.
+ * it, and store_commit ends it. The session commits before showing a result.
  *
  * The session is set up at connect rather than inherited from the
  * database's or role's defaults: read committed (the max + 1 above needs a

@@ -10,7 +10,7 @@
  *
  * Writes are gathered in a group: the first write after a commit opens a
  * BEGIN IMMEDIATE transaction, later ones join it, and store_commit ends it.
- * The shell commits before it shows any result, so a result is never seen
+ * The session commits before it shows any result, so a result is never seen
  * before its events are on disk, and a piped script pays one fsync per group
  * rather than per command. Holding the write lock for the group also means
  * that what the group read cannot change under it; another shell waits (the

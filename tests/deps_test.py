@@ -10,7 +10,7 @@ when A uses a symbol B defines. The test fails on every cycle in that graph
 (Tarjan's strongly connected components, then each loop inside one), naming
 the modules and the symbols that make each edge:
 
-    cycle: cmd -> parse -> cmd (cmd.c calls parse_line; parse.c calls cmd_find)
+    cycle: cmd -> parse -> cmd (cmd.c calls parse_line; parse.c calls cmd_find_word)
 
 --program names the executable's own objects (main.c, shell.c: an archive
 meson makes of them, or the .o files). The library sits below the program,

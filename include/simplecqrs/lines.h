@@ -24,8 +24,8 @@ typedef struct lines_line {
 
 /* The fd is borrowed, not closed. Lines of up to max_len bytes (plus a CR)
  * are handed over; after each, text[len] is writable and the slack bytes
- * past it readable and initialised (the shell passes PARSE_MAX_LINE and
- * PARSE_SLACK). A max_len too big for the reader's 1 MiB block is cut to
+ * past it readable and initialised (the session passes PARSE_MAX_LINE
+ * and PARSE_SLACK). A max_len too big for the reader's 1 MiB block is cut to
  * fit. before_read, if not NULL, is called just before each read(2) that
  * may block: the moment to flush output, so a program talking to the shell
  * line by line gets each answer at once. */

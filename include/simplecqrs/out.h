@@ -38,7 +38,7 @@ out *out_new(const out_opts *opts);
 void out_free(out *o);
 /* Called before anything buffered is written; when it returns false, what
  * is buffered is dropped instead, and so is everything after it until
- * out_release. The shell's gate commits the store's group, so that no
+ * out_release. The session's gate commits the store's group, so that no
  * result is shown before its events are kept. */
 void out_set_gate(out *o, bool (*gate)(void *ctx), void *ctx);
 /* After the gate said no: drops what is buffered and lets output flow

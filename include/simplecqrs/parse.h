@@ -55,7 +55,7 @@ error_code parse_values(const char *kinds, const parse_tokens *t,
 			parse_result *r);
 
 /* Whether parse_split would find line[0..len) blank or a comment (and so
- * run nothing), without touching it: the shell asks before echoing a line
+ * run nothing), without touching it: the session asks before echoing a line
  * or keeping it in history. */
 bool parse_blank(const char *line, size_t len);
 

@@ -39,7 +39,7 @@ error_code sheet_refresh(sheet *sh, store *s, uint64_t *applied);
 error_code sheet_rebuild(sheet *sh, store *s, uint64_t *applied);
 /* Makes this the store's kept sheet, if it keeps one and another shell
  * moved it (or it was never read): queries call it first. */
-error_code sheet_sync(sheet *sh, store *s);
+error_code sheet_sync(sheet *sh);
 
 /* How many events the store holds past the checkpoint, after sheet_sync:
  * the one "how far behind" that status, balances and the prompt show. */

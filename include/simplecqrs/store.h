@@ -146,7 +146,7 @@ store_stats store_get_stats(const store *s);
 /* Makes every write so far durable. A durable store (sqlite, postgresql)
  * gathers the writes of many commands into one transaction, a group, so a
  * result must not be shown before the group holding its events is
- * committed: the shell calls this before it writes anything. The memory
+ * committed: the session calls this before it writes anything. The memory
  * store has nothing to do. On failure the whole group is rolled back and
  * ERR_STORAGE comes back; whether the disk kept it is then unknown. A group
  * that failed halfway (in an append, say) is reported here too, once. */
