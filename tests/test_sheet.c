@@ -333,6 +333,26 @@ START_TEST(the_store_owns_the_write_group)
 }
 END_TEST
 
+/* Between a loss and the commit that reports it, what is written opens a
+ * new group: that commit rolls it back too, so nothing after the last
+ * result shown is kept. */
+START_TEST(the_commit_that_reports_a_loss_keeps_nothing_after_it)
+{
+	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
+	g.append_says = ERR_STORAGE;
+	ck_assert_int_eq(grp_put(&g, "A", 0), ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 1);
+	g.append_says = ERR_OK;
+	ck_assert_int_eq(grp_put(&g, "B", 0), ERR_OK);
+	ck_assert_int_eq(g.begins, 2);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 2);
+	ck_assert(!g.base.in_group);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 0);
+}
+END_TEST
+
 /* A commit the store makes before the session's (a group grown full, the
  * start of a backup) holds the results of earlier commands: if it fails,
  * the next commit says so, so those results are never shown as kept. */
@@ -420,6 +440,7 @@ static Suite *sheet_suite(void)
 	t = tcase_create("kept");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, the_store_owns_the_write_group);
+	tcase_add_test(t, the_commit_that_reports_a_loss_keeps_nothing_after_it);
 	tcase_add_test(t, an_early_commit_that_fails_is_reported_at_the_next);
 	tcase_add_test(t, a_kept_sheet_saves_in_the_write_group);
 	suite_add_tcase(su, t);
