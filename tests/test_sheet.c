@@ -202,6 +202,7 @@ typedef struct grouping {
 	store *inner;
 	int begins, commits, rollbacks;
 	error_code append_says, save_says;	/* ERR_OK: does the work */
+	error_code commit_says;			/* ERR_OK: commits */
 	uint64_t checkpoint;
 } grouping;
 
@@ -235,7 +236,10 @@ static error_code grp_begin(store *st)
 
 static error_code grp_commit(store *st)
 {
-	((grouping *)st)->commits++;
+	grouping *g = (grouping *)st;
+	if (g->commit_says != ERR_OK)
+		return store_fail(st, "the disk is full");
+	g->commits++;
 	return ERR_OK;
 }
 
@@ -329,6 +333,59 @@ START_TEST(the_store_owns_the_write_group)
 }
 END_TEST
 
+/* Between a loss and the commit that reports it, what is written opens a
+ * new group: that commit rolls it back too, so nothing after the last
+ * result shown is kept. */
+START_TEST(the_commit_that_reports_a_loss_keeps_nothing_after_it)
+{
+	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
+	g.append_says = ERR_STORAGE;
+	ck_assert_int_eq(grp_put(&g, "A", 0), ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 1);
+	g.append_says = ERR_OK;
+	ck_assert_int_eq(grp_put(&g, "B", 0), ERR_OK);
+	ck_assert_int_eq(g.begins, 2);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 2);
+	ck_assert(!g.base.in_group);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 0);
+}
+END_TEST
+
+/* A commit the store makes before the session's (a group grown full, the
+ * start of a backup) holds the results of earlier commands: if it fails,
+ * the next commit says so, so those results are never shown as kept. */
+START_TEST(an_early_commit_that_fails_is_reported_at_the_next)
+{
+	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
+	ck_assert_int_eq(grp_put(&g, "A", 0), ERR_OK);
+	g.commit_says = ERR_STORAGE;
+	/* a group grown full commits in the append that filled it */
+	uint64_t v = 1;
+	error_code rc;
+	while ((rc = grp_put(&g, "A", v)) == ERR_OK && v < 100000)
+		v++;
+	ck_assert_int_eq(rc, ERR_STORAGE);
+	ck_assert_int_eq(g.rollbacks, 1);
+	ck_assert(!g.base.in_group);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_str_eq(store_errmsg(&g.base), "the disk is full");
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	/* a backup commits what was shown before it copies */
+	ck_assert_int_eq(grp_put(&g, "B", 0), ERR_OK);
+	char *path;
+	uint64_t events;
+	ck_assert_int_eq(store_backup(&g.base, "/nonexistent/copy.db", &path,
+				      &events), ERR_STORAGE);
+	ck_assert_ptr_null(path);
+	ck_assert_int_eq(g.rollbacks, 2);
+	ck_assert_int_eq(store_commit(&g.base), ERR_STORAGE);
+	ck_assert_int_eq(store_commit(&g.base), ERR_OK);
+	ck_assert_int_eq(g.commits, 0);
+}
+END_TEST
+
 START_TEST(a_kept_sheet_saves_in_the_write_group)
 {
 	grouping g = { .base = { .ops = &grp_ops }, .inner = s };
@@ -383,6 +440,8 @@ static Suite *sheet_suite(void)
 	t = tcase_create("kept");
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, the_store_owns_the_write_group);
+	tcase_add_test(t, the_commit_that_reports_a_loss_keeps_nothing_after_it);
+	tcase_add_test(t, an_early_commit_that_fails_is_reported_at_the_next);
 	tcase_add_test(t, a_kept_sheet_saves_in_the_write_group);
 	suite_add_tcase(su, t);
 	return su;
