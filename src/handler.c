@@ -71,7 +71,7 @@ static int fold_event(void *ctx, const store_event *ev)
 {
 	fold *f = ctx;
 	if (ev->version != f->st.version + 1) {
-		f->err = store_fail(f->store, "damaged ledger: account %s goes "
+		f->err = store_base_fail(f->store, "damaged ledger: account %s goes "
 				    "from version %llu to version %llu "
 				    "(position %llu); versions have no gaps",
 				    ev->stream,

@@ -126,7 +126,7 @@ static int apply_event(void *ctx, const store_event *ev)
 	sheet *sh = b->sh;
 	b->seen++;
 	if (ev->position <= sh->checkpoint) {	/* never apply twice */
-		b->err = store_fail(b->s, "damaged ledger: position %llu "
+		b->err = store_base_fail(b->s, "damaged ledger: position %llu "
 				    "(account %s) is not past the checkpoint %llu",
 				    (unsigned long long)ev->position, ev->stream,
 				    (unsigned long long)sh->checkpoint);

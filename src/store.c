@@ -325,7 +325,7 @@ error_code store_fail_balance(store *s, const store_event *ev, int64_t before)
 {
 	char msg[WHY_LEN];
 	broken_balance(msg, sizeof msg, ev, before);
-	return store_fail(s, DAMAGED "%s", msg);
+	return store_base_fail(s, DAMAGED "%s", msg);
 }
 
 /* Says which rule the event broke (check_event found that one did): out
@@ -399,7 +399,7 @@ static int check_event(void *ctx, const store_event *ev)
 static error_code checked_result(store *s, error_code rc, const checked *c)
 {
 	if (rc == ERR_OK && c->bad)
-		return store_fail(s, "%s", c->why);
+		return store_base_fail(s, "%s", c->why);
 	return rc;
 }
 
@@ -468,12 +468,3 @@ error_code store_streams(store *s, const char *prefix, store_stream_fn fn,
 	return s->ops->streams(s, prefix, check_name, &c);
 }
 
-
-error_code store_fail(store *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	store_base_vfail(s, fmt, ap);
-	va_end(ap);
-	return ERR_STORAGE;
-}

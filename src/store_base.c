@@ -10,17 +10,11 @@ const char *event_type_name(event_type type)
 	return type == EVENT_DEBITED ? "AccountDebited" : "AccountCredited";
 }
 
-error_code store_base_vfail(store *s, const char *fmt, va_list ap)
-{
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-	return ERR_STORAGE;
-}
-
 error_code store_base_fail(store *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	store_base_vfail(s, fmt, ap);
+	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
 	va_end(ap);
 	return ERR_STORAGE;
 }

@@ -9,7 +9,6 @@
 #ifndef SIMPLECQRS_STORE_IMPL_H
 #define SIMPLECQRS_STORE_IMPL_H
 
-#include <stdarg.h>
 #include "simplecqrs/sheet_store.h"
 #include "simplecqrs/store.h"
 
@@ -95,11 +94,11 @@ struct store {
 
 /* ---- store_base.c: what a backend may call ---- */
 
-/* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
+/* Sets s->errmsg, printf-style; returns ERR_STORAGE. The one way to say
+ * why a store call failed, for the backends, store.c and the handler and
+ * sheet (which find a damaged ledger in what the store handed them). */
 error_code store_base_fail(store *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-error_code store_base_vfail(store *s, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
 /* For a backend waiting for another program's write lock: calls the wait
  * hook, if any. false: stop waiting, fail the call with ERR_BUSY. */
 bool store_base_waiting(store *s, unsigned waited_ms);
@@ -155,9 +154,5 @@ error_code store_commit_early(store *s);
  * none. Returns dst (or a constant). */
 const char *store_quoted_id(const char *id, char *dst, size_t len);
 
-/* For the handler and the sheet, which find a damaged ledger in what the
- * store handed them: sets s->errmsg, printf-style; returns ERR_STORAGE. */
-error_code store_fail(store *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 #endif

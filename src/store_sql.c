@@ -3,24 +3,10 @@
  * guarded save of the balance sheet, its load from one snapshot, and the
  * schema decision at open. The SQL text is the backends'; the order of
  * the steps, what a conflict puts back and when to refuse a database are
- * here. It calls nothing but the primitives: no write group is opened or
- * rolled back here, that is the caller's. */
-#include <stdarg.h>
+ * here. It calls nothing but the primitives and store_base_fail: no write
+ * group is opened or rolled back here, that is the caller's. */
 #include <stdio.h>
 #include "store_sql.h"
-
-/* Sets s->errmsg, printf-style; returns ERR_STORAGE. */
-static error_code fail(store *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static error_code fail(store *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-	va_end(ap);
-	return ERR_STORAGE;
-}
 
 /* ---- the append ---- */
 
@@ -64,7 +50,7 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 {
 	int64_t keys[STORE_SQL_APPEND_MAX];
 	if (n > STORE_SQL_APPEND_MAX)	/* a transfer is the most */
-		return fail(s, "an append of %zu events", n);
+		return store_base_fail(s, "an append of %zu events", n);
 	/* Under the group's write lock nothing else moves, so a conflict can
 	 * put back what this append claimed and leave the group as it was. */
 	for (size_t i = 0; i < n; i++) {

@@ -213,7 +213,7 @@ static error_code grp_append(store *st, const store_new_event *evs, size_t n,
 	ck_assert(st->in_group);	/* store_append opened it */
 	if (g->append_says != ERR_OK)
 		return g->append_says == ERR_STORAGE
-		       ? store_fail(st, "the disk is full") : g->append_says;
+		       ? store_base_fail(st, "the disk is full") : g->append_says;
 	return store_append(g->inner, evs, n, t, last);
 }
 
@@ -238,7 +238,7 @@ static error_code grp_commit(store *st)
 {
 	grouping *g = (grouping *)st;
 	if (g->commit_says != ERR_OK)
-		return store_fail(st, "the disk is full");
+		return store_base_fail(st, "the disk is full");
 	g->commits++;
 	return ERR_OK;
 }
@@ -272,7 +272,7 @@ static error_code grp_save(store *st, uint64_t from, uint64_t to,
 	ck_assert(st->in_group);	/* sheet_store_save opened it */
 	if (g->save_says != ERR_OK)
 		return g->save_says == ERR_STORAGE
-		       ? store_fail(st, "the disk is full") : g->save_says;
+		       ? store_base_fail(st, "the disk is full") : g->save_says;
 	if (from != g->checkpoint)
 		return ERR_CONFLICT;
 	g->checkpoint = to;

@@ -103,7 +103,7 @@ static error_code fz_append(store *s, const store_new_event *evs, size_t n,
 {
 	fz_store *f = (fz_store *)s;
 	if (f->nevents + n > sizeof f->events / sizeof f->events[0])
-		return store_fail(s, "the fuzz store is full");
+		return store_base_fail(s, "the fuzz store is full");
 	for (size_t i = 0; i < n; i++)
 		if (fz_version_of(f, evs[i].stream) != evs[i].expected_version)
 			return ERR_CONFLICT;
@@ -222,7 +222,7 @@ static error_code fz_sheet_save(store *s, uint64_t from, uint64_t to,
 			i++;
 		if (i == f->nrows) {
 			if (f->nrows == sizeof f->rows / sizeof f->rows[0])
-				return store_fail(s, "the fuzz sheet is full");
+				return store_base_fail(s, "the fuzz sheet is full");
 			f->rows[f->nrows++].account = xstrdup(rows[k].account);
 		}
 		f->rows[i].balance = rows[k].balance;
