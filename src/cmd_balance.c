@@ -14,7 +14,7 @@ static cmd_status exec(cmd_ctx *ctx, const cmd_entry *self,
 {
 	int64_t balance;
 	uint64_t behind;
-	if (cmd_lag(ctx, &behind) != ERR_OK)
+	if (sheet_behind(ctx->sheet, ctx->store, &behind) != ERR_OK)
 		return cmd_storage_failed(ctx, self->name);
 	if (!sheet_balance(ctx->sheet, p->account[0], &balance)) {
 		/* 'refresh' helps only if the account is in the store already */

@@ -8,7 +8,7 @@ static cmd_status exec(cmd_ctx *ctx, const cmd_entry *self,
 {
 	(void)p;
 	uint64_t behind;
-	if (cmd_lag(ctx, &behind) != ERR_OK)
+	if (sheet_behind(ctx->sheet, ctx->store, &behind) != ERR_OK)
 		return cmd_storage_failed(ctx, self->name);
 	size_t n;
 	sheet_row *rows = sheet_sorted(ctx->sheet, &n);

@@ -5,8 +5,6 @@
 
 #include "simplecqrs/cmd.h"
 
-/* The sheet's lag (sheet_behind); the caller reports a storage error. */
-error_code cmd_lag(cmd_ctx *ctx, uint64_t *behind);
 /* Reports the store's error for cmd; returns CMD_FATAL. */
 cmd_status cmd_storage_failed(cmd_ctx *ctx, const char *cmd);
 /* Reports a handler's refusal of a write (rc, with res as the handler left

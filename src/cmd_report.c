@@ -4,11 +4,6 @@
 #include "simplecqrs/buf.h"
 #include "cmd_impl.h"
 
-error_code cmd_lag(cmd_ctx *ctx, uint64_t *behind)
-{
-	return sheet_behind(ctx->sheet, ctx->store, behind);
-}
-
 cmd_status cmd_storage_failed(cmd_ctx *ctx, const char *cmd)
 {
 	out_error(ctx->out, ctx->line, cmd, ERR_STORAGE, "storage failed: %s",

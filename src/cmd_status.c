@@ -8,7 +8,7 @@ static cmd_status exec(cmd_ctx *ctx, const cmd_entry *self,
 	(void)p;
 	uint64_t head, streams, behind;
 	if (store_head(ctx->store, &head) || store_stream_count(ctx->store, &streams) ||
-	    cmd_lag(ctx, &behind))
+	    sheet_behind(ctx->sheet, ctx->store, &behind))
 		return cmd_storage_failed(ctx, self->name);
 	out_status(ctx->out, store_kind(ctx->store), store_location(ctx->store),
 		   head, streams, sheet_checkpoint(ctx->sheet), behind);

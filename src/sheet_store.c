@@ -88,8 +88,6 @@ error_code sheet_store_save(sheet_store *k, uint64_t from, uint64_t to,
 	error_code rc = store_group_begin(s);
 	if (rc != ERR_OK)
 		return rc;
-	rc = s->ops->sheet->save(s, from, to, rows, n, replace);
-	if (rc != ERR_OK && rc != ERR_CONFLICT)
-		store_group_abandon(s);	/* half a save is never kept */
-	return rc;
+	return store_group_wrote(s, s->ops->sheet->save(s, from, to, rows, n,
+						       replace));
 }

@@ -176,12 +176,13 @@ static void drop_group(store *s)
 	s->in_group = false;
 }
 
-void store_group_abandon(store *s)
+error_code store_group_wrote(store *s, error_code rc)
 {
-	if (s->in_group) {
-		drop_group(s);
+	if (rc != ERR_OK && rc != ERR_CONFLICT && s->in_group) {
+		drop_group(s);	/* half a write is never kept */
 		s->lost = true;
 	}
+	return rc;
 }
 
 error_code store_commit(store *s)
@@ -203,21 +204,16 @@ error_code store_commit(store *s)
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position)
 {
-	if (!s->in_group && s->ops->begin) {
-		error_code rc = store_group_begin(s);
-		if (rc != ERR_OK)
-			return rc;
-	}
-	error_code rc = s->ops->append(s, evs, n, time_ms, last_position);
+	error_code rc = store_group_begin(s);
+	if (rc != ERR_OK)
+		return rc;
+	rc = store_group_wrote(s, s->ops->append(s, evs, n, time_ms,
+						  last_position));
 	s->stats.appends += rc == ERR_OK;
 	s->stats.conflicts += rc == ERR_CONFLICT;
-	if (rc == ERR_OK) {
-		if (s->in_group && (s->group_events += n) >= GROUP_MAX &&
-		    store_commit_early(s) != ERR_OK)
-			return ERR_STORAGE;
-	} else if (rc != ERR_CONFLICT) {
-		store_group_abandon(s);	/* half an append is never kept */
-	}
+	if (rc == ERR_OK && s->in_group && (s->group_events += n) >= GROUP_MAX &&
+	    store_commit_early(s) != ERR_OK)
+		return ERR_STORAGE;
 	return rc;
 }
 

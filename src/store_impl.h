@@ -137,14 +137,17 @@ void store_sqlite_file_abort(store_sqlite_file *f);
 
 /* ---- store.c, for the modules above it ---- */
 
-/* For sheet_store.c's save, a write like an append: opens the group's
- * transaction unless one is open (or the store does not group). */
+/* A write into the group (an append, and sheet_store.c's save) is
+ *	rc = store_group_begin(s); then rc = store_group_wrote(s, ops->…(…));
+ * begin opens the group's transaction unless one is open (or the store
+ * does not group). wrote takes the write's result: ERR_CONFLICT left the
+ * group as it was; any other failure rolls the whole group back, so that
+ * nothing of it is kept, and makes the next store_commit say so. It
+ * returns rc. */
 error_code store_group_begin(store *s);
-/* After a write that failed halfway: rolls the whole group back, so
- * nothing of it is kept, and makes the next store_commit say so. */
-void store_group_abandon(store *s);
+error_code store_group_wrote(store *s, error_code rc);
 /* Commits the open group before its results are shown (a full group, a
- * backup): on failure the group is lost as store_group_abandon's is, and
+ * backup): on failure the group is lost as a failed write's is, and
  * the next store_commit says so, once, since results of it may be waiting
  * unshown. */
 error_code store_commit_early(store *s);
