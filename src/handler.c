@@ -120,13 +120,17 @@ static error_code load(handler *h, const char *account, size_t len,
 			*st = f.st;
 			return ERR_OK;
 		}
+	} else if (store_stream_state(h->store, account, len, key,
+				      &f.st.version, &f.st.balance) != ERR_OK) {
+		return ERR_STORAGE;	/* not cached: the store's snapshot */
 	}
-	uint64_t cached = f.st.version;
-	if (store_read_stream(h->store, account, cached, fold_event, &f) != ERR_OK)
+	uint64_t had = f.st.version;
+	if (store_read_stream(h->store, account, had, fold_event, &f) != ERR_OK)
 		return ERR_STORAGE;
 	if (f.err != ERR_OK)
 		return f.err;
-	if (f.st.version != cached)	/* an account with no stream is not kept */
+	/* an account with no stream is not kept */
+	if (f.st.version != had || (*slot == IDMAP_NONE && had > 0))
 		remember(h, slot, account, len, &f.st, *key);
 	*st = f.st;
 	return ERR_OK;

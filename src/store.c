@@ -423,6 +423,26 @@ error_code store_read_all(store *s, uint64_t after, size_t limit,
 						  &c), &c);
 }
 
+error_code store_stream_state(store *s, const char *stream, size_t len,
+			      uint32_t *key, uint64_t *version, int64_t *balance)
+{
+	*version = 0;
+	*balance = 0;
+	if (s->ops->stream_state == NULL)	/* keeps none: replay it all */
+		return ERR_OK;
+	error_code rc = s->ops->stream_state(s, stream, len, key, version,
+					     balance);
+	if (rc != ERR_OK || s->ops->trusted)
+		return rc;
+	/* a row can be edited as an event can: what it says must be a state */
+	if (*balance < 0 || *version > INT64_MAX || (*version == 0 && *balance))
+		return store_base_fail(s, DAMAGED "account %.64s is kept at "
+				       "version %llu with balance %lld", stream,
+				       (unsigned long long)*version,
+				       (long long)*balance);
+	return ERR_OK;
+}
+
 error_code store_head(store *s, uint64_t *head)
 {
 	return s->ops->head(s, head);

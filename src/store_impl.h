@@ -49,6 +49,9 @@ typedef struct store_ops {
 				  void *ctx);
 	error_code (*read_all)(store *s, uint64_t after, size_t limit,
 			       store_event_fn fn, void *ctx);
+	error_code (*stream_state)(store *s, const char *stream, size_t len,
+				   uint32_t *key, uint64_t *version,
+				   int64_t *balance);
 	error_code (*head)(store *s, uint64_t *head);
 	error_code (*stream_count)(store *s, uint64_t *count);
 	error_code (*streams)(store *s, const char *prefix, store_stream_fn fn,

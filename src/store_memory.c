@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "simplecqrs/account.h"
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
@@ -31,7 +32,8 @@ typedef struct mem_store {
 	idmap *ids;
 	uint64_t *last;		/* by stream: position of its last event */
 	uint32_t *version;	/* by stream */
-	uint32_t cap;		/* of last and version */
+	int64_t *balance;	/* by stream: its events added up */
+	uint32_t cap;		/* of last, version and balance */
 } mem_store;
 
 static mem_event *at(mem_store *m, uint64_t position)
@@ -79,10 +81,12 @@ static uint32_t new_stream(mem_store *m, const char *stream, size_t len)
 		m->cap = m->cap ? m->cap * 2 : 64;
 		m->last = xreallocarray(m->last, m->cap, sizeof *m->last);
 		m->version = xreallocarray(m->version, m->cap, sizeof *m->version);
+		m->balance = xreallocarray(m->balance, m->cap, sizeof *m->balance);
 	}
 	if (added) {
 		m->last[idx] = 0;
 		m->version[idx] = 0;
+		m->balance[idx] = 0;
 	}
 	return idx;
 }
@@ -103,25 +107,35 @@ static void push(mem_store *m, uint32_t idx, const store_new_event *ev,
 	e->prev = m->last[idx];
 	e->stream = idx;
 	e->version = ++m->version[idx];
+	m->balance[idx] += e->amount;	/* check() kept it in range */
 	m->last[idx] = pos;
 	if (ev->stream_key != NULL)
 		*ev->stream_key = idx + 1;
 }
 
-/* The version a stream is at, given its index (or IDMAP_NONE); an event
- * that would not fit a record is the store's failure. */
+/* Checks ev against its stream's version, given its index (or
+ * IDMAP_NONE), `earlier` events of this append before it on the same
+ * stream, which leave its balance at *balance (in: the balance before
+ * them; out: after ev). An event that would not fit a record, or would
+ * take the balance out of 0..INT64_MAX, is the store's failure. */
 static error_code check(mem_store *m, uint32_t idx, uint64_t earlier,
-			const store_new_event *ev)
+			const store_new_event *ev, int64_t *balance)
 {
 	uint64_t v = (idx == IDMAP_NONE ? 0 : m->version[idx]) + earlier;
 	if (v != ev->expected_version)
 		return ERR_CONFLICT;
-	if (v >= UINT32_MAX || ev->amount <= 0) {
+	if (v >= UINT32_MAX ||
+	    !account_next_balance(*balance, ev->type, ev->amount, balance)) {
 		snprintf(m->base.errmsg, sizeof m->base.errmsg,
 			 "memory store: event out of range");
 		return ERR_STORAGE;
 	}
 	return ERR_OK;
+}
+
+static int64_t balance_of(const mem_store *m, uint32_t idx)
+{
+	return idx == IDMAP_NONE ? 0 : m->balance[idx];
 }
 
 /* A deposit or a withdrawal: one event, so nothing to compare within the
@@ -131,7 +145,8 @@ static error_code append_one(mem_store *m, const store_new_event *ev,
 {
 	size_t len = id_len(ev);
 	uint32_t idx = find_stream(m, ev, len);
-	error_code rc = check(m, idx, 0, ev);
+	int64_t balance = balance_of(m, idx);
+	error_code rc = check(m, idx, 0, ev, &balance);
 	if (rc != ERR_OK)
 		return rc;
 	if (idx == IDMAP_NONE)
@@ -148,17 +163,24 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 	if (n == 1)
 		return append_one(m, evs, time_ms, last_position);
 	uint32_t small[4];
+	int64_t small_balances[4];
 	uint32_t *ids = n <= 4 ? small : xreallocarray(NULL, n, sizeof *ids);
+	int64_t *balances = n <= 4 ? small_balances
+			    : xreallocarray(NULL, n, sizeof *balances);
 	error_code rc = ERR_OK;
 	/* Check every expectation before changing anything: all or nothing.
 	 * An earlier event of this append to the same stream counts. */
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
 		ids[i] = find_stream(m, &evs[i], id_len(&evs[i]));
 		uint64_t earlier = 0;
+		int64_t balance = balance_of(m, ids[i]);
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(evs[j].stream, evs[i].stream) == 0)
+			if (strcmp(evs[j].stream, evs[i].stream) == 0) {
 				earlier++;
-		rc = check(m, ids[i], earlier, &evs[i]);
+				balance = balances[j];
+			}
+		rc = check(m, ids[i], earlier, &evs[i], &balance);
+		balances[i] = balance;
 	}
 	for (size_t i = 0; i < n && rc == ERR_OK; i++) {
 		uint32_t idx = ids[i];
@@ -166,8 +188,10 @@ static error_code mem_append(store *s, const store_new_event *evs, size_t n,
 			idx = new_stream(m, evs[i].stream, id_len(&evs[i]));
 		push(m, idx, &evs[i], time_ms);
 	}
-	if (ids != small)
+	if (ids != small) {
 		free(ids);
+		free(balances);
+	}
 	if (rc == ERR_OK)
 		*last_position = m->head;
 	return rc;
@@ -215,6 +239,21 @@ static error_code mem_read_all(store *s, uint64_t after, size_t limit,
 	return ERR_OK;
 }
 
+static error_code mem_stream_state(store *s, const char *stream, size_t len,
+				   uint32_t *key, uint64_t *version,
+				   int64_t *balance)
+{
+	mem_store *m = (mem_store *)s;
+	store_new_event ev = { .stream = stream, .stream_key = key };
+	uint32_t idx = find_stream(m, &ev, len);
+	if (idx == IDMAP_NONE)
+		return ERR_OK;
+	*version = m->version[idx];
+	*balance = m->balance[idx];
+	*key = idx + 1;
+	return ERR_OK;
+}
+
 static error_code mem_head(store *s, uint64_t *head)
 {
 	*head = ((mem_store *)s)->head;
@@ -248,6 +287,7 @@ static void mem_free(store *s)
 	free(m->blocks);
 	free(m->last);
 	free(m->version);
+	free(m->balance);
 	idmap_free(m->ids);
 	free(m);
 }
@@ -259,6 +299,7 @@ static const store_ops memory_ops = {
 	.append = mem_append,
 	.read_stream = mem_read_stream,
 	.read_all = mem_read_all,
+	.stream_state = mem_stream_state,
 	.head = mem_head,
 	.stream_count = mem_stream_count,
 	.streams = mem_streams,

@@ -6,114 +6,441 @@
  * here. It calls nothing but the primitives and store_base_fail: no write
  * group is opened or rolled back here, that is the caller's. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "simplecqrs/account.h"
+#include "simplecqrs/idmap.h"
+#include "simplecqrs/xmalloc.h"
 #include "store_sql.h"
+
+/* ---- the writer's table ----
+ *
+ * Under the write lock nobody else appends, so once a group has caught up
+ * with what others wrote before it, what this table says of a stream is
+ * what its row and its events say: an append checks its expected version
+ * here, decides the event's position (head + 1) and version, and writes
+ * one row. Each stream's row (version and balance) and the sheet's rows
+ * are written once per group, by flush, before the commit. A rollback
+ * forgets the whole table: rows are read again when next needed. */
+
+#define CATCHUP_MAX 4096	/* more events from others: forget, reread */
+
+enum { KNOWN = 1, MOVED = 2 };
+
+struct store_sql_writer {
+	idmap *names;		/* stream name -> slot */
+	store_sql_stream *st;	/* by slot */
+	uint8_t *flags;		/* by slot: KNOWN, MOVED */
+	uint32_t cap;
+	uint32_t *slot_of_key;	/* by key < key_cap: slot + 1, 0 if none */
+	int64_t key_cap;
+	uint32_t *moved;	/* slots MOVED in this group */
+	size_t nmoved, moved_cap;
+	bool in_group;
+	uint64_t head;		/* in a group: the last position */
+	uint64_t seen;		/* the head after this shell's last group */
+	bool seen_valid;
+	/* the sheet's save, coalesced: the first save of a group moved the
+	 * checkpoint in the backend; the rest is here until flush */
+	bool sheet_saved;	/* in this group */
+	bool sheet_replace;
+	uint64_t sheet_to;
+	idmap *row_ids;		/* account -> row */
+	sheet_store_row *rows;
+	size_t nrows, rows_cap;
+};
+
+store_sql_writer *store_sql_writer_new(void)
+{
+	store_sql_writer *w = xcalloc(1, sizeof *w);
+	w->names = idmap_new();
+	w->row_ids = idmap_new();
+	return w;
+}
+
+static void forget_rows(store_sql_writer *w)
+{
+	idmap_free(w->row_ids);
+	w->row_ids = idmap_new();
+	w->nrows = 0;
+	w->sheet_saved = false;
+	w->sheet_replace = false;
+}
+
+/* Forgets every stream (not the sheet's rows). */
+static void forget_streams(store_sql_writer *w)
+{
+	idmap_free(w->names);
+	w->names = idmap_new();
+	if (w->slot_of_key)
+		memset(w->slot_of_key, 0, (size_t)w->key_cap * sizeof *w->slot_of_key);
+	w->nmoved = 0;
+}
+
+void store_sql_writer_free(store_sql_writer *w)
+{
+	if (w == NULL)
+		return;
+	idmap_free(w->names);
+	idmap_free(w->row_ids);
+	free(w->st);
+	free(w->flags);
+	free(w->slot_of_key);
+	free(w->moved);
+	free(w->rows);
+	free(w);
+}
+
+static void note_key(store_sql_writer *w, int64_t key, uint32_t slot)
+{
+	if (key <= 0 || key >= (1 << 24))	/* a key set by hand: no array */
+		return;
+	if (key >= w->key_cap) {
+		int64_t n = key < 512 ? 1024 : key * 2;
+		w->slot_of_key = xreallocarray(w->slot_of_key, (size_t)n,
+					       sizeof *w->slot_of_key);
+		memset(w->slot_of_key + w->key_cap, 0,
+		       (size_t)(n - w->key_cap) * sizeof *w->slot_of_key);
+		w->key_cap = n;
+	}
+	w->slot_of_key[key] = slot + 1;
+}
+
+/* The slot of a stream, made (not KNOWN yet) if new. */
+static uint32_t slot_for(store_sql_writer *w, const char *name, size_t len)
+{
+	bool added = false;
+	uint32_t slot = idmap_intern(w->names, name, len, &added);
+	if (slot >= w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 1024;
+		w->st = xreallocarray(w->st, w->cap, sizeof *w->st);
+		w->flags = xreallocarray(w->flags, w->cap, sizeof *w->flags);
+	}
+	if (added) {
+		w->st[slot] = (store_sql_stream){ .name = idmap_key(w->names, slot),
+						  .len = len };
+		w->flags[slot] = 0;
+	}
+	return slot;
+}
+
+/* The known slot a caller's key hint names, if it names this id. */
+static uint32_t slot_of_hint(const store_sql_writer *w, uint32_t key,
+			     const char *name, size_t len)
+{
+	if (key == 0 || (int64_t)key >= w->key_cap || w->slot_of_key[key] == 0)
+		return IDMAP_NONE;
+	uint32_t slot = w->slot_of_key[key] - 1;
+	return idmap_is(w->names, slot, name, len) ? slot : IDMAP_NONE;
+}
+
+/* The stream's entry, read from its row when the table does not know it. */
+static error_code stream_get(store *s, const store_sql_prims *p,
+			     store_sql_writer *w, const char *name, size_t len,
+			     uint32_t hint, store_sql_stream **out)
+{
+	uint32_t slot = slot_of_hint(w, hint, name, len);
+	if (slot == IDMAP_NONE)
+		slot = slot_for(w, name, len);
+	store_sql_stream *st = &w->st[slot];
+	if (!(w->flags[slot] & KNOWN)) {
+		error_code rc = p->stream_load(s, st);
+		if (rc != ERR_OK)
+			return rc;
+		if (st->version > INT64_MAX || st->balance < 0 ||
+		    (st->version == 0 && (st->balance != 0 || st->stored)))
+			return store_base_fail(s, "damaged ledger: account %s's "
+					       "row says version %llu, balance "
+					       "%lld", st->name,
+					       (unsigned long long)st->version,
+					       (long long)st->balance);
+		w->flags[slot] = KNOWN;
+		note_key(w, st->key, slot);
+	}
+	*out = st;
+	return ERR_OK;
+}
+
+static uint32_t slot_of(const store_sql_writer *w, const store_sql_stream *st)
+{
+	return (uint32_t)(st - w->st);
+}
+
+typedef struct catchup {
+	store_sql_writer *w;
+} catchup;
+
+/* One event another shell wrote: a stream the table knows moves on with
+ * it; one it does not know is read from its row when next asked. */
+static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
+		    event_type type, int64_t amount)
+{
+	store_sql_writer *w = ctx;
+	uint32_t slot = IDMAP_NONE;
+	if (key > 0 && key < w->key_cap && w->slot_of_key[key] != 0)
+		slot = w->slot_of_key[key] - 1;
+	else if (name)
+		slot = idmap_find(w->names, name, strlen(name));
+	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN))
+		return 0;
+	store_sql_stream *st = &w->st[slot];
+	if (version != st->version + 1 ||
+	    !account_next_balance(st->balance, type, amount, &st->balance))
+		w->flags[slot] = 0;	/* the row will say */
+	else
+		st->version = version;
+	return 0;
+}
+
+error_code store_sql_begun(store *s, const store_sql_prims *p,
+			   store_sql_writer *w)
+{
+	uint64_t head = 0;
+	error_code rc = p->head(s, &head);
+	if (rc != ERR_OK)
+		return rc;
+	if (!w->seen_valid || head < w->seen || head - w->seen > CATCHUP_MAX) {
+		forget_streams(w);
+	} else if (head != w->seen &&
+		   (rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+		forget_streams(w);
+		return rc;
+	}
+	w->in_group = true;
+	w->head = head;
+	w->nmoved = 0;
+	forget_rows(w);
+	return ERR_OK;
+}
+
+error_code store_sql_flush(store *s, const store_sql_prims *p,
+			   store_sql_writer *w)
+{
+	if (w->nmoved == 0 && !w->sheet_saved)
+		return ERR_OK;
+	const store_sql_stream *stack[64];
+	const store_sql_stream **list = w->nmoved <= 64 ? stack
+					: xmalloc(w->nmoved * sizeof *list);
+	for (size_t i = 0; i < w->nmoved; i++)
+		list[i] = &w->st[w->moved[i]];
+	store_sql_sheet_flush sheet = { .replace = w->sheet_replace,
+					.checkpoint = w->sheet_to,
+					.rows = w->rows, .n = w->nrows };
+	error_code rc = p->flush(s, list, w->nmoved, w->sheet_saved ? &sheet
+								  : NULL);
+	if (list != stack)
+		free(list);
+	if (rc != ERR_OK)
+		return rc;
+	for (size_t i = 0; i < w->nmoved; i++) {
+		w->flags[w->moved[i]] &= (uint8_t)~MOVED;
+		w->st[w->moved[i]].stored = true;
+	}
+	w->nmoved = 0;
+	/* the sheet is written; a later save in this group starts anew,
+	 * from the checkpoint now in the row (its lock still held) */
+	bool saved = w->sheet_saved;
+	uint64_t to = w->sheet_to;
+	forget_rows(w);
+	w->sheet_saved = saved;
+	w->sheet_to = to;
+	w->nrows = 0;
+	return ERR_OK;
+}
+
+void store_sql_committed(store_sql_writer *w)
+{
+	w->in_group = false;
+	w->seen = w->head;
+	w->seen_valid = true;
+	forget_rows(w);
+}
+
+void store_sql_rolled_back(store_sql_writer *w)
+{
+	w->in_group = false;
+	w->seen_valid = false;
+	forget_streams(w);
+	forget_rows(w);
+}
 
 /* ---- the append ---- */
 
-/* Moves ev's stream from ev->expected_version to the next: ERR_CONFLICT,
- * with nothing written, if it is not there. *key: the stream's number. */
-static error_code claim(store *s, const store_sql_prims *p,
-			const store_new_event *ev, int64_t *key)
-{
-	bool claimed = false;
-	*key = 0;
-	error_code rc = p->stream_find ? p->stream_find(s, ev, key) : ERR_OK;
-	if (rc != ERR_OK)
-		return rc;
-	if (ev->expected_version == 0 && *key > 0)
-		return ERR_CONFLICT;	/* it exists now */
-	if (ev->expected_version > 0 && p->stream_find && *key == 0)
-		return ERR_CONFLICT;	/* expected a stream that is not there */
-	rc = p->stream_claim(s, ev, key, &claimed);
-	if (rc != ERR_OK)
-		return rc;
-	return claimed ? ERR_OK : ERR_CONFLICT;
-}
-
-/* Puts back what claim did for evs[0..n), after a later stream of the
- * same append conflicted: versions step back, new streams go. */
-static error_code unclaim(store *s, const store_sql_prims *p,
-			  const store_new_event *evs, const int64_t *keys,
-			  size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		error_code rc = p->stream_unclaim(s, &evs[i], keys[i]);
-		if (rc != ERR_OK)
-			return rc;
-	}
-	return ERR_OK;
-}
-
 error_code store_sql_append(store *s, const store_sql_prims *p,
-			    const store_new_event *evs, size_t n,
-			    int64_t time_ms, uint64_t *last_position)
+			    store_sql_writer *w, const store_new_event *evs,
+			    size_t n, int64_t time_ms, uint64_t *last_position)
 {
-	int64_t keys[STORE_SQL_APPEND_MAX];
-	if (n > STORE_SQL_APPEND_MAX)	/* a transfer is the most */
+	store_sql_stream *st[STORE_SQL_APPEND_MAX];
+	int64_t balance[STORE_SQL_APPEND_MAX];
+	if (n > STORE_SQL_APPEND_MAX || n == 0)	/* a transfer is the most */
 		return store_base_fail(s, "an append of %zu events", n);
-	/* Under the group's write lock nothing else moves, so a conflict can
-	 * put back what this append claimed and leave the group as it was. */
+	if (!w->in_group)
+		return store_base_fail(s, "an append outside a write group");
+	/* everything is checked before anything is written */
 	for (size_t i = 0; i < n; i++) {
-		error_code rc = claim(s, p, &evs[i], &keys[i]);
-		/* a stream claimed earlier in this append is not checked:
-		 * that claim moved its row past its events */
-		if (rc == ERR_CONFLICT && p->stream_check && keys[i] > 0 &&
-		    (i == 0 || keys[0] != keys[i]))
-			rc = p->stream_check(s, &evs[i], keys[i]);
-		if (rc == ERR_CONFLICT)	/* put back, or give up the group */
-			rc = unclaim(s, p, evs, keys, i) == ERR_OK ? ERR_CONFLICT
-								 : ERR_STORAGE;
+		const store_new_event *ev = &evs[i];
+		size_t len = ev->stream_len ? ev->stream_len : strlen(ev->stream);
+		uint32_t hint = ev->stream_key ? *ev->stream_key : 0;
+		error_code rc = stream_get(s, p, w, ev->stream, len, hint, &st[i]);
 		if (rc != ERR_OK)
 			return rc;
+		uint64_t version = st[i]->version;
+		int64_t before = st[i]->balance;
+		for (size_t j = 0; j < i; j++)	/* the same stream twice */
+			if (st[j] == st[i]) {
+				version++;
+				before = balance[j];
+			}
+		if (version != ev->expected_version)
+			return ERR_CONFLICT;
+		if (!account_next_balance(before, ev->type, ev->amount,
+					  &balance[i]))
+			return store_base_fail(s, "an append would take account "
+					       "%s's balance %lld %s %lld out of "
+					       "0..9223372036854775807",
+					       st[i]->name, (long long)before,
+					       ev->type == EVENT_CREDITED ? "plus"
+								   : "less",
+					       (long long)ev->amount);
 	}
-	uint64_t position = 0;
 	for (size_t i = 0; i < n; i++) {
-		error_code rc = p->event_add(s, &evs[i], keys[i], time_ms,
-					     &position);
+		error_code rc = ERR_OK;
+		if (st[i]->version == 0 && !st[i]->stored && p->stream_add &&
+		    (rc = p->stream_add(s, st[i])) == ERR_OK)
+			note_key(w, st[i]->key, slot_of(w, st[i]));
+		store_sql_event e = { .stream = st[i], .position = w->head + 1,
+				      .version = st[i]->version + 1,
+				      .type = evs[i].type, .amount = evs[i].amount,
+				      .time_ms = time_ms };
+		if (rc == ERR_OK)
+			rc = p->event_add(s, &e);
 		if (rc != ERR_OK)
 			return rc;	/* half an append: the caller drops the group */
+		w->head++;
+		st[i]->version++;
+		st[i]->balance = balance[i];
+		uint32_t slot = slot_of(w, st[i]);
+		if (!(w->flags[slot] & MOVED)) {
+			w->flags[slot] |= MOVED;
+			if (w->nmoved == w->moved_cap) {
+				w->moved_cap = w->moved_cap ? w->moved_cap * 2 : 256;
+				w->moved = xreallocarray(w->moved, w->moved_cap,
+							 sizeof *w->moved);
+			}
+			w->moved[w->nmoved++] = slot;
+		}
+		if (evs[i].stream_key && st[i]->key > 0 && st[i]->key < UINT32_MAX)
+			*evs[i].stream_key = (uint32_t)st[i]->key;
 	}
-	*last_position = position;
+	*last_position = w->head;
 	return ERR_OK;
+}
+
+error_code store_sql_stream_state(store *s, const store_sql_prims *p,
+				  store_sql_writer *w, const char *stream,
+				  size_t len, uint32_t *key, uint64_t *version,
+				  int64_t *balance)
+{
+	store_sql_stream *st;
+	store_sql_stream row = { .name = stream, .len = len };
+	error_code rc;
+	if (w->in_group) {
+		rc = stream_get(s, p, w, stream, len, *key, &st);
+	} else {	/* outside the lock the row is read, not kept */
+		st = &row;
+		rc = p->stream_load(s, st);
+	}
+	if (rc != ERR_OK)
+		return rc;
+	*version = st->version;
+	*balance = st->balance;
+	if (st->key > 0 && st->key < UINT32_MAX)
+		*key = (uint32_t)st->key;
+	return ERR_OK;
+}
+
+error_code store_sql_head(store *s, const store_sql_prims *p,
+			  store_sql_writer *w, uint64_t *head)
+{
+	if (w->in_group) {
+		*head = w->head;
+		return ERR_OK;
+	}
+	return p->head(s, head);
 }
 
 /* ---- the balance sheet ---- */
 
 error_code store_sql_sheet_save(store *s, const store_sql_prims *p,
-				uint64_t from, uint64_t to,
+				store_sql_writer *w, uint64_t from, uint64_t to,
 				const sheet_store_row *rows, size_t n,
 				bool replace)
 {
-	/* A second shell's refresh waits for this group to commit (its write
-	 * lock, or the row lock the move takes), then finds it moved. */
-	bool moved = false;
-	error_code rc = p->checkpoint_move(s, from, to, &moved);
-	if (rc != ERR_OK)
-		return rc;
-	if (!moved) {
-		/* nothing written: the group is as it was; another shell moved
-		 * the checkpoint, unless it is not there at all */
-		uint64_t at;
-		rc = p->checkpoint(s, &at);
-		return rc == ERR_OK ? ERR_CONFLICT : rc;
-	}
-	if (replace && (rc = p->balances_clear(s)) != ERR_OK)
-		return rc;
-	for (size_t i = 0; i < n; i++)
-		if ((rc = p->balance_put(s, &rows[i])) != ERR_OK)
+	if (!w->sheet_saved) {
+		/* A second shell's refresh waits for this group to commit (its
+		 * write lock, or the row lock the move takes), then finds it
+		 * moved. */
+		bool moved = false;
+		error_code rc = p->checkpoint_move(s, from, to, &moved);
+		if (rc != ERR_OK)
 			return rc;
+		if (!moved) {
+			/* nothing written: the group is as it was; another shell
+			 * moved the checkpoint, unless it is not there at all */
+			uint64_t at;
+			rc = p->checkpoint(s, &at);
+			return rc == ERR_OK ? ERR_CONFLICT : rc;
+		}
+		w->sheet_saved = true;
+	} else if (w->sheet_to != from) {
+		return ERR_CONFLICT;	/* the row is locked: only ours moves it */
+	}
+	w->sheet_to = to;
+	if (replace) {
+		forget_rows(w);
+		w->sheet_saved = true;
+		w->sheet_to = to;
+		w->sheet_replace = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool added = false;
+		const char *id = rows[i].account;
+		uint32_t r = idmap_intern(w->row_ids, id, strlen(id), &added);
+		if (added) {
+			if (w->nrows == w->rows_cap) {
+				w->rows_cap = w->rows_cap ? w->rows_cap * 2 : 256;
+				w->rows = xreallocarray(w->rows, w->rows_cap,
+							sizeof *w->rows);
+			}
+			w->rows[w->nrows++] = (sheet_store_row){
+				idmap_key(w->row_ids, r), rows[i].balance };
+		} else {
+			w->rows[r].balance = rows[i].balance;
+		}
+	}
 	return ERR_OK;
 }
 
+error_code store_sql_sheet_checkpoint(store *s, const store_sql_prims *p,
+				      store_sql_writer *w, uint64_t *checkpoint)
+{
+	if (w->in_group && w->sheet_saved) {
+		*checkpoint = w->sheet_to;
+		return ERR_OK;
+	}
+	return p->checkpoint(s, checkpoint);
+}
+
 error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
-				uint64_t *checkpoint, sheet_store_row_fn fn,
-				void *ctx)
+				store_sql_writer *w, uint64_t *checkpoint,
+				sheet_store_row_fn fn, void *ctx)
 {
 	/* The checkpoint and the rows must come from one snapshot: another
 	 * shell's refresh may commit between two reads. A group already is
-	 * one; otherwise a read transaction makes one. */
+	 * one (its queued rows written into it first); otherwise a read
+	 * transaction makes one. */
 	bool snapshot = !s->in_group;
-	error_code rc = snapshot ? p->snapshot_begin(s) : ERR_OK;
+	error_code rc = snapshot ? p->snapshot_begin(s) : store_sql_flush(s, p, w);
 	if (rc != ERR_OK)
 		return rc;
 	rc = p->checkpoint(s, checkpoint);
@@ -125,9 +452,9 @@ error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 /* ---- the schema ---- */
 
 /* Reads before it writes anything, so a database that is not ours is left
- * exactly as it was. A new one is made under the backend's lock, after a
- * second look: another program opening it at the same time may have made
- * it meanwhile. */
+ * exactly as it was. A new one is made, and an old one upgraded, under the
+ * backend's lock, after a second look: another program opening it at the
+ * same time may have done so meanwhile. */
 bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 		      char *why, size_t why_len)
 {
@@ -139,7 +466,9 @@ bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 	for (;;) {
 		if (p->schema_read(s, &found, &version, why, why_len) != ERR_OK)
 			goto end;
-		if (found != STORE_SQL_FOUND_EMPTY || locked)
+		bool old = found == STORE_SQL_FOUND_OURS &&
+			   version < p->schema_version;
+		if ((found != STORE_SQL_FOUND_EMPTY && !old) || locked)
 			break;
 		if (p->schema_lock(s, why, why_len) != ERR_OK)
 			goto end;
@@ -151,6 +480,10 @@ bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 		how = STORE_SQL_CREATED;
 	} else if (found == STORE_SQL_FOUND_OTHER) {
 		how = STORE_SQL_REFUSED;
+	} else if (version < p->schema_version) {
+		if (p->schema_upgrade(s, version, why, why_len) != ERR_OK)
+			goto end;
+		how = STORE_SQL_UPGRADED;
 	} else if (version > p->schema_version) {
 		snprintf(why, why_len, "ledger schema version %lld is newer than "
 			 "this simplecqrs knows (%d)", (long long)version,
@@ -161,7 +494,7 @@ bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 	}
 end:;
 	error_code rc = p->schema_end(s, locked, how, why, why_len);
-	if (rc != ERR_OK || (how != STORE_SQL_USED && how != STORE_SQL_CREATED))
+	if (rc != ERR_OK || how == STORE_SQL_FAILED || how == STORE_SQL_REFUSED)
 		return false;
 	*made = how == STORE_SQL_CREATED;
 	return true;

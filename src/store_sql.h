@@ -2,9 +2,10 @@
  * (private to src/).
  *
  * store_sql.c holds, once, what the sqlite and postgresql stores do alike:
- * an append with its expected-version claims, the guarded save of the
- * balance sheet, its load from one snapshot, and the schema decision at
- * open. A backend fills a const store_sql_prims with its statements (the
+ * the writer's table of streams that the write lock keeps true (so an
+ * append checks its expected versions in memory and each stream's row is
+ * written once a group), the sheet's rows coalesced per group, its load
+ * from one snapshot, and the schema decision (and upgrade) at open. A backend fills a const store_sql_prims with its statements (the
  * SQL text stays in the backend) and calls these from its store_ops.
  *
  * Every primitive returns ERR_OK or ERR_STORAGE with s->errmsg set (the
@@ -21,6 +22,43 @@
 /* The most events one append takes (a transfer's two). */
 #define STORE_SQL_APPEND_MAX 2
 
+/* The writer's table (store_sql.c): each stream this shell has written or
+ * asked about, with its key, version and balance, kept true by the write
+ * lock. A backend makes one at open and frees it with itself. */
+typedef struct store_sql_writer store_sql_writer;
+store_sql_writer *store_sql_writer_new(void);
+void store_sql_writer_free(store_sql_writer *w);
+
+/* A stream as the writer's table and the streams rows hold it: its key
+ * (the backend's number for it, or 0 where streams go by name), version
+ * (0: none yet) and balance, the aggregate's snapshot. */
+typedef struct store_sql_stream {
+	const char *name;
+	size_t len;
+	int64_t key;
+	uint64_t version;
+	int64_t balance;
+	bool stored;		/* it has a streams row (else flush adds one) */
+} store_sql_stream;
+
+/* One event as the append hands it to the backend: its position and
+ * version are decided (the write lock holds them). */
+typedef struct store_sql_event {
+	const store_sql_stream *stream;
+	uint64_t position;
+	uint64_t version;
+	event_type type;
+	int64_t amount;
+	int64_t time_ms;
+} store_sql_event;
+
+/* What the sheet's coalesced rows look like to a backend's flush. */
+typedef struct store_sql_sheet_flush {
+	bool replace;		/* empty the kept sheet first (rebuild) */
+	uint64_t checkpoint;	/* where the group's last save left it */
+	const sheet_store_row *rows;	/* one per account, the last value */
+	size_t n;
+} store_sql_sheet_flush;
 /* What the schema reader found. */
 typedef enum store_sql_found {
 	STORE_SQL_FOUND_EMPTY,	/* a new, empty database: make the schema */
@@ -34,37 +72,40 @@ typedef enum store_sql_outcome {
 	STORE_SQL_REFUSED,	/* not to be used; why says so */
 	STORE_SQL_USED,		/* ours, at a version this build knows */
 	STORE_SQL_CREATED,	/* schema_create made it */
+	STORE_SQL_UPGRADED,	/* schema_upgrade brought it up to date */
 } store_sql_outcome;
 
 typedef struct store_sql_prims {
-	/* ---- an append's claims: a stream's key is the backend's number
-	 * for it (0: none, or the backend names streams by name) ---- */
+	/* ---- the write group's primitives ---- */
 
-	/* NULL in a backend that cannot tell cheaply. Else *key is the
-	 * stream's number, 0 if it has none yet: the claims below then
-	 * need not be tried to know that they would conflict. */
-	error_code (*stream_find)(store *s, const store_new_event *ev,
-				  int64_t *key);
-	/* Moves ev's stream from ev->expected_version to the next (from 0:
-	 * makes it, at version 1); *claimed false, with nothing written, if
-	 * it is not at that version. *key comes from stream_find (0 without
-	 * one); a stream made here leaves its number in it. */
-	error_code (*stream_claim)(store *s, const store_new_event *ev,
-				   int64_t *key, bool *claimed);
-	/* NULL, or: a claim on a stream that has key > 0 failed; say why.
-	 * ERR_CONFLICT (another writer won), or ERR_STORAGE if the stream's
-	 * row disagrees with its events (a damaged ledger). */
-	error_code (*stream_check)(store *s, const store_new_event *ev,
-				   int64_t key);
-	/* Puts back stream_claim's claim: the version steps back, a new
-	 * stream goes. */
-	error_code (*stream_unclaim)(store *s, const store_new_event *ev,
-				     int64_t key);
-	/* Writes ev, at ev->expected_version + 1, after its claim; *position
-	 * is the position it got. */
-	error_code (*event_add)(store *s, const store_new_event *ev,
-				int64_t key, int64_t time_ms,
-				uint64_t *position);
+	/* The last position, read under the write lock. */
+	error_code (*head)(store *s, uint64_t *head);
+	/* The stream's row: st->name and st->len are set; fills key, version
+	 * and balance (all 0, stored false, when it has no row). */
+	error_code (*stream_load)(store *s, store_sql_stream *st);
+	/* NULL in a backend whose flush writes new streams' rows; else makes
+	 * the row of a new stream now (at version 1, balance 0: flush writes
+	 * the real ones) and sets st->key, stored true. */
+	error_code (*stream_add)(store *s, store_sql_stream *st);
+	/* Writes (or, in a backend that sends them in bulk, queues) one event
+	 * whose position and version are decided. */
+	error_code (*event_add)(store *s, const store_sql_event *ev);
+	/* Calls fn(ctx, key-or-0, name, version, type, amount) for each event
+	 * with position > after, in position order: the events other shells
+	 * wrote between this shell's groups. name may be NULL when key names
+	 * the stream. A non-zero return stops the read. */
+	error_code (*events_after)(store *s, uint64_t after,
+				   int (*fn)(void *ctx, int64_t key,
+					     const char *name,
+					     uint64_t version, event_type type,
+					     int64_t amount),
+				   void *ctx);
+	/* Writes the group's queued work before its commit: the streams that
+	 * moved (their version and balance; a stream not stored gets its
+	 * row), and the sheet's coalesced rows when sheet is not NULL. Events
+	 * a backend queued go first. */
+	error_code (*flush)(store *s, const store_sql_stream *const *streams,
+			    size_t n, const store_sql_sheet_flush *sheet);
 
 	/* ---- the balance sheet ---- */
 
@@ -74,8 +115,6 @@ typedef struct store_sql_prims {
 	 * it is not at `from`. */
 	error_code (*checkpoint_move)(store *s, uint64_t from, uint64_t to,
 				      bool *moved);
-	error_code (*balances_clear)(store *s);
-	error_code (*balance_put)(store *s, const sheet_store_row *row);
 	/* Calls fn per kept row until the rows end or fn says stop. */
 	error_code (*balances)(store *s, sheet_store_row_fn fn, void *ctx);
 	/* A read snapshot for a load outside any group: begin, and end with
@@ -96,37 +135,80 @@ typedef struct store_sql_prims {
 	error_code (*schema_lock)(store *s, char *why, size_t why_len);
 	/* Makes the schema, under schema_lock. */
 	error_code (*schema_create)(store *s, char *why, size_t why_len);
+	/* Brings a ledger at schema version `from` (< schema_version) to
+	 * schema_version under schema_lock, in the lock's one transaction,
+	 * which it commits (as schema_create does): nothing is lost. */
+	error_code (*schema_upgrade)(store *s, int64_t from, char *why,
+				     size_t why_len);
 	/* Ends what schema_read and schema_lock opened (locked: the lock
-	 * was taken); for USED and CREATED, anything that can still fail
+	 * was taken); for USED, CREATED and UPGRADED, anything that can still fail
 	 * (a commit): ERR_OK or ERR_STORAGE with why. */
 	error_code (*schema_end)(store *s, bool locked, store_sql_outcome how,
 				 char *why, size_t why_len);
 } store_sql_prims;
 
-/* store_ops.append, inside the caller's group: claims every stream's
- * version, then writes the events. ERR_CONFLICT: a stream was not at its
- * expected version, and every claim this append made is put back. */
-error_code store_sql_append(store *s, const store_sql_prims *p,
-			    const store_new_event *evs, size_t n,
-			    int64_t time_ms, uint64_t *last_position);
+/* ---- the write group, as the backend's ops run it ---- */
 
-/* store_ops.sheet_save, inside the caller's group: moves the checkpoint
- * from `from` to `to` (ERR_CONFLICT, nothing written, if it is not at
- * `from`), empties the sheet with replace, and puts the rows. */
+/* After the backend took the write lock (opened the group's transaction):
+ * one look at the head; if other shells wrote since this one's last group,
+ * the table takes up their events (or, when they are many, forgets what it
+ * knew: each stream is read again from its row when next asked). From here
+ * to the commit the table is the truth, and an append asks nothing. */
+error_code store_sql_begun(store *s, const store_sql_prims *p,
+			   store_sql_writer *w);
+/* Before the backend's COMMIT: writes what the group queued (flush). A
+ * backend that queues events calls it before a read in the group, too. */
+error_code store_sql_flush(store *s, const store_sql_prims *p,
+			   store_sql_writer *w);
+/* After the COMMIT worked, or after a rollback (the table forgets what the
+ * group changed: the rows are as they were before it). */
+void store_sql_committed(store_sql_writer *w);
+void store_sql_rolled_back(store_sql_writer *w);
+
+/* store_ops.append, inside the caller's group: each stream's version
+ * checked against the table (ERR_CONFLICT, nothing written, if it is not
+ * the expected one), positions and versions decided, the events written
+ * (event_add), the streams' new versions and balances kept for flush. */
+error_code store_sql_append(store *s, const store_sql_prims *p,
+			    store_sql_writer *w, const store_new_event *evs,
+			    size_t n, int64_t time_ms, uint64_t *last_position);
+
+/* store_ops.stream_state: from the table in a group, else the row. */
+error_code store_sql_stream_state(store *s, const store_sql_prims *p,
+				  store_sql_writer *w, const char *stream,
+				  size_t len, uint32_t *key, uint64_t *version,
+				  int64_t *balance);
+
+/* store_ops.head: the table's head in a group (a backend that queues
+ * events has not written them yet), else the backend's. */
+error_code store_sql_head(store *s, const store_sql_prims *p,
+			  store_sql_writer *w, uint64_t *head);
+
+/* store_ops.sheet_save, inside the caller's group: the first save of a
+ * group moves the checkpoint from `from` to `to` (ERR_CONFLICT, nothing
+ * written, if it is not at `from`), and holds the row lock that move took;
+ * later ones move it in the table only. The rows are kept, one per
+ * account, and written once, by flush. */
 error_code store_sql_sheet_save(store *s, const store_sql_prims *p,
-				uint64_t from, uint64_t to,
+				store_sql_writer *w, uint64_t from, uint64_t to,
 				const sheet_store_row *rows, size_t n,
 				bool replace);
 
+/* store_ops.sheet_checkpoint: the group's, or the kept one. */
+error_code store_sql_sheet_checkpoint(store *s, const store_sql_prims *p,
+				      store_sql_writer *w, uint64_t *checkpoint);
+
 /* store_ops.sheet_load: the checkpoint and the rows from one snapshot, the
- * open group's or a read transaction's of its own. */
+ * open group's (its queued rows written first) or a read transaction's of
+ * its own. */
 error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
-				uint64_t *checkpoint, sheet_store_row_fn fn,
-				void *ctx);
+				store_sql_writer *w, uint64_t *checkpoint,
+				sheet_store_row_fn fn, void *ctx);
 
 /* At open: a new empty database gets the schema (*made true); a ledger at
- * a version this build knows is used; a newer one, or a database not ours,
- * is refused and left as it was. false: why says why. */
+ * the version this build writes is used; an older one is upgraded in place,
+ * in one transaction; a newer one, or a database not ours, is refused and
+ * left as it was. false: why says why. */
 bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 		      char *why, size_t why_len);
 

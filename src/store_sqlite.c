@@ -45,7 +45,7 @@
 #include "store_sql.h"
 
 #define APPLICATION_ID 0x53435152	/* "SCQR": this file is a simplecqrs ledger */
-#define SCHEMA_VERSION 1		/* PRAGMA user_version this build writes */
+#define SCHEMA_VERSION 2		/* PRAGMA user_version this build writes */
 #define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
 #define BUSY_TELL_MS 100		/* how often the wait hook hears of it */
 #define BACKUP_STEP_PAGES 1024		/* pages a backup copies per step */
@@ -54,7 +54,8 @@ static const char schema[] =
 	"CREATE TABLE streams (\n"
 	"  id INTEGER PRIMARY KEY,\n"
 	"  name TEXT NOT NULL UNIQUE,\n"
-	"  version INTEGER NOT NULL CHECK (version > 0)\n"
+	"  version INTEGER NOT NULL CHECK (version > 0),\n"
+	"  balance INTEGER NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
 	");\n"
 	"CREATE TABLE event_log (\n"
 	"  position INTEGER PRIMARY KEY,\n"
@@ -81,14 +82,23 @@ static const char schema[] =
 	");\n"
 	"INSERT INTO checkpoint VALUES (1, 0);\n";
 
+/* Schema 1 to 2: each stream's balance beside its version, added up from
+ * its events (the upgrade's one transaction is schema_lock's). */
+static const char upgrade_1_2[] =
+	"ALTER TABLE streams ADD COLUMN balance INTEGER NOT NULL DEFAULT 0 "
+	"CHECK (balance >= 0);\n"
+	"UPDATE streams SET balance = coalesce((SELECT sum(CASE e.type WHEN 1 "
+	"THEN e.amount ELSE -e.amount END) FROM event_log e "
+	"WHERE e.stream = streams.id), 0);\n";
+
 /* Every statement, prepared once at open. */
 enum {
 	Q_BEGIN, Q_BEGIN_READ, Q_COMMIT, Q_ROLLBACK,
-	Q_STREAM_ID, Q_STREAM_NAME, Q_STREAM_NEW, Q_STREAM_BUMP, Q_STREAM_UNDO,
-	Q_STREAM_DROP,
+	Q_STREAM_ID, Q_STREAM_NAME, Q_STREAM_NEW, Q_STREAM_LOAD, Q_STREAM_SAVE,
+	Q_EVENTS_AFTER,
 	Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_HEAD, Q_STREAM_COUNT,
 	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT,
-	Q_BALANCES_CLEAR, Q_BALANCES, Q_STREAM_CHECK, Q_DATA_VERSION,
+	Q_BALANCES_CLEAR, Q_BALANCES, Q_CHECKPOINT_SET, Q_DATA_VERSION,
 	Q_EVENT_COUNT,
 	Q_COUNT
 };
@@ -101,12 +111,16 @@ static const char *const sql[Q_COUNT] = {
 	[Q_STREAM_ID] = "SELECT id FROM streams WHERE name = ?1",
 	[Q_STREAM_NAME] = "SELECT name FROM streams WHERE id = ?1",
 	[Q_STREAM_NEW] = "INSERT INTO streams (name, version) VALUES (?1, 1)",
-	[Q_STREAM_BUMP] = "UPDATE streams SET version = ?2 + 1 "
-			  "WHERE id = ?1 AND version = ?2",
-	[Q_STREAM_UNDO] = "UPDATE streams SET version = version - 1 WHERE id = ?1",
-	[Q_STREAM_DROP] = "DELETE FROM streams WHERE id = ?1",
-	[Q_EVENT_ADD] = "INSERT INTO event_log (stream, version, type, amount, time) "
-			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* the row, and where its events end (one seek of the unique index) */
+	[Q_STREAM_LOAD] = "SELECT s.id, s.version, s.balance, (SELECT "
+			  "coalesce(max(e.version), 0) FROM event_log e "
+			  "WHERE e.stream = s.id) FROM streams s WHERE s.name = ?1",
+	[Q_STREAM_SAVE] = "UPDATE streams SET version = ?2, balance = ?3 "
+			  "WHERE id = ?1",
+	[Q_EVENTS_AFTER] = "SELECT stream, version, type, amount FROM event_log "
+			   "WHERE position > ?1 ORDER BY position",
+	[Q_EVENT_ADD] = "INSERT INTO event_log (position, stream, version, type, "
+			"amount, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM event_log "
 			  "WHERE stream = ?1 AND version > ?2 ORDER BY version",
 	[Q_READ_ALL] = "SELECT position, version, type, amount, time, stream "
@@ -121,9 +135,7 @@ static const char *const sql[Q_COUNT] = {
 			  "ON CONFLICT (account) DO UPDATE SET balance = excluded.balance",
 	[Q_BALANCES_CLEAR] = "DELETE FROM balances",
 	[Q_BALANCES] = "SELECT account, balance FROM balances",
-	[Q_STREAM_CHECK] = "SELECT s.version, (SELECT coalesce(max(e.version), 0) "
-			   "FROM event_log e WHERE e.stream = s.id) "
-			   "FROM streams s WHERE s.id = ?1",
+	[Q_CHECKPOINT_SET] = "UPDATE checkpoint SET position = ?1 WHERE id = 1",
 	[Q_DATA_VERSION] = "PRAGMA data_version",
 	[Q_EVENT_COUNT] = "SELECT count(*) FROM event_log",
 };
@@ -132,6 +144,7 @@ typedef struct sql_store {
 	struct store base;
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
+	store_sql_writer *writer;	/* the streams, true under the lock */
 	/* the streams' numbers, as far as they are known */
 	idmap *names;		/* name -> slot */
 	int64_t *id_of;		/* by slot */
@@ -322,6 +335,8 @@ static const char *stream_name(sql_store *q, int64_t id)
 
 /* ---- groups: store.c keeps the state, these are the transactions ---- */
 
+static error_code sql_head(store *s, uint64_t *head);
+
 static error_code sql_begin(store *s)
 {
 	sql_store *q = (sql_store *)s;
@@ -338,14 +353,21 @@ static error_code sql_begin(store *s)
 				       "written to it (open it by its new name)",
 				       s->location);
 	}
-	return ERR_OK;
+	error_code err = store_sql_begun(s, &sqlite_prims, q->writer);
+	if (err != ERR_OK)
+		run(q, Q_ROLLBACK);
+	return err;
 }
 
 static error_code sql_commit(store *s)
 {
 	sql_store *q = (sql_store *)s;
+	error_code rc = store_sql_flush(s, &sqlite_prims, q->writer);
+	if (rc != ERR_OK)
+		return rc;
 	if (run(q, Q_COMMIT) != SQLITE_DONE)
 		return db_fail(q, "cannot commit");
+	store_sql_committed(q->writer);
 	q->commits++;
 	return ERR_OK;
 }
@@ -356,115 +378,142 @@ static void sql_rollback(store *s)
 	if (!sqlite3_get_autocommit(q->db))
 		run(q, Q_ROLLBACK);
 	forget_numbers(q);	/* it may have numbered streams the file lacks */
+	store_sql_rolled_back(q->writer);
 }
 
-/* ---- events ---- */
+/* ---- the primitives of store_sql's write group ---- */
 
-/* store_sql's stream_check: the stream was not at ev's expected version:
- * another writer won (ERR_CONFLICT), unless its row disagrees with its
- * events, which under the write lock only a damaged ledger does (retrying
- * would never end). Only for a stream this append has not claimed yet. */
-static error_code stream_conflict(store *s, const store_new_event *ev,
-				  int64_t id)
+/* The stream's row, and a check that it agrees with its events (under the
+ * write lock only a damaged ledger makes them disagree, and writing on
+ * from the row would then leave a gap or collide). */
+static error_code sql_stream_load(store *s, store_sql_stream *st)
 {
 	sql_store *q = (sql_store *)s;
-	sqlite3_stmt *st = stmt(q, Q_STREAM_CHECK);
-	sqlite3_bind_int64(st, 1, id);
-	int rc = sqlite3_step(st);
-	int64_t row = 0, events = 0;
+	sqlite3_stmt *st_ = stmt(q, Q_STREAM_LOAD);
+	sqlite3_bind_text(st_, 1, st->name, (int)st->len, SQLITE_STATIC);
+	int rc = sqlite3_step(st_);
+	int64_t events = 0, version = 0;
+	st->key = 0;
+	st->version = 0;
+	st->balance = 0;
+	st->stored = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW) {
-		row = sqlite3_column_int64(st, 0);
-		events = sqlite3_column_int64(st, 1);
+		st->key = sqlite3_column_int64(st_, 0);
+		version = sqlite3_column_int64(st_, 1);
+		st->balance = sqlite3_column_int64(st_, 2);
+		events = sqlite3_column_int64(st_, 3);
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return db_fail(q, "cannot read a stream's version");
-	if (row != events)
-		return store_base_fail(&q->base, "the ledger is damaged: stream %.64s "
-				       "is at version %lld but its events end at "
-				       "version %lld", ev->stream, (long long)row,
-				       (long long)events);
-	return ERR_CONFLICT;
-}
-
-/* The primitives of store_sql's append: a stream's key is its number. */
-
-static error_code sql_stream_find(store *s, const store_new_event *ev,
-				  int64_t *id)
-{
-	sql_store *q = (sql_store *)s;
-	*id = stream_id(q, ev->stream);
-	if (*id < 0)
+	sqlite3_reset(st_);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(q, "cannot read a stream");
-	if (ev->stream_key && *id > 0 && *id < UINT32_MAX)
-		*ev->stream_key = (uint32_t)*id;	/* readers see the same */
-	return ERR_OK;
-}
-
-/* Moves one stream from ev->expected_version to the next (a new one to
- * version 1, which stream_find saw is not there yet): *claimed false, with
- * nothing written, if it is not at that version. */
-static error_code claim_version(store *s, const store_new_event *ev,
-				int64_t *id, bool *claimed)
-{
-	sql_store *q = (sql_store *)s;
-	sqlite3_stmt *st;
-	*claimed = true;
-	if (ev->expected_version == 0) {
-		st = stmt(q, Q_STREAM_NEW);
-		sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return db_fail(q, "cannot add a stream");
-		*id = sqlite3_last_insert_rowid(q->db);
-		remember(q, ev->stream, *id);
-		if (ev->stream_key && *id < UINT32_MAX)
-			*ev->stream_key = (uint32_t)*id;
+	if (rc == SQLITE_DONE)
 		return ERR_OK;
-	}
-	st = stmt(q, Q_STREAM_BUMP);
-	sqlite3_bind_int64(st, 1, *id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return db_fail(q, "cannot write a stream's version");
-	*claimed = sqlite3_changes(q->db) == 1;
+	if (version != events || version <= 0)
+		return store_base_fail(&q->base, "damaged ledger: account %.64s "
+				       "is kept at version %lld but its events "
+				       "end at version %lld", st->name,
+				       (long long)version, (long long)events);
+	st->version = (uint64_t)version;
+	remember(q, st->name, st->key);
 	return ERR_OK;
 }
 
-/* Puts back what claim_version did: the version steps back, a new stream
- * goes. */
-static error_code unclaim(store *s, const store_new_event *ev, int64_t id)
+static error_code sql_stream_add(store *s, store_sql_stream *st)
 {
 	sql_store *q = (sql_store *)s;
-	bool added = ev->expected_version == 0;
-	sqlite3_stmt *st = stmt(q, added ? Q_STREAM_DROP : Q_STREAM_UNDO);
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return db_fail(q, "cannot undo a stream's version");
-	if (added)	/* its number may go to another name */
-		forget_numbers(q);
+	sqlite3_stmt *st_ = stmt(q, Q_STREAM_NEW);
+	sqlite3_bind_text(st_, 1, st->name, (int)st->len, SQLITE_STATIC);
+	if (sqlite3_step(st_) != SQLITE_DONE)
+		return db_fail(q, "cannot add a stream");
+	st->key = sqlite3_last_insert_rowid(q->db);
+	st->stored = true;
+	remember(q, st->name, st->key);
 	return ERR_OK;
 }
 
-static error_code sql_event_add(store *s, const store_new_event *ev,
-				int64_t id, int64_t time_ms, uint64_t *position)
+static error_code sql_event_add(store *s, const store_sql_event *ev)
 {
 	sql_store *q = (sql_store *)s;
 	sqlite3_stmt *st = stmt(q, Q_EVENT_ADD);
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->expected_version + 1);
-	sqlite3_bind_int(st, 3, ev->type);
-	sqlite3_bind_int64(st, 4, ev->amount);
-	sqlite3_bind_int64(st, 5, time_ms);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->position);
+	sqlite3_bind_int64(st, 2, ev->stream->key);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)ev->version);
+	sqlite3_bind_int(st, 4, ev->type);
+	sqlite3_bind_int64(st, 5, ev->amount);
+	sqlite3_bind_int64(st, 6, ev->time_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return db_fail(q, "cannot write an event");
-	*position = (uint64_t)sqlite3_last_insert_rowid(q->db);
+	return ERR_OK;
+}
+
+static error_code sql_events_after(store *s, uint64_t after,
+				   int (*fn)(void *ctx, int64_t key,
+					     const char *name, uint64_t version,
+					     event_type type, int64_t amount),
+				   void *ctx)
+{
+	sql_store *q = (sql_store *)s;
+	sqlite3_stmt *st = stmt(q, Q_EVENTS_AFTER);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int type = sqlite3_column_int(st, 2);
+		if (fn(ctx, sqlite3_column_int64(st, 0), NULL,
+		       (uint64_t)sqlite3_column_int64(st, 1),
+		       type == EVENT_DEBITED ? EVENT_DEBITED : EVENT_CREDITED,
+		       sqlite3_column_int64(st, 3)))
+			break;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(q, "cannot read the events of other shells");
+	return ERR_OK;
+}
+
+/* One prepared statement per row: SQLite has no round trips to save. */
+static error_code sql_flush(store *s, const store_sql_stream *const *streams,
+			    size_t n, const store_sql_sheet_flush *sheet)
+{
+	sql_store *q = (sql_store *)s;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = stmt(q, Q_STREAM_SAVE);
+		sqlite3_bind_int64(st, 1, streams[i]->key);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)streams[i]->version);
+		sqlite3_bind_int64(st, 3, streams[i]->balance);
+		if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(q->db) != 1)
+			return db_fail(q, "cannot write a stream's version");
+	}
+	if (sheet == NULL)
+		return ERR_OK;
+	if (sheet->replace && run(q, Q_BALANCES_CLEAR) != SQLITE_DONE)
+		return db_fail(q, "cannot empty the balance sheet");
+	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_SET);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sheet->checkpoint);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(q, "cannot move the checkpoint");
+	for (size_t i = 0; i < sheet->n; i++) {
+		st = stmt(q, Q_BALANCE_PUT);
+		sqlite3_bind_text(st, 1, sheet->rows[i].account, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, sheet->rows[i].balance);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return db_fail(q, "cannot write the balance sheet");
+	}
 	return ERR_OK;
 }
 
 static error_code sql_append(store *s, const store_new_event *evs, size_t n,
 			     int64_t time_ms, uint64_t *last_position)
 {
-	return store_sql_append(s, &sqlite_prims, evs, n, time_ms, last_position);
+	return store_sql_append(s, &sqlite_prims, ((sql_store *)s)->writer, evs,
+				n, time_ms, last_position);
+}
+
+static error_code sql_stream_state(store *s, const char *stream, size_t len,
+				   uint32_t *key, uint64_t *version,
+				   int64_t *balance)
+{
+	return store_sql_stream_state(s, &sqlite_prims, ((sql_store *)s)->writer,
+				      stream, len, key, version, balance);
 }
 
 /* Reads an event row laid out as position, version, type, amount, time. */
@@ -555,13 +604,19 @@ static error_code one_int(sql_store *q, int which, int64_t *v, const char *what,
 	return rc == SQLITE_ROW ? ERR_OK : db_fail(q, what);
 }
 
-static error_code sql_head(store *s, uint64_t *head)
+/* The last position in the file (store_sql's head primitive). */
+static error_code sql_file_head(store *s, uint64_t *head)
 {
 	int64_t v = 0;
 	error_code rc = one_int((sql_store *)s, Q_HEAD, &v, "cannot read the head",
 				NULL);
 	*head = (uint64_t)v;
 	return rc;
+}
+
+static error_code sql_head(store *s, uint64_t *head)
+{
+	return store_sql_head(s, &sqlite_prims, ((sql_store *)s)->writer, head);
 }
 
 static error_code sql_stream_count(store *s, uint64_t *count)
@@ -594,7 +649,8 @@ static error_code sql_streams(store *s, const char *prefix, store_stream_fn fn,
 
 /* ---- the balance sheet ---- */
 
-static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
+/* The checkpoint row (store_sql's checkpoint primitive). */
+static error_code sql_checkpoint_row(store *s, uint64_t *checkpoint)
 {
 	int64_t v = 0;
 	error_code rc = one_int((sql_store *)s, Q_CHECKPOINT, &v,
@@ -615,25 +671,6 @@ static error_code sql_checkpoint_move(store *s, uint64_t from, uint64_t to,
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return db_fail(q, "cannot move the checkpoint");
 	*moved = sqlite3_changes(q->db) == 1;
-	return ERR_OK;
-}
-
-static error_code sql_balances_clear(store *s)
-{
-	sql_store *q = (sql_store *)s;
-	if (run(q, Q_BALANCES_CLEAR) != SQLITE_DONE)
-		return db_fail(q, "cannot empty the balance sheet");
-	return ERR_OK;
-}
-
-static error_code sql_balance_put(store *s, const sheet_store_row *row)
-{
-	sql_store *q = (sql_store *)s;
-	sqlite3_stmt *st = stmt(q, Q_BALANCE_PUT);
-	sqlite3_bind_text(st, 1, row->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, row->balance);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return db_fail(q, "cannot write the balance sheet");
 	return ERR_OK;
 }
 
@@ -667,17 +704,25 @@ static error_code sql_snapshot_end(store *s, error_code rc)
 	return rc;
 }
 
+static error_code sql_sheet_checkpoint(store *s, uint64_t *checkpoint)
+{
+	return store_sql_sheet_checkpoint(s, &sqlite_prims,
+					  ((sql_store *)s)->writer, checkpoint);
+}
+
 static error_code sql_sheet_load(store *s, uint64_t *checkpoint,
 				 sheet_store_row_fn fn, void *ctx)
 {
-	return store_sql_sheet_load(s, &sqlite_prims, checkpoint, fn, ctx);
+	return store_sql_sheet_load(s, &sqlite_prims, ((sql_store *)s)->writer,
+				    checkpoint, fn, ctx);
 }
 
 static error_code sql_sheet_save(store *s, uint64_t from, uint64_t to,
 				 const sheet_store_row *rows, size_t n,
 				 bool replace)
 {
-	return store_sql_sheet_save(s, &sqlite_prims, from, to, rows, n, replace);
+	return store_sql_sheet_save(s, &sqlite_prims, ((sql_store *)s)->writer,
+				    from, to, rows, n, replace);
 }
 
 static error_code sql_poll(store *s, bool *changed)
@@ -713,6 +758,7 @@ static void sql_free(store *s)
 					  NULL, NULL);
 	sqlite3_close(q->db);
 	idmap_free(q->names);
+	store_sql_writer_free(q->writer);
 	free(q->id_of);
 	free(q->slot_of);
 	free(q);
@@ -734,6 +780,7 @@ static const store_ops sqlite_ops = {
 	.append = sql_append,
 	.read_stream = sql_read_stream,
 	.read_all = sql_read_all,
+	.stream_state = sql_stream_state,
 	.head = sql_head,
 	.stream_count = sql_stream_count,
 	.streams = sql_streams,
@@ -846,13 +893,32 @@ static error_code sql_schema_create(store *s, char *why, size_t why_len)
 	return ERR_OK;
 }
 
+static error_code sql_schema_upgrade(store *s, int64_t from, char *why,
+				     size_t why_len)
+{
+	sqlite3 *db = ((sql_store *)s)->db;
+	char stamp[64];
+	snprintf(stamp, sizeof stamp, "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (from != 1 || !exec_sql(db, upgrade_1_2) || !exec_sql(db, stamp) ||
+	    !exec_sql(db, "COMMIT")) {
+		if (from != 1)
+			snprintf(why, why_len, "no upgrade from schema version %lld",
+				 (long long)from);
+		else
+			say_why(db, why, why_len);	/* schema_end rolls back */
+		return ERR_STORAGE;
+	}
+	return ERR_OK;
+}
+
 static error_code sql_schema_end(store *s, bool locked, store_sql_outcome how,
 				 char *why, size_t why_len)
 {
 	sqlite3 *db = ((sql_store *)s)->db;
-	if (locked && how != STORE_SQL_CREATED)
+	if (locked && how != STORE_SQL_CREATED && how != STORE_SQL_UPGRADED &&
+	    !sqlite3_get_autocommit(db))
 		exec_sql(db, "ROLLBACK");	/* schema_lock's transaction */
-	if (how != STORE_SQL_USED)
+	if (how != STORE_SQL_USED && how != STORE_SQL_UPGRADED)
 		return ERR_OK;
 	int64_t wal = 0;
 	if (!query_int(db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode", &wal) ||
@@ -864,15 +930,14 @@ static error_code sql_schema_end(store *s, bool locked, store_sql_outcome how,
 }
 
 static const store_sql_prims sqlite_prims = {
-	.stream_find = sql_stream_find,
-	.stream_claim = claim_version,
-	.stream_check = stream_conflict,
-	.stream_unclaim = unclaim,
+	.head = sql_file_head,
+	.stream_load = sql_stream_load,
+	.stream_add = sql_stream_add,
 	.event_add = sql_event_add,
-	.checkpoint = sql_sheet_checkpoint,
+	.events_after = sql_events_after,
+	.flush = sql_flush,
+	.checkpoint = sql_checkpoint_row,
 	.checkpoint_move = sql_checkpoint_move,
-	.balances_clear = sql_balances_clear,
-	.balance_put = sql_balance_put,
 	.balances = sql_balances,
 	.snapshot_begin = sql_snapshot_begin,
 	.snapshot_end = sql_snapshot_end,
@@ -880,6 +945,7 @@ static const store_sql_prims sqlite_prims = {
 	.schema_read = sql_schema_read,
 	.schema_lock = sql_schema_lock,
 	.schema_create = sql_schema_create,
+	.schema_upgrade = sql_schema_upgrade,
 	.schema_end = sql_schema_end,
 };
 
@@ -1128,6 +1194,7 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 	sql_store *q = xcalloc(1, sizeof *q);
 	q->base.ops = &sqlite_ops;
 	q->names = idmap_new();
+	q->writer = store_sql_writer_new();
 	if (!open_db(q, abs, &made, why, why_len))
 		goto fail;
 	if (one_int(q, Q_DATA_VERSION, &q->data_version,
@@ -1144,6 +1211,7 @@ fail:
 		sqlite3_finalize(q->q[i]);
 	sqlite3_close(q->db);
 	idmap_free(q->names);
+	store_sql_writer_free(q->writer);
 	free(q);
 	/* Leave nothing behind that we made, unless another shell opening
 	 * the same new file has written its ledger into it meanwhile. */

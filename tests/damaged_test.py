@@ -268,7 +268,8 @@ def main():
         ('update event_log set amount = 5000 where position = 2', ()),
     ], {
         'history XX1': ['account XX1 version 2 (position 2)', 'below 0'],
-        'withdraw XX1 1': ['account XX1 version 2 (position 2)', 'below 0'],
+        # a write decides on the account's kept state (its row), not a
+        # replay: damage inside old events is for the readers to find
         'rebuild': ['account XX1 version 2 (position 2)', 'below 0'],
     })
     run_case('running-balance-past-int64', [
@@ -282,14 +283,15 @@ def main():
         ('update event_log set type = 7 where position = 4', ()),
     ], {
         'history XX1': ['type'],
-        'withdraw XX1 1': ['type'],
         'rebuild': ['type'],
     })
     run_case('version-gap', [
         ('update event_log set version = 7 where position = 4', ()),
     ], {
         'history XX1': ['account XX1 goes from version 2 to version 7 (position 4)'],
-        'withdraw XX1 1': ['account XX1 goes from version 2 to version 7'],
+        # the row says 3, the events end at 7: writing on would collide
+        'withdraw XX1 1': ['account XX1 is kept at version 3 but its events '
+                           'end at version 7'],
     })
     run_case('amount-not-above-0', [
         ('update event_log set amount = -5 where position = 3', ()),

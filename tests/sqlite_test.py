@@ -148,10 +148,10 @@ def test_bad_files():
     newer = fresh('newer.db')
     run(newer, 'deposit A 1\n')
     db = sqlite3.connect(newer)
-    db.execute('pragma user_version = 2')
+    db.execute('pragma user_version = 3')
     db.commit()
     db.close()
-    refused('a newer schema', newer, 'schema version 2')
+    refused('a newer schema', newer, 'schema version 3')
 
     refused('a folder', TMP, 'folder')
     refused('a missing folder', os.path.join(TMP, 'no', 'such', 'ledger.db'),

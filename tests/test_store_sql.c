@@ -73,9 +73,10 @@ static void setup(void)
 START_TEST(a_load_reads_the_checkpoint_and_rows_from_one_snapshot)
 {
 	struct store st = { .in_group = false };
+	store_sql_writer *w = store_sql_writer_new();
 	uint64_t at = 0;
 	int64_t sum = 0;
-	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, &at, row, &sum),
+	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, w, &at, row, &sum),
 			 ERR_OK);
 	ck_assert_str_eq(trace, "begin,checkpoint,balances,end");
 	ck_assert_uint_eq(at, 7);
@@ -83,15 +84,16 @@ START_TEST(a_load_reads_the_checkpoint_and_rows_from_one_snapshot)
 
 	setup();
 	balances_says = ERR_STORAGE;
-	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, &at, row, &sum),
+	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, w, &at, row, &sum),
 			 ERR_STORAGE);
 	ck_assert_str_eq(trace, "begin,checkpoint,balances,end-failed");
 
 	setup();
 	st.in_group = true;
-	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, &at, row, &sum),
+	ck_assert_int_eq(store_sql_sheet_load(&st, &prims, w, &at, row, &sum),
 			 ERR_OK);
 	ck_assert_str_eq(trace, "checkpoint,balances");
+	store_sql_writer_free(w);
 }
 END_TEST
 
