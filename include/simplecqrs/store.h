@@ -116,6 +116,16 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
  * version order. A stream that does not exist has no events. */
 error_code store_read_stream(store *s, const char *stream, uint64_t after_version,
 			     store_event_fn fn, void *ctx);
+/* What the store keeps beside a stream, the account's snapshot: its last
+ * version (0: no stream yet) and the balance its events add up to, written
+ * in the same transaction as they are. One lookup however long the stream
+ * is: a reopened shell decides on an account with a million events without
+ * replaying them. len is strlen(stream); *key is a hint as in
+ * store_new_event (0: none), and out the stream's key where the store
+ * numbers streams. */
+error_code store_stream_state(store *s, const char *stream, size_t len,
+			      uint32_t *key, uint64_t *version,
+			      int64_t *balance);
 /* Calls fn for at most limit events with position > after, in position
  * order. Callers loop until a call delivers fewer than limit. */
 error_code store_read_all(store *s, uint64_t after, size_t limit,
