@@ -21,7 +21,10 @@ shared folder, or --floor PATH; without one the ratios are left out.
 --store sqlite: the durable store instead. `mixed` at 100k and 1M commands,
 piped, on a fresh SQLite file in build-bench/ (so on the disk the project
 sits on) against the memory store, alternately; then one more run of each
-under strace to count fsync and fdatasync calls per command; and the shared
+under strace to count fsync and fdatasync calls per command; SQLite's own
+floor (the same number of rows inserted into the same event_log by one
+INSERT ... SELECT); the first withdraw after reopening on an account with
+1M events against one with 1 event; and the shared
 fsync_floor (one write + fdatasync per record, the most durable appends per
 second without grouping) on the same disk, when ../shared is beside us.
 
@@ -29,7 +32,9 @@ second without grouping) on the same disk, when ../shared is beside us.
 100k piped into one shell, then four shells at once, each with its own 25k
 script (other seeds) on the same 10,000 accounts, all on fresh databases over
 loopback TCP: commands per second, and the conflicts (appends refused because
-another shell moved the account first, each retried) and `conflict` errors.
+another shell moved the account first, each retried) and `conflict` errors;
+then the first withdraw after reopening on an account with 200k events
+against one with 1 event.
 """
 import argparse
 import json
@@ -165,6 +170,17 @@ def bench_sqlite(binary, runs):
             print(f'{label:<18}{name:<9}{wall:>8.3f}{lines / wall:>12,.0f}'
                   f'{wall / lines * 1e6:>8.2f}{rss / 1024:>10.1f}{f:>12.5f}'
                   f'{wall / m["memory"][0]:>10.2f}')
+        if count == 1_000_000:
+            events = int(memory_status(binary, script)['head'])
+            fl = sqlite_floor(events)
+            print(f'{"":<18}{"floor":<9}{fl:>8.3f}{"":>12}{"":>8}{"":>10}{"":>12}'
+                  f'{fl / m["memory"][0]:>10.2f}   <- SQLite itself: {events:,} rows '
+                  f'into event_log, one statement')
+            print(f'{"":<18}sqlite / SQLite floor: {m["sqlite"][0] / fl:.2f}')
+    remove_ledger(['sqlite:' + ledger])
+    one, hot = reopen_figures(binary, ledger, 1_000_000)
+    print(f'first withdraw after reopening: 1,000,000-event account {hot * 1000:.1f} ms, '
+          f'1-event account {one * 1000:.1f} ms: {hot / one:.2f}x (goal <= 2)')
     remove_ledger(['sqlite:' + ledger])
     src = os.path.join(ROOT, '..', 'shared', 'bench', 'fsync_floor.c')
     if os.path.exists(src):
@@ -174,6 +190,68 @@ def bench_sqlite(binary, runs):
                              text=True).stdout.strip()
         print(f'fsync floor on the same disk (one durable append at a time): {out}')
     print('goal: mixed 1,000,000 on sqlite within 3x the memory store')
+
+
+def memory_status(binary, script):
+    """`status` after the script, on the memory store (the events it makes)."""
+    out = subprocess.run([binary, '--json'], input=open(script, 'rb').read()
+                         .replace(b'balances\n', b'status\n'),
+                         capture_output=True).stdout.rstrip(b'\n').rsplit(b'\n', 1)[-1]
+    return json.loads(out)
+
+
+def sqlite_floor(events):
+    """Seconds SQLite itself takes to insert `events` rows into the ledger's
+    event_log (its unique (stream, version) index included, random streams
+    of 10,000, WAL, synchronous=FULL) in one INSERT ... SELECT: no parsing,
+    no statements per row, one commit. What a durable shell cannot beat."""
+    import sqlite3
+    path = os.path.join(WORK, 'floor.db')
+    remove_ledger(['sqlite:' + path])
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute('PRAGMA journal_mode = WAL')
+    db.execute('PRAGMA synchronous = FULL')
+    db.execute('PRAGMA cache_size = -65536')
+    db.execute('CREATE TABLE event_log (position INTEGER PRIMARY KEY, stream INTEGER '
+               'NOT NULL, version INTEGER NOT NULL, type INTEGER NOT NULL, amount '
+               'INTEGER NOT NULL, time INTEGER NOT NULL, UNIQUE (stream, version))')
+    t0 = time.perf_counter()
+    db.execute('BEGIN')
+    db.execute('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c '
+               f'WHERE x < {events}) INSERT INTO event_log SELECT x, '
+               'abs(random()) % 10000, x, 1 + x % 2, 1 + x % 997, 1700000000000 + x FROM c')
+    db.execute('COMMIT')
+    wall = time.perf_counter() - t0
+    db.close()
+    remove_ledger(['sqlite:' + path])
+    return wall
+
+
+def reopen_figures(binary, ledger, n, uri=None):
+    """Median seconds of one `withdraw` run in a new process on an account
+    with n events, and on one with 1, of one ledger (made by piping)."""
+    target = uri or 'sqlite:' + ledger
+    if uri is None:
+        remove_ledger([target])
+    script = os.path.join(WORK, f'hot-account-{n}.cqrs')
+    if not os.path.exists(script):
+        with open(script, 'w') as f:
+            f.write('deposit ONE 5\n')
+            f.write('deposit HOT 1\n' * n)
+    with open(script, 'rb') as i:
+        subprocess.run([binary, '--store', target], stdin=i,
+                       stdout=subprocess.DEVNULL, check=True)
+
+    def once(account):
+        t0 = time.perf_counter()
+        subprocess.run([binary, '--store', target], input=f'withdraw {account} 1\n'.encode(),
+                       stdout=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - t0
+    one, hot = [], []
+    for _ in range(5):
+        one.append(once('ONE'))
+        hot.append(once('HOT'))
+    return statistics.median(one), statistics.median(hot)
 
 
 def fresh_db(name):
@@ -250,6 +328,9 @@ def bench_pg(binary, runs):
         n = lines if name.startswith('one') else part_lines
         c, e = stats[name]
         print(f'{name:<28}{wall:>8.2f}{n / wall:>10,.0f}{wall / n * 1e6:>8.1f}{c:>11,}{e:>17,}')
+    one, hot = reopen_figures(binary, None, 200_000, fresh_db('benchhot'))
+    print(f'first withdraw after reopening: 200,000-event account {hot * 1000:.1f} ms, '
+          f'1-event account {one * 1000:.1f} ms: {hot / one:.2f}x (goal <= 2)')
 
 
 def conflicts_of(stderr_text):
