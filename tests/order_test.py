@@ -308,7 +308,8 @@ def test_sqlite(checks):
                     groups += synced
                     synced = False
             check(groups >= MIN_GROUPS, f'only {groups} writes to stdout followed a '
-                  f'sync of the WAL, want at least {MIN_GROUPS}: the script made no groups')
+                  f'sync of the WAL, want at least {MIN_GROUPS}: too few groups, or '
+                  f'their commits did not sync')
             db = sqlite3.connect(path)
             try:
                 ok = db.execute('PRAGMA integrity_check').fetchone()[0]
@@ -489,7 +490,7 @@ def test_postgresql(checks):
                 check(convs, 'no connection to the server in the trace')
                 check(groups >= MIN_GROUPS, f'only {groups} writes to stdout followed '
                       f'a commit acknowledged after the previous one, want at least '
-                      f'{MIN_GROUPS}: the script made no groups')
+                      f'{MIN_GROUPS}: too few groups')
                 return groups
             groups = checks('postgresql: P1 at every result nothing was in flight and '
                             'every reported write had committed', check_p1)
