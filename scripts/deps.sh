@@ -32,6 +32,7 @@ STORE_PACKAGES=(libsqlite3-dev libpq-dev)
 # (initdb and pg_ctl, pg_virtualenv, psql).
 PG_SERVER_PACKAGES=(postgresql)
 # To run every test: unit tests, sanitizers under gcc and clang, valgrind,
-# the pty-driven interactive tests and the man page check.
+# the pty-driven interactive tests, the man page check and the order test
+# (strace).
 TEST_PACKAGES=(check python3 clang libclang-rt-14-dev valgrind man-db groff-base
-	cppcheck clang-tidy)
+	cppcheck clang-tidy strace)
