@@ -4,10 +4,12 @@
  * only ever a prefix of the stream, so it can be behind but never wrong, and
  * the first attempt trusts it: an append carries the cached version, so if
  * the stream moved the store says conflict and the next attempt reads the
- * events after that version. A refusal is never made on the cache alone: it
- * is decided again on what the store holds now. So a command costs the same
- * whatever the length of the account's history, and the usual one asks the
- * store nothing before its append. */
+ * events after that version. An account not cached yet starts from the
+ * state the store keeps beside its stream (store_stream_state: one lookup,
+ * however long the stream) plus any events after it. A refusal is never
+ * made on the cache alone: it is decided again on what the store holds now.
+ * So a command costs the same whatever the length of the account's
+ * history, and the usual one asks the store nothing before its append. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

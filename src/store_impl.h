@@ -49,6 +49,8 @@ typedef struct store_ops {
 				  void *ctx);
 	error_code (*read_all)(store *s, uint64_t after, size_t limit,
 			       store_event_fn fn, void *ctx);
+	/* NULL in a store that keeps no state beside its streams: then
+	 * store_stream_state says 0 and the handler replays the stream. */
 	error_code (*stream_state)(store *s, const char *stream, size_t len,
 				   uint32_t *key, uint64_t *version,
 				   int64_t *balance);

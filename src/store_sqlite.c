@@ -1,9 +1,10 @@
 /* store_sqlite.c — the sqlite:PATH store: events and balance sheet in one file.
  *
  * Tables (see README, "The SQLite file"): streams, one row per account with
- * its number and version, the expected-version check of an append;
+ * its number, version and balance (the account's kept state, schema 2);
  * event_log, one compact row per event, its position the rowid, unique on
- * (stream, version); balances and checkpoint, the kept balance sheet. A view,
+ * (stream, version), the backstop of every append; balances and checkpoint,
+ * the kept balance sheet. A view,
  * events, shows the log with account names, type names and ISO times, so
  * `sqlite3 PATH 'select * from events'` reads like `history`. The file is in
  * WAL mode with synchronous=FULL.
@@ -13,7 +14,10 @@
  * The session commits before it shows any result, so a result is never seen
  * before its events are on disk, and a piped script pays one fsync per group
  * rather than per command. Holding the write lock for the group also means
- * that what the group read cannot change under it; another shell waits (the
+ * that what the group read cannot change under it: store_sql.c's writer
+ * table, caught up at the group's start, checks each append's versions in
+ * memory, and each moved stream's row is written once, at the commit.
+ * Another shell waits (the
  * busy handler, which asks the shell's wait hook every 100 ms) until the
  * group commits, for at most 10 s, then the write fails as busy.
  *

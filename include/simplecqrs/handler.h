@@ -4,8 +4,10 @@
  * appends the new events with the cached version. When another writer got
  * there first the append conflicts, and the handler reads the events after
  * that version and decides again, at most HANDLER_RETRIES more times after
- * the first such re-read, before answering ERR_CONFLICT. A refusal is always
- * decided on what the store holds, never on the cache alone. */
+ * the first such re-read, before answering ERR_CONFLICT. An account it has
+ * not cached starts from the store's kept state of it (store_stream_state),
+ * never a replay. A refusal is always decided on what the store holds,
+ * never on the cache alone. */
 #ifndef SIMPLECQRS_HANDLER_H
 #define SIMPLECQRS_HANDLER_H
 

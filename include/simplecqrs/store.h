@@ -109,7 +109,10 @@ error_code store_backup(store *s, const char *path, char **abs_path,
 const char *store_errmsg(const store *s);
 
 /* Appends n events atomically, all stamped time_ms. On success *last_position
- * is the position of the last one (the first is last - n + 1). */
+ * is the position of the last one (the first is last - n + 1). An event
+ * that would take its stream's balance (its credits less its debits) out of
+ * 0..INT64_MAX is not a conflict but a bad append: ERR_STORAGE, nothing
+ * written (the handler never asks for one). */
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position);
 /* Calls fn for each event of a stream with version > after_version, in
