@@ -340,6 +340,7 @@ static const char *stream_name(sql_store *q, int64_t id)
 /* ---- groups: store.c keeps the state, these are the transactions ---- */
 
 static error_code sql_head(store *s, uint64_t *head);
+static error_code group_open(sql_store *q);
 
 static error_code sql_begin(store *s)
 {
@@ -367,6 +368,8 @@ static error_code sql_commit(store *s)
 {
 	sql_store *q = (sql_store *)s;
 	error_code rc = store_sql_flush(s, &sqlite_prims, q->writer);
+	if (rc == ERR_OK)
+		rc = group_open(q);	/* an empty group's too: say it was lost */
 	if (rc != ERR_OK)
 		return rc;
 	if (run(q, Q_COMMIT) != SQLITE_DONE)
@@ -386,6 +389,18 @@ static void sql_rollback(store *s)
 }
 
 /* ---- the primitives of store_sql's write group ---- */
+
+/* SQLite may roll a transaction back by itself after an error (out of
+ * memory, a full disk, an I/O error), even one in a read; a write after
+ * that would run, and commit, on its own. Every write in a group first
+ * checks that the group's transaction is still open. */
+static error_code group_open(sql_store *q)
+{
+	if (!sqlite3_get_autocommit(q->db))
+		return ERR_OK;
+	return store_base_fail(&q->base, "the write group's transaction was "
+			       "rolled back by SQLite after an earlier error");
+}
 
 /* The stream's row, and a check that it agrees with its events (under the
  * write lock only a damaged ledger makes them disagree, and writing on
@@ -425,6 +440,8 @@ static error_code sql_stream_load(store *s, store_sql_stream *st)
 static error_code sql_stream_add(store *s, store_sql_stream *st)
 {
 	sql_store *q = (sql_store *)s;
+	if (group_open(q) != ERR_OK)
+		return ERR_STORAGE;
 	sqlite3_stmt *st_ = stmt(q, Q_STREAM_NEW);
 	sqlite3_bind_text(st_, 1, st->name, (int)st->len, SQLITE_STATIC);
 	if (sqlite3_step(st_) != SQLITE_DONE)
@@ -438,6 +455,8 @@ static error_code sql_stream_add(store *s, store_sql_stream *st)
 static error_code sql_event_add(store *s, const store_sql_event *ev)
 {
 	sql_store *q = (sql_store *)s;
+	if (group_open(q) != ERR_OK)
+		return ERR_STORAGE;
 	sqlite3_stmt *st = stmt(q, Q_EVENT_ADD);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->position);
 	sqlite3_bind_int64(st, 2, ev->stream->key);
@@ -479,6 +498,8 @@ static error_code sql_flush(store *s, const store_sql_stream *const *streams,
 			    size_t n, const store_sql_sheet_flush *sheet)
 {
 	sql_store *q = (sql_store *)s;
+	if (group_open(q) != ERR_OK)
+		return ERR_STORAGE;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st = stmt(q, Q_STREAM_SAVE);
 		sqlite3_bind_int64(st, 1, streams[i]->key);
@@ -669,6 +690,8 @@ static error_code sql_checkpoint_move(store *s, uint64_t from, uint64_t to,
 				      bool *moved)
 {
 	sql_store *q = (sql_store *)s;
+	if (group_open(q) != ERR_OK)
+		return ERR_STORAGE;
 	sqlite3_stmt *st = stmt(q, Q_CHECKPOINT_MOVE);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)to);

@@ -76,6 +76,7 @@ RUN_SAMPLE = int(os.environ.get('SIMPLECQRS_FAULT_SAMPLE', '300'))  # and runnin
 STICKY_SAMPLE = 20
 RUN_ALL = os.environ.get('SIMPLECQRS_FAULT_ALL') == '1'
 APPLICATION_ID = 0x53435152
+SCHEMA = 2          # the ledger's user_version this build writes
 MAX_SHOWN = 15             # failures printed in full
 
 # 8 files, 5 commands each: one group commit per file on sqlite
@@ -291,7 +292,7 @@ def read_ledger(path):
         objects = con.execute('SELECT count(*) FROM sqlite_master').fetchone()[0]
         if (app, ver, objects) == (0, 0, 0):
             return None     # an empty database: a new ledger to the binary
-        check((app, ver) == (APPLICATION_ID, 1),
+        check((app, ver) == (APPLICATION_ID, SCHEMA),
               f'application_id {app:#x}, user_version {ver}: not a ledger')
         events = tuple(con.execute(
             'SELECT position, stream, version, type, amount FROM events ORDER BY position'))
@@ -300,7 +301,8 @@ def read_ledger(path):
         cp = con.execute('SELECT position FROM checkpoint').fetchall()
         check(len(cp) == 1, f'checkpoint rows: {cp}')
         balances = dict(con.execute('SELECT account, balance FROM balances'))
-        streams = dict(con.execute('SELECT name, version FROM streams'))
+        streams = {n: (v, b) for n, v, b in
+                   con.execute('SELECT name, version, balance FROM streams')}
         return events, cp[0][0], balances, streams
     finally:
         con.close()
@@ -341,9 +343,12 @@ def check_file(ctx, db, shown):
                 f'which are not the first k commands for any k >= {shown} shown; '
                 f'acknowledged but missing: {first_missing[:3]}; not from the script: {extra[:3]}')
         k = matches[0]
+        # each stream's row: its last version and the balance its events
+        # add up to (the kept state, written in the same group as they are)
         want_streams = {}
-        for _, s, v, _, _ in events:
-            want_streams[s] = v
+        for _, s, v, t, a in events:
+            b = want_streams.get(s, (0, 0))[1]
+            want_streams[s] = (v, b + (a if t == 'AccountCredited' else -a))
         check(streams == want_streams, f'streams {streams}, events say {want_streams}')
         check(balances == replay(events, checkpoint),
               f'balances {balances} at checkpoint {checkpoint}, replay says {replay(events, checkpoint)}')
