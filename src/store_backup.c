@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "simplecqrs/account.h"
 #include "simplecqrs/idmap.h"
 #include "simplecqrs/xmalloc.h"
 #include "store_impl.h"
@@ -20,6 +21,7 @@ typedef struct copier {
 	store_sqlite_file *dst;
 	idmap *names;		/* stream name -> slot; its id is slot + 1 */
 	uint64_t *versions;	/* by slot: the last version copied */
+	int64_t *balances;	/* by slot: what its events add up to */
 	size_t cap;
 	uint64_t head, last, count, seen;
 	error_code err;		/* ERR_STORAGE: the source is wrong;
@@ -38,12 +40,18 @@ static int copy_event(void *ctx, const store_event *ev)
 	if (slot >= c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 1024;
 		c->versions = xreallocarray(c->versions, c->cap, sizeof *c->versions);
+		c->balances = xreallocarray(c->balances, c->cap, sizeof *c->balances);
 	}
-	if (added)
+	if (added) {
 		c->versions[slot] = 0;
-	if (ev->position <= c->last || ev->version != c->versions[slot] + 1) {
+		c->balances[slot] = 0;
+	}
+	if (ev->position <= c->last || ev->version != c->versions[slot] + 1 ||
+	    !account_next_balance(c->balances[slot], ev->type, ev->amount,
+				  &c->balances[slot])) {
 		store_base_fail(c->src, "event %llu is out of order in its stream "
-				"or the log", (unsigned long long)ev->position);
+				"or the log, or takes its balance out of range",
+				(unsigned long long)ev->position);
 		c->err = ERR_STORAGE;
 		return 1;
 	}
@@ -66,7 +74,7 @@ static int copy_balance(void *ctx, const char *account, int64_t balance)
 /* The sheet first, then the head: a sheet is a fold of the events up to
  * its checkpoint, and the log only grows, so every event it counted is at
  * or below the head read after it. Then the events to the head, then the
- * streams they name. */
+ * streams they name, each with the balance its events add up to. */
 static error_code copy_all(copier *c, uint64_t *checkpoint)
 {
 	sheet_store *kept = sheet_store_of(c->src);
@@ -90,7 +98,7 @@ static error_code copy_all(copier *c, uint64_t *checkpoint)
 			     i < idmap_count(c->names); i++)
 		c->err = store_sqlite_file_stream(c->dst, (int64_t)i + 1,
 						  idmap_key(c->names, i),
-						  c->versions[i]);
+						  c->versions[i], c->balances[i]);
 	return rc;
 }
 
@@ -108,6 +116,7 @@ static error_code copy_store(store *src, const char *path, char **abs,
 		rc = c.err;
 	idmap_free(c.names);
 	free(c.versions);
+	free(c.balances);
 	*events = c.count;
 	if (rc == ERR_OK)
 		return store_sqlite_file_finish(c.dst, checkpoint, abs);

@@ -129,9 +129,10 @@ error_code store_sqlite_file_new(store *report, const char *path,
 /* An event as it is, its stream named by number (1, 2, …). */
 error_code store_sqlite_file_event(store_sqlite_file *f, const store_event *ev,
 				   int64_t stream_id);
-/* A stream's number, name and last version. */
+/* A stream's number, name, last version and balance (its kept state). */
 error_code store_sqlite_file_stream(store_sqlite_file *f, int64_t id,
-				    const char *name, uint64_t version);
+				    const char *name, uint64_t version,
+				    int64_t balance);
 error_code store_sqlite_file_balance(store_sqlite_file *f, const char *account,
 				     int64_t balance);
 /* Sets the kept checkpoint, commits and closes; *abs (freed by the caller)

@@ -1378,8 +1378,8 @@ error_code store_sqlite_file_new(store *report, const char *path,
 				"stream, version, type, amount, time) VALUES "
 				"(?1, ?2, ?3, ?4, ?5, ?6)", -1, &f->event,
 				NULL) != SQLITE_OK ||
-	     sqlite3_prepare_v2(f->db, "INSERT INTO streams (id, name, version) "
-				"VALUES (?1, ?2, ?3)", -1, &f->stream,
+	     sqlite3_prepare_v2(f->db, "INSERT INTO streams (id, name, version, "
+				"balance) VALUES (?1, ?2, ?3, ?4)", -1, &f->stream,
 				NULL) != SQLITE_OK ||
 	     sqlite3_prepare_v2(f->db, sql[Q_BALANCE_PUT], -1, &f->balance,
 				NULL) != SQLITE_OK))
@@ -1407,13 +1407,15 @@ error_code store_sqlite_file_event(store_sqlite_file *f, const store_event *ev,
 }
 
 error_code store_sqlite_file_stream(store_sqlite_file *f, int64_t id,
-				    const char *name, uint64_t version)
+				    const char *name, uint64_t version,
+				    int64_t balance)
 {
 	sqlite3_stmt *st = f->stream;
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+	sqlite3_bind_int64(st, 4, balance);
 	return sqlite3_step(st) == SQLITE_DONE ? ERR_OK : file_fail(f);
 }
 

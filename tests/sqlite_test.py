@@ -539,6 +539,22 @@ def test_backup_of_memory():
                         capture_output=True, env=ENV, timeout=60)
     check('memory backup: it takes writes', p3.returncode == 0 and b'position 2004' in p3.stdout,
           p3.stdout + p3.stderr)
+    # each account's kept state came along: a withdrawal of the whole balance
+    # works and one more is refused with the balance the events add up to
+    bal = {f'M{k}': sum(i + 10 for i in range(2000) if i % 5 == k) for k in range(5)}
+    bal['M1'] -= 7
+    bal['M2'] += 7
+    bal['M3'] -= 4
+    db = sqlite3.connect(dst)
+    kept = dict(db.execute("SELECT name, balance FROM streams WHERE name <> 'M9'"))
+    db.close()
+    check('memory backup: each stream kept with its balance', kept == bal, kept)
+    p5 = subprocess.run([BIN, '--store', 'sqlite:' + dst],
+                        input=f'withdraw M2 {bal["M2"] + 1}\nwithdraw M2 {bal["M2"]}\n'.encode(),
+                        capture_output=True, env=ENV, timeout=60)
+    check('memory backup: decided on the copied balance',
+          f'M2 has {bal["M2"]}, cannot withdraw'.encode() in p5.stderr and
+          f'withdrew {bal["M2"]} from M2'.encode() in p5.stdout, p5.stdout + p5.stderr)
     p4 = subprocess.run([BIN], input=f'deposit Q 1\nbackup {dst}x\n'.encode(),
                         capture_output=True, env=ENV, timeout=60)
     check('backup: one line of text',
