@@ -154,7 +154,10 @@ static error_code stream_get(store *s, const store_sql_prims *p,
 					       "%lld", st->name,
 					       (unsigned long long)st->version,
 					       (long long)st->balance);
-		w->flags[slot] = KNOWN;
+		/* a stream with no row is not kept: another shell may make
+		 * it, and the events of that catch-up name it by a key this
+		 * table lacks */
+		w->flags[slot] = st->stored ? KNOWN : 0;
 		note_key(w, st->key, slot);
 	}
 	*out = st;
@@ -320,6 +323,7 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 		st[i]->version++;
 		st[i]->balance = balance[i];
 		uint32_t slot = slot_of(w, st[i]);
+		w->flags[slot] |= KNOWN;
 		if (!(w->flags[slot] & MOVED)) {
 			w->flags[slot] |= MOVED;
 			if (w->nmoved == w->moved_cap) {

@@ -897,7 +897,8 @@ static error_code sql_schema_read(store *s, store_sql_found *found,
 static error_code sql_schema_lock(store *s, char *why, size_t why_len)
 {
 	sqlite3 *db = ((sql_store *)s)->db;
-	if (!exec_sql(db, "PRAGMA journal_mode = WAL") ||
+	if (!exec_sql(db, "PRAGMA page_size = 16384") ||
+	    !exec_sql(db, "PRAGMA journal_mode = WAL") ||
 	    !exec_sql(db, "BEGIN IMMEDIATE")) {
 		say_why(db, why, why_len);
 		return ERR_STORAGE;
