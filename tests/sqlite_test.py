@@ -7,7 +7,7 @@ usage: sqlite_test.py BIN
 Each check runs the real binary on files in a temporary folder and reads them
 back with Python's own sqlite3 module, as a curious user would.
 """
-import hashlib, json, os, resource, shutil, signal, sqlite3, subprocess, sys, tempfile
+import hashlib, json, os, random, resource, shutil, signal, sqlite3, subprocess, sys, tempfile
 
 BIN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix='simplecqrs-sqlite-')
@@ -841,6 +841,86 @@ def test_upgrade_that_fails():
           [r[1] for r in rows(path, 'pragma table_info(streams)')] == ['id', 'name', 'version'])
 
 
+# ---- a reopened hot account answers as a replay does ----
+
+def test_hot_account_reopened():
+    """A shell opened on an account with 200,000 events decides on it from
+    its kept state (one row) and must answer exactly as replaying them
+    does: all of the balance can be withdrawn, one more is refused with the
+    replay's balance; beside it an account with one event."""
+    path = fresh('hot.db')
+    rng = random.Random(13)
+    lines, bal, n = [], 0, 200_000
+    for i in range(n):
+        if bal > 0 and rng.random() < 0.45:
+            a = rng.randint(1, bal)
+            bal -= a
+            lines.append(f'withdraw HOT {a}')
+        else:
+            a = rng.randint(1, 5000)
+            bal += a
+            lines.append(f'deposit HOT {a}')
+        if i == n // 2:
+            lines.append('deposit COLD 17')
+    ledger_with(path, '\n'.join(lines) + '\n')
+    hot = replay(path)['HOT']
+    check('hot account: the replay is the model', hot == bal and replay(path)['COLD'] == 17,
+          (hot, bal))
+    check('hot account: the kept rows are the replay',
+          rows(path, 'select name, version, balance from streams order by name') ==
+          [('COLD', 1, 17), ('HOT', n, hot)])
+
+    p, out = js(path, f'withdraw HOT {hot + 1}\nwithdraw COLD 18\n')
+    check('hot account, reopened: one more than the balance is refused, exit 1',
+          p.returncode == 1 and len(out) == 2 and
+          out[0].get('message') == f'HOT has {hot}, cannot withdraw {hot + 1}' and
+          out[1].get('message') == 'COLD has 17, cannot withdraw 18', (p.returncode, out))
+    p, out = js(path, f'withdraw HOT {hot}\nwithdraw COLD 17\nwithdraw HOT 1\n')
+    check('hot account, reopened: the whole balance is withdrawn at the next version',
+          len(out) == 3 and out[0].get('ok') and out[0]['version'] == n + 1 and
+          out[0]['position'] == n + 2, out[:1])
+    check('hot account, reopened: so is the one-event account',
+          len(out) == 3 and out[1].get('ok') and out[1]['version'] == 2 and
+          out[1]['position'] == n + 3, out[1:2])
+    check('hot account, reopened: and then it has 0',
+          len(out) == 3 and out[2].get('message') == 'HOT has 0, cannot withdraw 1', out[2:])
+    p, out = js(path, 'deposit HOT 5\n')
+    check('hot account, reopened again: a deposit at the next version',
+          p.returncode == 0 and out[0]['version'] == n + 2 and out[0]['position'] == n + 4, out)
+    check('hot account: the kept rows are the replay after it all',
+          dict(rows(path, 'select name, balance from streams')) == replay(path) ==
+          {'HOT': 5, 'COLD': 0})
+
+
+def test_kept_balance_edited():
+    """The kept balance edited by hand (within its CHECK). What the program
+    does today: a write decides on the account's kept state, its streams
+    row, once the row's version agrees with where its events end; it does
+    not replay them, so it believes the edited balance, and a withdrawal of
+    it all is written. `history` and `rebuild` replay the events, and find
+    that withdrawal taking the account below 0: a damaged ledger, exit 3.
+    Asserted as it is, so that a change of it is noticed."""
+    path = fresh('edited.db')
+    ledger_with(path, 'deposit E 100\nwithdraw E 30\n')
+    db = sqlite3.connect(path)
+    db.execute("UPDATE streams SET balance = balance + 5 WHERE name = 'E'")
+    db.commit()
+    db.close()
+    p, out = js(path, 'withdraw E 76\nwithdraw E 75\nhistory E\n')
+    check('edited balance: a withdrawal is decided on the kept 75',
+          len(out) == 3 and out[0].get('message') == 'E has 75, cannot withdraw 76' and
+          out[1].get('ok') and out[1]['version'] == 3, out)
+    check('edited balance: history replays and says damaged, exit 3',
+          p.returncode == 3 and len(out) == 3 and out[2].get('error') == 'storage' and
+          'the balance 70 less 75 goes below 0' in out[2]['message'], (p.returncode, out[2:]))
+    check('edited balance: the row went on from the edit',
+          rows(path, 'select version, balance from streams') == [(3, 0)])
+    p, out = js(path, 'rebuild\n')
+    check('edited balance: rebuild replays and says damaged, exit 3',
+          p.returncode == 3 and out and out[0].get('error') == 'storage' and
+          'below 0' in out[0]['message'], (p.returncode, out))
+
+
 def main():
     for t in (test_new_file, test_reopen, test_bad_files, test_full_disk, test_two_shells,
               test_first_open_race, test_refresh_always_beaten, test_hard_link,
@@ -849,7 +929,7 @@ def main():
               test_backup_while_writing, test_backup_of_memory, test_backup_refused,
               test_backup_half_written, test_busy, test_damaged,
               test_upgrade_from_schema_1, test_upgrade_shells_at_once,
-              test_upgrade_that_fails):
+              test_upgrade_that_fails, test_hot_account_reopened, test_kept_balance_edited):
         try:
             t()
         except Exception as e:	# a crash of the test is a failure, not a pass
