@@ -43,6 +43,11 @@ the event log replayed is the model (the checks above), each stream's kept
 version and balance are its replay's, and a new shell refuses one more
 than the replay's balance with that balance.
 
+test_asked_before_it_was_made: a shell asks about an account in a group
+before another shell makes it; its next group's catch-up meets the
+account's events under a number it never learnt, and its writes to it must
+still go through.
+
 Prints 'race: P passed, F failed'; exits 1 on failure.
 """
 import json
@@ -490,6 +495,56 @@ def test_catch_up(tmp, checks):
           f'{"?" if caught is None else caught[1]} writing groups caught up')
 
 
+def test_asked_before_it_was_made(tmp, checks):
+    """A shell asks, inside a group, about an account that does not exist
+    yet (the second of two lines sent at once); another shell then makes
+    it. The first shell's next group catches up on that event, which names
+    the account only by a number the first shell never learnt: its writes
+    to the account must still go through at the right versions (not be
+    refused as a conflict, nor collide with the row the other shell made)."""
+    path = os.path.join(tmp, 'asked-before.db')
+    x = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env())
+
+    def ask_x(*lines):
+        x.stdin.write(''.join(l + '\n' for l in lines).encode())
+        x.stdin.flush()
+        return [json.loads(x.stdout.readline() or b'{}') for _ in lines]
+
+    def expect(who, got, **want):
+        check(all(got.get(k) == v for k, v in want.items()),
+              f'{who}: got {json.dumps(got)}, want {want}')
+
+    def steps():
+        _, miss = ask_x('deposit Y 1', 'withdraw N 5')
+        expect('x', miss, ok=False, error='unknown_account')
+        status, [y], err = run_one(path, 'deposit N 10\n')
+        expect('y', y, ok=True, version=1, position=2)
+        dep_y, dep_n = ask_x('deposit Y 1', 'deposit N 3')
+        expect('x', dep_y, ok=True, version=2, position=3)
+        expect('x', dep_n, ok=True, version=2, position=4)
+        [w] = ask_x('withdraw N 13')
+        expect('x', w, ok=True, version=3, position=5)
+        x.stdin.close()
+        check(x.wait(TIMEOUT) == 1, f'x: exit status {x.returncode}')
+        events, streams, checkpoint, sheet = read_db(path)
+        check_events(events, streams)
+        db = sqlite3.connect(path)
+        try:
+            kept = dict(db.execute('SELECT name, balance FROM streams'))
+        finally:
+            db.close()
+        check(kept == {'Y': 2, 'N': 0}, f'streams balances {kept}')
+
+    try:
+        checks('asked before it was made: the writes go through', steps)
+    finally:
+        if x.poll() is None:
+            x.kill()
+            x.wait()
+
+
 def main():
     global BIN
     BIN = os.path.abspath(sys.argv[1])
@@ -497,7 +552,7 @@ def main():
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='simplecqrs-race-') as tmp:
         for fn in (test_stale_writer, test_racing_writers, test_concurrent_refreshes,
-                   test_catch_up):
+                   test_catch_up, test_asked_before_it_was_made):
             try:
                 fn(tmp, checks)
             except Exception as e:
