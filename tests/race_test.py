@@ -34,6 +34,20 @@ test_concurrent_refreshes: two shells refresh after almost every deposit
 while a third deposits and withdraws and two more only ask for `balances`;
 the same checks of the sheet, eight rounds on one file.
 
+test_catch_up: shell A is fed one to three lines at a time and waits for
+each answer (its groups commit one by one) while shells B and C keep piping
+writes to the same accounts, so each of A's groups begins by catching up on
+others' events.  A's refusals must name a balance the account had between
+the line being sent and answered (the file's head read before and after);
+the event log replayed is the model (the checks above), each stream's kept
+version and balance are its replay's, and a new shell refuses one more
+than the replay's balance with that balance.
+
+test_asked_before_it_was_made: a shell asks about an account in a group
+before another shell makes it; its next group's catch-up meets the
+account's events under a number it never learnt, and its writes to it must
+still go through.
+
 Prints 'race: P passed, F failed'; exits 1 on failure.
 """
 import json
@@ -46,6 +60,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from ledger_checks import (Checks, check, check_applied_once, check_balances_shown,
@@ -60,6 +75,7 @@ SLOW = 6 if WRAPPER else 1
 TIMEOUT = 60.0 * SLOW
 RACERS = 6
 COMMANDS = 300
+A_ROUNDS = 400
 ACCOUNTS = ['A0', 'A1', 'A2', 'A3', 'A4']
 REFUSAL_RE = re.compile(r'^(\S+) has (\d+), cannot (?:withdraw|transfer) (\d+)$')
 
@@ -274,13 +290,269 @@ def test_stale_writer(tmp, checks):
             x.wait()
 
 
+def test_catch_up(tmp, checks):
+    """Other shells write between this shell's groups, so each of its groups
+    starts by catching up (the writer's table reads the events written
+    since its last group, under the write lock). Shell A is fed one to
+    three lines at a time and waits for their answers, so its groups commit
+    one by one; shells B and C keep piping writes to the same accounts all
+    the while. A's withdrawals and transfers must be decided on the true
+    balance: never an overdraft, and a refusal only with a balance the
+    account had between the moment A was sent the line and its answer (the
+    file's head read before and after). Then the event log replayed is
+    the model: positions and versions without gaps, each write once, money
+    conserved, each stream's kept version and balance its replay's, and a
+    new shell deciding on the kept state refuses one more than the replay
+    gives."""
+    path = os.path.join(tmp, 'catch-up.db')
+    accounts = [f'C{i}' for i in range(6)]
+    seed = [f'deposit {a} 3000' for a in accounts]
+    seeded = 3000 * len(accounts)
+    seed_run = run_one(path, '\n'.join(seed) + '\n')
+    checks('catch-up: the seeding run', lambda: check(
+        seed_run[0] == 0 and len(seed_run[1]) == len(seed), f'seeding: {seed_run}'))
+    stop = threading.Event()
+
+    def other(i):
+        """B or C: writes a few lines at a time until A is done."""
+        rng = random.Random(50 + i)
+        p = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env())
+        lines, out = [], {}
+        reader = threading.Thread(target=lambda: out.update(
+            text=p.stdout.read(), err=p.stderr.read()), daemon=True)
+        reader.start()
+        try:
+            while not stop.is_set() and len(lines) < 20000:
+                batch = []
+                for _ in range(rng.choice((1, 2, 3, 5))):
+                    a, b = rng.sample(accounts, 2)
+                    r = rng.random()
+                    batch.append(f'deposit {a} {rng.randint(1, 1500)}' if r < 0.4 else
+                                 f'withdraw {a} {rng.randint(1, 1500)}' if r < 0.75 else
+                                 f'transfer {a} {b} {rng.randint(1, 1500)}')
+                try:
+                    p.stdin.write(''.join(l + '\n' for l in batch).encode())
+                    p.stdin.flush()
+                except OSError:	# it ended: its status says why
+                    break
+                lines += batch
+                time.sleep(rng.random() * 0.004)
+        finally:
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+            status = p.wait(TIMEOUT)
+            reader.join(TIMEOUT)
+        objs = [json.loads(l) for l in out['text'].decode().splitlines()]
+        return lines, (status, objs, out['err'])
+
+    others = [None, None]
+    threads = [threading.Thread(target=lambda i=i: others.__setitem__(i, other(i)),
+                                daemon=True) for i in range(2)]
+    a = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env())
+    db = sqlite3.connect(path, isolation_level=None)
+    rng = random.Random(5)
+    a_lines, a_objs, windows = [], [], []	# windows: (line index, head before, after)
+    started = time.monotonic()
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.05)	# B and C are writing
+        reply = b''
+        for _ in range(A_ROUNDS):
+            batch = []
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                x, y = rng.sample(accounts, 2)
+                r = rng.random()
+                batch.append(f'withdraw {x} {rng.randint(1, 4000)}' if r < 0.6 else
+                             f'transfer {x} {y} {rng.randint(1, 4000)}' if r < 0.85 else
+                             f'deposit {x} {rng.randint(1, 1000)}')
+            h0 = db.execute('SELECT coalesce(max(position), 0) FROM event_log').fetchone()[0]
+            a.stdin.write(''.join(l + '\n' for l in batch).encode())
+            a.stdin.flush()
+            got = []
+            deadline = time.monotonic() + TIMEOUT
+            while len(got) < len(batch):
+                ready, _, _ = select.select([a.stdout], [], [],
+                                            max(deadline - time.monotonic(), 0))
+                c = os.read(a.stdout.fileno(), 65536) if ready else b''
+                check(c, f'A {batch!r}: no answer (got {reply!r})')
+                reply += c
+                *done, reply = reply.split(b'\n')
+                got += [json.loads(l) for l in done]
+            h1 = db.execute('SELECT coalesce(max(position), 0) FROM event_log').fetchone()[0]
+            windows += [(len(a_lines) + k, h0, h1) for k in range(len(batch))]
+            a_lines += batch
+            a_objs += got
+            time.sleep(rng.random() * 0.004)	# others' groups between A's
+        a.stdin.close()
+        a_status = a.wait(TIMEOUT)
+        a_err = a.stderr.read()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(TIMEOUT)
+        db.close()
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+    took = time.monotonic() - started
+    check(None not in others, 'B or C did not finish')
+    scripts = [seed, a_lines] + [lines for lines, _ in others]
+    results = [seed_run, (a_status, a_objs, a_err)] + [r for _, r in others]
+    racers = results[1:]
+    checks('catch-up: exit statuses and stderr', check_statuses, scripts[1:], racers)
+    counts = checks("catch-up: each result is its command's", check_results_match,
+                    scripts, results, {'withdraw': ('insufficient_funds',),
+                                       'transfer': ('insufficient_funds',)}) or {}
+    events, streams, checkpoint, sheet = read_db(path)
+    checks('catch-up: positions and versions without gaps, no overdraft',
+           check_events, events, streams)
+    checks("catch-up: every event is one acknowledged write's", check_claims, results, events)
+    checks('catch-up: money is conserved', check_conserved, events, racers, seeded)
+
+    def a_refusals_true():
+        """Each of A's refusals names the balance its account had at some
+        moment between A being sent the line and answering it."""
+        after = {}	# account -> [(position, balance after it)]
+        run = {}
+        for p, s, v, t, amt in events:
+            run[s] = run.get(s, 0) + (amt if t == 'AccountCredited' else -amt)
+            after.setdefault(s, []).append((p, run[s]))
+
+        def balances_between(acct, h0, h1):
+            seen, last = set(), 0
+            for p, bal in after.get(acct, []):
+                if p <= h0:
+                    last = bal
+                elif p <= h1:
+                    seen.add(bal)
+            return seen | {last}
+        n = 0
+        for k, h0, h1 in windows:
+            o = a_objs[k] if k < len(a_objs) else {}
+            m = not o.get('ok') and REFUSAL_RE.match(o.get('message', ''))
+            if not m:
+                check(o.get('ok'), f'A line {k + 1} {a_lines[k]!r}: {o}')
+                continue
+            acct, bal, amount = m.group(1), int(m.group(2)), int(m.group(3))
+            check(bal < amount and bal in balances_between(acct, h0, h1),
+                  f'A line {k + 1} {a_lines[k]!r}: {o["message"]!r}, but between '
+                  f'positions {h0} and {h1} {acct} had {sorted(balances_between(acct, h0, h1))}')
+            n += 1
+        check(n > 10, f'only {n} of A\'s commands were refused')
+        return n
+    refused = checks('catch-up: A refuses only on a balance the account had', a_refusals_true)
+
+    def caught_up():
+        """How many of A's writing batches had others' events since A's
+        previous write: each of those groups caught up."""
+        mine = {o['position'] for o in a_objs if o.get('ok') and o['cmd'] != 'balances'}
+        mine |= {o['position'] - 1 for o in a_objs if o.get('ok') and o['cmd'] == 'transfer'}
+        n = groups = last = 0
+        by_line = sorted(windows)
+        batches = {}
+        for k, h0, h1 in by_line:
+            batches.setdefault((h0, h1), []).append(k)
+        for (h0, h1), ks in sorted(batches.items()):
+            ps = [a_objs[k]['position'] for k in ks if a_objs[k].get('ok')]
+            if not ps:
+                continue
+            groups += 1
+            first = min(ps) - (1 if any(a_objs[k]['cmd'] == 'transfer' and a_objs[k].get('ok')
+                                        for k in ks) else 0)
+            if any(p not in mine for p in range(last + 1, first)):
+                n += 1
+            last = max(ps)
+        check(n * 2 > groups, f'only {n} of A\'s {groups} writing groups came after '
+              f'others\' writes')
+        return n, groups
+    caught = checks('catch-up: others wrote between A\'s groups', caught_up)
+
+    def kept_is_replay():
+        db = sqlite3.connect(path)
+        try:
+            kept = dict(db.execute('SELECT name, balance FROM streams'))
+        finally:
+            db.close()
+        want = ledger_checks.replay(events)
+        check(kept == want, f'streams balances {kept}, the replay {want}')
+        status, objs, err = run_one(path, ''.join(f'withdraw {x} {want[x] + 1}\n'
+                                                  for x in accounts))
+        got = [o.get('message') for o in objs]
+        check(got == [f'{x} has {want[x]}, cannot withdraw {want[x] + 1}' for x in accounts],
+              f'a new shell says {got}, the replay {want}')
+    checks('catch-up: the kept balances are the replay', kept_is_replay)
+    checks('catch-up: a last refresh equals the replay', final_refresh, path)
+    print(f'catch-up: {len(a_lines)} commands of A, {sum(len(l) for l, _ in others)} '
+          f'of B and C, {len(events)} events in {took:.1f}s; A refused {refused}, '
+          f'{"?" if caught is None else caught[0]} of its '
+          f'{"?" if caught is None else caught[1]} writing groups caught up')
+
+
+def test_asked_before_it_was_made(tmp, checks):
+    """A shell asks, inside a group, about an account that does not exist
+    yet (the second of two lines sent at once); another shell then makes
+    it. The first shell's next group catches up on that event, which names
+    the account only by a number the first shell never learnt: its writes
+    to the account must still go through at the right versions (not be
+    refused as a conflict, nor collide with the row the other shell made)."""
+    path = os.path.join(tmp, 'asked-before.db')
+    x = subprocess.Popen(WRAPPER + [BIN, '--json', '--store', 'sqlite:' + path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env())
+
+    def ask_x(*lines):
+        x.stdin.write(''.join(l + '\n' for l in lines).encode())
+        x.stdin.flush()
+        return [json.loads(x.stdout.readline() or b'{}') for _ in lines]
+
+    def expect(who, got, **want):
+        check(all(got.get(k) == v for k, v in want.items()),
+              f'{who}: got {json.dumps(got)}, want {want}')
+
+    def steps():
+        _, miss = ask_x('deposit Y 1', 'withdraw N 5')
+        expect('x', miss, ok=False, error='unknown_account')
+        status, [y], err = run_one(path, 'deposit N 10\n')
+        expect('y', y, ok=True, version=1, position=2)
+        dep_y, dep_n = ask_x('deposit Y 1', 'deposit N 3')
+        expect('x', dep_y, ok=True, version=2, position=3)
+        expect('x', dep_n, ok=True, version=2, position=4)
+        [w] = ask_x('withdraw N 13')
+        expect('x', w, ok=True, version=3, position=5)
+        x.stdin.close()
+        check(x.wait(TIMEOUT) == 1, f'x: exit status {x.returncode}')
+        events, streams, checkpoint, sheet = read_db(path)
+        check_events(events, streams)
+        db = sqlite3.connect(path)
+        try:
+            kept = dict(db.execute('SELECT name, balance FROM streams'))
+        finally:
+            db.close()
+        check(kept == {'Y': 2, 'N': 0}, f'streams balances {kept}')
+
+    try:
+        checks('asked before it was made: the writes go through', steps)
+    finally:
+        if x.poll() is None:
+            x.kill()
+            x.wait()
+
+
 def main():
     global BIN
     BIN = os.path.abspath(sys.argv[1])
     checks = Checks()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='simplecqrs-race-') as tmp:
-        for fn in (test_stale_writer, test_racing_writers, test_concurrent_refreshes):
+        for fn in (test_stale_writer, test_racing_writers, test_concurrent_refreshes,
+                   test_catch_up, test_asked_before_it_was_made):
             try:
                 fn(tmp, checks)
             except Exception as e:

@@ -7,7 +7,7 @@ usage: sqlite_test.py BIN
 Each check runs the real binary on files in a temporary folder and reads them
 back with Python's own sqlite3 module, as a curious user would.
 """
-import hashlib, json, os, resource, shutil, signal, sqlite3, subprocess, sys, tempfile
+import hashlib, json, os, random, resource, shutil, signal, sqlite3, subprocess, sys, tempfile
 
 BIN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix='simplecqrs-sqlite-')
@@ -668,13 +668,284 @@ def test_damaged():
           'version 5' in out[0]['message'], out)
 
 
+# ---- a ledger of schema 1 (the version before the kept balances) ----
+
+# The schema 1 wrote, exactly as its program's SQL had it (git show of
+# store_sqlite.c before schema 2): streams had no balance.
+SCHEMA_1 = (
+    'CREATE TABLE streams (\n'
+    '  id INTEGER PRIMARY KEY,\n'
+    '  name TEXT NOT NULL UNIQUE,\n'
+    '  version INTEGER NOT NULL CHECK (version > 0)\n'
+    ');\n'
+    'CREATE TABLE event_log (\n'
+    '  position INTEGER PRIMARY KEY,\n'
+    '  stream INTEGER NOT NULL REFERENCES streams (id),\n'
+    '  version INTEGER NOT NULL CHECK (version > 0),\n'
+    '  type INTEGER NOT NULL CHECK (type IN (1, 2)),\n'
+    '  amount INTEGER NOT NULL CHECK (amount > 0),\n'
+    '  time INTEGER NOT NULL,\n'
+    '  UNIQUE (stream, version)\n'
+    ');\n'
+    'CREATE VIEW events AS\n'
+    '  SELECT e.position, s.name AS stream, e.version,\n'
+    "         CASE e.type WHEN 1 THEN 'AccountCredited' ELSE 'AccountDebited' END AS type,\n"
+    '         e.amount,\n'
+    "         strftime('%Y-%m-%dT%H:%M:%fZ', e.time / 1000.0, 'unixepoch') AS time\n"
+    '  FROM event_log e JOIN streams s ON s.id = e.stream;\n'
+    'CREATE TABLE balances (\n'
+    '  account TEXT PRIMARY KEY,\n'
+    '  balance INTEGER NOT NULL CHECK (balance >= 0)\n'
+    ') WITHOUT ROWID;\n'
+    'CREATE TABLE checkpoint (\n'
+    '  id INTEGER PRIMARY KEY CHECK (id = 1),\n'
+    '  position INTEGER NOT NULL\n'
+    ');\n'
+    'INSERT INTO checkpoint VALUES (1, 0);\n')
+CREDIT, DEBIT = 1, 2
+
+
+def schema_1_ledger(path, ids, events, checkpoint):
+    """A schema-1 ledger as its program left it: ids maps each account to
+    its stream number, events are (account, type, amount) in position
+    order; each stream's row at its last version, and the kept sheet the
+    replay of the events up to checkpoint."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute('PRAGMA journal_mode = WAL')
+    db.executescript(SCHEMA_1)
+    db.execute(f'PRAGMA application_id = {0x53435152}')
+    db.execute('PRAGMA user_version = 1')
+    db.execute('BEGIN')
+    version, sheet = {}, {}
+    for pos, (acct, typ, amount) in enumerate(events, 1):
+        version[acct] = version.get(acct, 0) + 1
+        db.execute('INSERT INTO event_log VALUES (?, ?, ?, ?, ?, ?)',
+                   (pos, ids[acct], version[acct], typ, amount, 1795899784000 + 1000 * pos))
+        if pos <= checkpoint:
+            sheet[acct] = sheet.get(acct, 0) + (amount if typ == CREDIT else -amount)
+    for acct, v in version.items():
+        db.execute('INSERT INTO streams VALUES (?, ?, ?)', (ids[acct], acct, v))
+    db.executemany('INSERT INTO balances VALUES (?, ?)', sheet.items())
+    db.execute('UPDATE checkpoint SET position = ?', (checkpoint,))
+    db.execute('COMMIT')
+    db.close()
+    return sheet
+
+
+def user_version(path):
+    return rows(path, 'pragma user_version')[0][0]
+
+
+def test_upgrade_from_schema_1():
+    """A schema-1 ledger opens, upgraded in place: every event, stream
+    number, sheet row and the checkpoint as they were; each stream's kept
+    balance its events added up; the commands answer as on the old file."""
+    path = fresh('schema-1.db')
+    # numbers given out of name order, with gaps: they must stay as they are
+    ids = {'ALICE': 7, 'BOB': 3, 'CAROL': 12, 'DAVE': 5}
+    events = [('ALICE', CREDIT, 1000), ('BOB', CREDIT, 500), ('ALICE', DEBIT, 200),
+              ('ALICE', DEBIT, 300), ('CAROL', CREDIT, 300),	# a transfer
+              ('BOB', DEBIT, 50), ('DAVE', CREDIT, 9), ('DAVE', DEBIT, 9),
+              ('CAROL', CREDIT, 7), ('ALICE', CREDIT, 1)]
+    sheet = schema_1_ledger(path, ids, events, checkpoint=5)
+    log = rows(path, 'select * from event_log order by position')
+    streams = rows(path, 'select id, name, version from streams order by id')
+    want = replay(path)
+    check('schema 1: the sum the upgrade must find',
+          want == {'ALICE': 501, 'BOB': 450, 'CAROL': 307, 'DAVE': 0}, want)
+
+    p, out = js(path, 'balances\nbalance ALICE\nbalance CAROL\nhistory ALICE\n'
+                'history DAVE\nstatus\n')
+    check('schema 1: opens, exit 0', p.returncode == 0 and p.stderr == b'', (p.returncode, p.stderr))
+    check('schema 1: user_version is 2 after', user_version(path) == 2, user_version(path))
+    check('schema 1: application id kept',
+          rows(path, 'pragma application_id')[0][0] == 0x53435152)
+    check('schema 1: every event row unchanged',
+          rows(path, 'select * from event_log order by position') == log)
+    check('schema 1: stream numbers and versions unchanged',
+          rows(path, 'select id, name, version from streams order by id') == streams)
+    kept = dict(rows(path, 'select name, balance from streams'))
+    check("schema 1: each stream's kept balance is its events added up", kept == want, kept)
+    check('schema 1: the sheet rows unchanged',
+          dict(rows(path, 'select account, balance from balances')) == sheet ==
+          {'ALICE': 500, 'BOB': 500, 'CAROL': 300})
+    check('schema 1: the checkpoint unchanged', rows(path, 'select * from checkpoint') == [(1, 5)])
+    check('schema 1: still WAL, integrity ok', rows(path, 'pragma journal_mode') == [('wal',)] and
+          rows(path, 'pragma integrity_check') == [('ok',)])
+    check('schema 1: six answers', len(out) == 6 and all(o['ok'] for o in out), out)
+    if len(out) == 6:
+        check('schema 1: balances is the kept sheet at its checkpoint', out[0] == {
+            'ok': True, 'cmd': 'balances', 'position': 5, 'behind': 5,
+            'balances': [{'account': 'ALICE', 'balance': 500}, {'account': 'BOB', 'balance': 500},
+                         {'account': 'CAROL', 'balance': 300}]}, out[0])
+        check('schema 1: balance reads the sheet',
+              out[1]['balance'] == 500 and out[2]['balance'] == 300, out[1:3])
+        hist = [(e['version'], e['position'], e['type'], e['amount'], e['balance'], e['time'])
+                for e in out[3]['events']]
+        check('schema 1: history is the events as they were', hist == [
+            (1, 1, 'AccountCredited', 1000, 1000, '2026-11-28T21:03:05.000Z'),
+            (2, 3, 'AccountDebited', 200, 800, '2026-11-28T21:03:07.000Z'),
+            (3, 4, 'AccountDebited', 300, 500, '2026-11-28T21:03:08.000Z'),
+            (4, 10, 'AccountCredited', 1, 501, '2026-11-28T21:03:14.000Z')], hist)
+        check('schema 1: an account back at 0 has its history',
+              [e['balance'] for e in out[4]['events']] == [9, 0], out[4])
+        check('schema 1: status', out[5]['head'] == 10 and out[5]['streams'] == 4 and
+              out[5]['checkpoint'] == 5 and out[5]['behind'] == 5, out[5])
+
+    # opened again (now schema 2): refresh has work; writes go on from there
+    p, out = js(path, 'refresh\nbalances\nwithdraw ALICE 502\nwithdraw ALICE 501\n'
+                'withdraw DAVE 1\ntransfer BOB CAROL 450\ndeposit ERIN 4\nstatus\n')
+    check('schema 1, reopened: exit 1 (two refusals)', p.returncode == 1 and len(out) == 8,
+          (p.returncode, p.stderr, out))
+    if len(out) == 8:
+        check('schema 1, reopened: refresh applies the five behind',
+              out[0] == {'ok': True, 'cmd': 'refresh', 'applied': 5, 'position': 10}, out[0])
+        check('schema 1, reopened: balances is the replay', {
+            b['account']: b['balance'] for b in out[1]['balances']} == want, out[1])
+        check('schema 1, reopened: a withdrawal past the balance is refused with it',
+              out[2].get('error') == 'insufficient_funds' and
+              out[2]['message'] == 'ALICE has 501, cannot withdraw 502', out[2])
+        check('schema 1, reopened: the whole balance can be withdrawn',
+              out[3].get('ok') and out[3]['version'] == 5 and out[3]['position'] == 11, out[3])
+        check('schema 1, reopened: an account at 0 has nothing to give',
+              out[4].get('message') == 'DAVE has 0, cannot withdraw 1', out[4])
+        check('schema 1, reopened: a transfer of all of it',
+              out[5].get('ok') and out[5]['position'] == 13, out[5])
+        check('schema 1, reopened: status', out[7]['head'] == 14 and out[7]['streams'] == 5, out[7])
+    check('schema 1, reopened: the old rows still unchanged',
+          rows(path, 'select * from event_log where position <= 10 order by position') == log)
+    check('schema 1, reopened: new events under the old numbers',
+          rows(path, 'select position, stream, version, type, amount from event_log '
+               'where position > 10 order by position') ==
+          [(11, 7, 5, DEBIT, 501), (12, 3, 3, DEBIT, 450), (13, 12, 3, CREDIT, 450),
+           (14, 13, 1, CREDIT, 4)])
+    kept = dict(rows(path, 'select name, balance from streams'))
+    check('schema 1, reopened: kept balances follow the writes',
+          kept == replay(path) == {'ALICE': 0, 'BOB': 0, 'CAROL': 757, 'DAVE': 0, 'ERIN': 4}, kept)
+    check('schema 1, reopened: the sheet after refresh is the replay at 10',
+          dict(rows(path, 'select account, balance from balances')) == want and
+          rows(path, 'select position from checkpoint') == [(10,)])
+
+
+def test_upgrade_shells_at_once():
+    """Shells opening one schema-1 ledger together: one upgrades it, the
+    others wait and use it; each one's deposit is kept."""
+    path = fresh('schema-1-together.db')
+    schema_1_ledger(path, {'A': 1}, [('A', CREDIT, 5)], checkpoint=0)
+    ps = [subprocess.Popen([BIN, '--store', 'sqlite:' + path], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+          for _ in range(8)]
+    errs = [p.communicate(f'deposit A {i + 1}\n'.encode(), timeout=60)[1]
+            for i, p in enumerate(ps)]
+    codes = [p.returncode for p in ps]
+    check('schema 1, shells at once: all ran', codes == [0] * 8, (codes, errs))
+    check('schema 1, shells at once: upgraded once, nine events',
+          user_version(path) == 2 and rows(path, 'select count(*) from event_log') == [(9,)] and
+          rows(path, 'select version, balance from streams') == [(9, 5 + 36)])
+
+
+def test_upgrade_that_fails():
+    """A schema-1 ledger whose events take a balance below 0 cannot be
+    upgraded (the kept balance's CHECK fails): the file is refused, exit 2,
+    and left exactly as it was, still schema 1."""
+    path = fresh('schema-1-overdrawn.db')
+    schema_1_ledger(path, {'A': 1, 'B': 2}, [('A', CREDIT, 5), ('B', CREDIT, 3),
+                                             ('A', DEBIT, 8)], checkpoint=2)
+    refused('schema 1 that cannot be upgraded', path, 'CHECK constraint failed')
+    check('schema 1 that cannot be upgraded: still schema 1', user_version(path) == 1)
+    check('schema 1 that cannot be upgraded: streams has no balance column',
+          [r[1] for r in rows(path, 'pragma table_info(streams)')] == ['id', 'name', 'version'])
+
+
+# ---- a reopened hot account answers as a replay does ----
+
+def test_hot_account_reopened():
+    """A shell opened on an account with 200,000 events decides on it from
+    its kept state (one row) and must answer exactly as replaying them
+    does: all of the balance can be withdrawn, one more is refused with the
+    replay's balance; beside it an account with one event."""
+    path = fresh('hot.db')
+    rng = random.Random(13)
+    lines, bal, n = [], 0, 200_000
+    for i in range(n):
+        if bal > 0 and rng.random() < 0.45:
+            a = rng.randint(1, bal)
+            bal -= a
+            lines.append(f'withdraw HOT {a}')
+        else:
+            a = rng.randint(1, 5000)
+            bal += a
+            lines.append(f'deposit HOT {a}')
+        if i == n // 2:
+            lines.append('deposit COLD 17')
+    ledger_with(path, '\n'.join(lines) + '\n')
+    hot = replay(path)['HOT']
+    check('hot account: the replay is the model', hot == bal and replay(path)['COLD'] == 17,
+          (hot, bal))
+    check('hot account: the kept rows are the replay',
+          rows(path, 'select name, version, balance from streams order by name') ==
+          [('COLD', 1, 17), ('HOT', n, hot)])
+
+    p, out = js(path, f'withdraw HOT {hot + 1}\nwithdraw COLD 18\n')
+    check('hot account, reopened: one more than the balance is refused, exit 1',
+          p.returncode == 1 and len(out) == 2 and
+          out[0].get('message') == f'HOT has {hot}, cannot withdraw {hot + 1}' and
+          out[1].get('message') == 'COLD has 17, cannot withdraw 18', (p.returncode, out))
+    p, out = js(path, f'withdraw HOT {hot}\nwithdraw COLD 17\nwithdraw HOT 1\n')
+    check('hot account, reopened: the whole balance is withdrawn at the next version',
+          len(out) == 3 and out[0].get('ok') and out[0]['version'] == n + 1 and
+          out[0]['position'] == n + 2, out[:1])
+    check('hot account, reopened: so is the one-event account',
+          len(out) == 3 and out[1].get('ok') and out[1]['version'] == 2 and
+          out[1]['position'] == n + 3, out[1:2])
+    check('hot account, reopened: and then it has 0',
+          len(out) == 3 and out[2].get('message') == 'HOT has 0, cannot withdraw 1', out[2:])
+    p, out = js(path, 'deposit HOT 5\n')
+    check('hot account, reopened again: a deposit at the next version',
+          p.returncode == 0 and out[0]['version'] == n + 2 and out[0]['position'] == n + 4, out)
+    check('hot account: the kept rows are the replay after it all',
+          dict(rows(path, 'select name, balance from streams')) == replay(path) ==
+          {'HOT': 5, 'COLD': 0})
+
+
+def test_kept_balance_edited():
+    """The kept balance edited by hand (within its CHECK). What the program
+    does today: a write decides on the account's kept state, its streams
+    row, once the row's version agrees with where its events end; it does
+    not replay them, so it believes the edited balance, and a withdrawal of
+    it all is written. `history` and `rebuild` replay the events, and find
+    that withdrawal taking the account below 0: a damaged ledger, exit 3.
+    Asserted as it is, so that a change of it is noticed."""
+    path = fresh('edited.db')
+    ledger_with(path, 'deposit E 100\nwithdraw E 30\n')
+    db = sqlite3.connect(path)
+    db.execute("UPDATE streams SET balance = balance + 5 WHERE name = 'E'")
+    db.commit()
+    db.close()
+    p, out = js(path, 'withdraw E 76\nwithdraw E 75\nhistory E\n')
+    check('edited balance: a withdrawal is decided on the kept 75',
+          len(out) == 3 and out[0].get('message') == 'E has 75, cannot withdraw 76' and
+          out[1].get('ok') and out[1]['version'] == 3, out)
+    check('edited balance: history replays and says damaged, exit 3',
+          p.returncode == 3 and len(out) == 3 and out[2].get('error') == 'storage' and
+          'the balance 70 less 75 goes below 0' in out[2]['message'], (p.returncode, out[2:]))
+    check('edited balance: the row went on from the edit',
+          rows(path, 'select version, balance from streams') == [(3, 0)])
+    p, out = js(path, 'rebuild\n')
+    check('edited balance: rebuild replays and says damaged, exit 3',
+          p.returncode == 3 and out and out[0].get('error') == 'storage' and
+          'below 0' in out[0]['message'], (p.returncode, out))
+
+
 def main():
     for t in (test_new_file, test_reopen, test_bad_files, test_full_disk, test_two_shells,
               test_first_open_race, test_refresh_always_beaten, test_hard_link,
               test_renamed_while_open, test_removed_while_open, test_url_form_refused,
               test_uri_like_names_are_files, test_location, test_not_regular_files,
               test_backup_while_writing, test_backup_of_memory, test_backup_refused,
-              test_backup_half_written, test_busy, test_damaged):
+              test_backup_half_written, test_busy, test_damaged,
+              test_upgrade_from_schema_1, test_upgrade_shells_at_once,
+              test_upgrade_that_fails, test_hot_account_reopened, test_kept_balance_edited):
         try:
             t()
         except Exception as e:	# a crash of the test is a failure, not a pass

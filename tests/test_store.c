@@ -812,6 +812,131 @@ START_TEST(location_and_created)
 }
 END_TEST
 
+/* The state the store keeps of stream (store_stream_state) is version and
+ * balance; on a store that numbers streams the key it gives is the
+ * stream's, whatever hint went in. */
+static void state_is(const char *stream, uint32_t hint, uint64_t version,
+		     int64_t balance)
+{
+	uint32_t key = hint;
+	uint64_t v = 99;
+	int64_t b = 99;
+	ck_assert_int_eq(store_stream_state(s, stream, strlen(stream), &key, &v, &b),
+			 ERR_OK);
+	ck_assert_msg(v == version && b == balance, "%s: version %llu balance %lld, "
+		      "want %llu and %lld", stream, (unsigned long long)v,
+		      (long long)b, (unsigned long long)version, (long long)balance);
+	if (version == 0)
+		ck_assert_uint_eq(key, hint);	/* no stream: no key */
+	else if (numbers_streams())
+		ck_assert_uint_ne(key, 0);
+}
+
+START_TEST(the_kept_state_is_each_streams_version_and_balance)
+{
+	state_is("A", 0, 0, 0);	/* a stream that does not exist */
+	put("A", 0, EVENT_CREDITED, 10);
+	state_is("A", 0, 1, 10);	/* in the group, before its commit */
+	put("A", 1, EVENT_DEBITED, 3);
+	state_is("A", 0, 2, 7);
+	store_new_event t[2] = {	/* a transfer moves both */
+		ev("A", 2, EVENT_DEBITED, 7),
+		ev("B", 0, EVENT_CREDITED, 7),
+	};
+	uint64_t pos;
+	ck_assert_int_eq(store_append(s, t, 2, 0, &pos), ERR_OK);
+	state_is("A", 0, 3, 0);
+	state_is("B", 0, 1, 7);
+	state_is("nobody", 0, 0, 0);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	state_is("A", 0, 3, 0);	/* outside a group: what was written */
+	state_is("B", 0, 1, 7);
+	put("B", 1, EVENT_DEBITED, 2);
+	store_new_event twice[2] = {	/* one stream twice in one append */
+		ev("C", 0, EVENT_CREDITED, 4),
+		ev("C", 1, EVENT_DEBITED, 1),
+	};
+	ck_assert_int_eq(store_append(s, twice, 2, 0, &pos), ERR_OK);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	/* the key an append gave back, and a wrong hint, which is only that */
+	uint32_t kb = 0;
+	store_new_event e = ev("B", 2, EVENT_CREDITED, 1);
+	e.stream_key = &kb;
+	ck_assert_int_eq(store_append(s, &e, 1, 0, &pos), ERR_OK);
+	uint32_t key = 0;
+	uint64_t v;
+	int64_t b;
+	ck_assert_int_eq(store_stream_state(s, "B", 1, &key, &v, &b), ERR_OK);
+	ck_assert_uint_eq(key, kb);
+	state_is("C", kb, 2, 3);
+	state_is("C", 99, 2, 3);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	if (!durable())
+		return;
+	reopen();	/* the same, read from what the store kept */
+	state_is("A", 0, 3, 0);
+	state_is("B", 0, 3, 6);
+	state_is("C", 0, 2, 3);
+	state_is("nobody", 0, 0, 0);
+	put("B", 3, EVENT_DEBITED, 6);
+	state_is("B", 0, 4, 0);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	reopen();
+	state_is("B", 0, 4, 0);
+	ck_assert_uint_eq(head(), 9);
+}
+END_TEST
+
+/* The store keeps each balance in 0..INT64_MAX: an append that would take
+ * one out fails, as the store's failure, and writes nothing. */
+START_TEST(an_append_out_of_the_balance_range_fails_and_writes_nothing)
+{
+	put("A", 0, EVENT_CREDITED, 10);
+	put("MAX", 0, EVENT_CREDITED, INT64_MAX);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	uint64_t pos = 99, n;
+	store_new_event bad[][2] = {
+		{ ev("A", 1, EVENT_DEBITED, 11) },	/* below 0 */
+		{ ev("A", 1, EVENT_DEBITED, 11),	/* the credit is never made */
+		  ev("new", 0, EVENT_CREDITED, 11) },
+		{ ev("A", 1, EVENT_CREDITED, 5),	/* 15 after the first */
+		  ev("A", 2, EVENT_DEBITED, 16) },
+		{ ev("new", 0, EVENT_CREDITED, 1),	/* the second fails */
+		  ev("A", 1, EVENT_DEBITED, 11) },
+		{ ev("MAX", 1, EVENT_CREDITED, 1) },	/* past INT64_MAX */
+	};
+	size_t len[] = { 1, 2, 2, 2, 1 };
+	for (size_t i = 0; i < sizeof len / sizeof *len; i++) {
+		ck_assert_msg(store_append(s, bad[i], len[i], 0, &pos) == ERR_STORAGE,
+			      "append %zu was not refused", i);
+		ck_assert_str_ne(store_errmsg(s), "");
+		/* a group that failed is reported at its commit, once */
+		ck_assert_int_eq(store_commit(s), durable() ? ERR_STORAGE : ERR_OK);
+		ck_assert_int_eq(store_commit(s), ERR_OK);
+		ck_assert_uint_eq(pos, 99);
+		ck_assert_uint_eq(head(), 2);
+		state_is("A", 0, 1, 10);
+		state_is("MAX", 0, 1, INT64_MAX);
+		state_is("new", 0, 0, 0);
+		ck_assert_int_eq(store_stream_count(s, &n), ERR_OK);
+		ck_assert_uint_eq(n, 2);
+	}
+	seen r = { 0 };
+	ck_assert_int_eq(store_read_all(s, 0, 10, record, &r), ERR_OK);
+	ck_assert_uint_eq(r.n, 2);
+	/* and the next append goes on from there, without a gap */
+	ck_assert_uint_eq(put("A", 1, EVENT_DEBITED, 10), 3);
+	state_is("A", 0, 2, 0);
+	ck_assert_int_eq(store_commit(s), ERR_OK);
+	if (!durable())
+		return;
+	reopen();
+	ck_assert_uint_eq(head(), 3);
+	state_is("A", 0, 2, 0);
+	state_is("new", 0, 0, 0);
+}
+END_TEST
+
 /* A test case on a fresh store each test. A durable store gets longer
  * than Check's 4 s default (200,000 appends to a file under ASan on a busy
  * machine, a server's round trips); CK_DEFAULT_TIMEOUT, set, still wins. */
@@ -834,6 +959,10 @@ static Suite *store_suite(void)
 	tcase_add_test(t, two_stream_append_is_all_or_nothing);
 	tcase_add_test(t, one_append_may_hold_a_stream_twice);
 	tcase_add_test(t, a_conflict_puts_back_a_new_stream);
+	suite_add_tcase(su, t);
+	t = fresh_case("state");
+	tcase_add_test(t, the_kept_state_is_each_streams_version_and_balance);
+	tcase_add_test(t, an_append_out_of_the_balance_range_fails_and_writes_nothing);
 	suite_add_tcase(su, t);
 	t = fresh_case("keep");
 	tcase_add_test(t, reopened_the_store_is_as_left);
