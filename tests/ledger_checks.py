@@ -377,10 +377,10 @@ def check_final_refresh(run, events, sheet, checkpoint, store):
 
 # ---- refreshes racing a writer ----
 
-def refresh_scripts(rng, refreshes, writes):
+def refresh_scripts(rng, refreshes, writes, writers=1):
     """Two refreshers (`refreshes` times a deposit then a refresh, a
-    `balances` every tenth) and a writer that does not refresh (`writes`
-    deposits and withdrawals) on accounts B0..B3."""
+    `balances` every tenth) and `writers` writers that do not refresh
+    (`writes` deposits and withdrawals each) on accounts B0..B3."""
     scripts = []
     for _ in range(2):                      # the refreshers
         lines = []
@@ -390,12 +390,13 @@ def refresh_scripts(rng, refreshes, writes):
             if n % 10 == 0:
                 lines.append('balances')
         scripts.append(lines)
-    lines = []                              # a writer that does not refresh
-    for n in range(writes):
-        a = f'B{rng.randrange(4)}'
-        lines.append(f'deposit {a} {rng.randint(1, 100)}' if n % 3
-                     else f'withdraw {a} {rng.randint(1, 50)}')
-    scripts.append(lines)
+    for _ in range(writers):                # writers that do not refresh
+        lines = []
+        for n in range(writes):
+            a = f'B{rng.randrange(4)}'
+            lines.append(f'deposit {a} {rng.randint(1, 100)}' if n % 3
+                         else f'withdraw {a} {rng.randint(1, 50)}')
+        scripts.append(lines)
     return scripts
 
 
