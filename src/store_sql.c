@@ -369,6 +369,18 @@ error_code store_sql_head(store *s, const store_sql_prims *p,
 	return p->head(s, head);
 }
 
+bool store_sql_known(const store_sql_writer *w, const char *stream,
+		     size_t len, uint64_t *version)
+{
+	if (!w->in_group)
+		return false;
+	uint32_t slot = idmap_find(w->names, stream, len);
+	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN))
+		return false;
+	*version = w->st[slot].version;
+	return true;
+}
+
 /* ---- the balance sheet ---- */
 
 error_code store_sql_sheet_save(store *s, const store_sql_prims *p,

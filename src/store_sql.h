@@ -184,6 +184,12 @@ error_code store_sql_stream_state(store *s, const store_sql_prims *p,
 error_code store_sql_head(store *s, const store_sql_prims *p,
 			  store_sql_writer *w, uint64_t *head);
 
+/* In a group, whether the table knows the stream, and its version: the
+ * stream's events end there (a backend that queues events answers a read
+ * past it without writing the queue or asking the server). */
+bool store_sql_known(const store_sql_writer *w, const char *stream,
+		     size_t len, uint64_t *version);
+
 /* store_ops.sheet_save, inside the caller's group: the first save of a
  * group moves the checkpoint from `from` to `to` (ERR_CONFLICT, nothing
  * written, if it is not at `from`), and holds the row lock that move took;
