@@ -195,6 +195,9 @@ typedef struct pg_store {
 	buf cols[5];		/* the flush's other arrays: streams, sheet */
 	bool committing;	/* pg_commit's flush: COMMIT goes with it */
 	bool committed;		/* ... and went, and worked */
+	bool broken;		/* a flush of this group failed: the group is
+				   lost, and says so with the first failure */
+	char broken_why[sizeof ((store *)0)->errmsg];
 	long commit_delay_ms;	/* test hook: hold each group open this long */
 	bool busy;		/* the last failure was another session's lock
 				   (lock_timeout) outside any group */
@@ -504,7 +507,16 @@ static error_code pg_begin(store *s)
 		return rc;
 	}
 	queue_clear(&g->q);
+	g->broken = false;
 	return ERR_OK;
+}
+
+/* The first failure of a flush, again: a read in the group that sent the
+ * queue failed, and store.c drops the group only at its commit. */
+static error_code still_broken(pg_store *g)
+{
+	memcpy(g->base.errmsg, g->broken_why, sizeof g->broken_why);
+	return ERR_STORAGE;
 }
 
 static error_code pg_commit(store *s)
@@ -512,6 +524,8 @@ static error_code pg_commit(store *s)
 	pg_store *g = (pg_store *)s;
 	error_code rc;
 	g->committed = false;
+	if (g->broken)
+		return still_broken(g);
 	if (g->commit_delay_ms > 0) {	/* the gap test's slow writer: its
 					   events are in, the COMMIT waits */
 		if ((rc = store_sql_flush(s, &pg_prims, g->writer)) != ERR_OK)
@@ -550,6 +564,7 @@ static void pg_rollback(store *s)
 	pg_store *g = (pg_store *)s;
 	abandon(g);
 	queue_clear(&g->q);
+	g->broken = false;
 	store_sql_rolled_back(g->writer);
 }
 
@@ -693,6 +708,8 @@ static error_code pg_flush(store *s, const store_sql_stream *const *streams,
 			   size_t n, const store_sql_sheet_flush *sheet)
 {
 	pg_store *g = (pg_store *)s;
+	if (g->broken)
+		return still_broken(g);
 	buf *c = g->cols;
 	for (size_t i = 0; i < sizeof g->cols / sizeof *g->cols; i++)
 		c[i].len = 0;
@@ -752,6 +769,10 @@ static error_code pg_flush(store *s, const store_sql_stream *const *streams,
 	queue_clear(&g->q);	/* sent, or the group is lost */
 	if (rc == ERR_OK && g->committing)
 		g->committed = true;
+	if (rc != ERR_OK) {
+		g->broken = true;
+		memcpy(g->broken_why, g->base.errmsg, sizeof g->broken_why);
+	}
 	return rc;
 }
 
@@ -760,6 +781,8 @@ static error_code flushed(pg_store *g)
 {
 	if (!g->base.in_group)
 		return ERR_OK;
+	if (g->broken)
+		return still_broken(g);
 	return store_sql_flush(&g->base, &pg_prims, g->writer);
 }
 
