@@ -115,7 +115,7 @@ typedef struct query {
 } query;
 
 enum {
-	Q_HEAD, Q_STREAM_LOAD, Q_EVENTS_AFTER, Q_EVENTS_PUT, Q_STREAMS_PUT,
+	Q_HEAD, Q_STREAM_LOAD, Q_STREAMS_ALL, Q_EVENTS_AFTER, Q_EVENTS_PUT, Q_STREAMS_PUT,
 	Q_READ_STREAM, Q_READ_ALL, Q_STREAM_COUNT,
 	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_CHECKPOINT_SET,
 	Q_BALANCES_PUT, Q_BALANCES_CLEAR, Q_BALANCES, Q_NOTIFY, Q_COMMIT,
@@ -132,6 +132,9 @@ static const query queries[Q_COUNT] = {
 		"SELECT s.version, s.balance, (SELECT coalesce(max(e.version), 0) "
 		"FROM events e WHERE e.stream = s.name) FROM streams s "
 		"WHERE s.name = $1", 1 },
+	[Q_STREAMS_ALL] = { "streams_all",
+		"SELECT s.name, s.version, s.balance, (SELECT coalesce(max(e.version), "
+		"0) FROM events e WHERE e.stream = s.name) FROM streams s", 0 },
 	[Q_EVENTS_AFTER] = { "events_after",
 		"SELECT stream, version, type, amount FROM events "
 		"WHERE position > $1 ORDER BY position", 1 },
@@ -603,6 +606,36 @@ static error_code pg_stream_load(store *s, store_sql_stream *st)
 				       (long long)events);
 	st->version = (uint64_t)version;
 	return ERR_OK;
+}
+
+/* Every stream row, each checked as pg_stream_load checks one (a small
+ * ledger's, at group start: a name not among them then needs no look). */
+static error_code pg_streams_all(store *s,
+				 int (*fn)(void *ctx, const store_sql_stream *st),
+				 void *ctx)
+{
+	pg_store *g = (pg_store *)s;
+	PGresult *res = exec(g, Q_STREAMS_ALL, NULL, "cannot read the streams");
+	if (res == NULL)
+		return ERR_STORAGE;
+	error_code rc = ERR_OK;
+	for (int r = 0; r < PQntuples(res) && rc == ERR_OK; r++) {
+		const char *name = PQgetvalue(res, r, 0);
+		int64_t version = int_at(res, r, 1), events = int_at(res, r, 3);
+		store_sql_stream st = { .name = name, .len = strlen(name),
+					.version = (uint64_t)version,
+					.balance = int_at(res, r, 2), .stored = true };
+		if (version != events || version <= 0 || st.balance < 0)
+			rc = store_base_fail(s, "damaged ledger: account %.64s is "
+					     "kept at version %lld, balance %lld, "
+					     "but its events end at version %lld",
+					     name, (long long)version,
+					     (long long)st.balance, (long long)events);
+		else
+			fn(ctx, &st);
+	}
+	PQclear(res);
+	return rc;
 }
 
 /* Queues the event: its position is decided, nothing comes back, so it
@@ -1273,6 +1306,7 @@ static const store_sql_prims pg_prims = {
 	.head = pg_file_head,
 	.stream_load = pg_stream_load,
 	.stream_add = NULL,	/* streams go by name: flush makes new rows */
+	.streams_all = pg_streams_all,
 	.event_add = pg_event_add,
 	.events_after = pg_events_after,
 	.flush = pg_flush,

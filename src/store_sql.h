@@ -87,6 +87,13 @@ typedef struct store_sql_prims {
 	 * the row of a new stream now (at version 1, balance 0: flush writes
 	 * the real ones) and sets st->key, stored true. */
 	error_code (*stream_add)(store *s, store_sql_stream *st);
+	/* Optional (NULL: each stream is read when first asked): calls fn per
+	 * stream row, each checked as stream_load checks one, so that the
+	 * table knows every stream and a name it lacks has no row (asked of
+	 * a small ledger only, at group start). */
+	error_code (*streams_all)(store *s,
+				  int (*fn)(void *ctx, const store_sql_stream *st),
+				  void *ctx);
 	/* Writes (or, in a backend that sends them in bulk, queues) one event
 	 * whose position and version are decided. */
 	error_code (*event_add)(store *s, const store_sql_event *ev);

@@ -49,8 +49,9 @@ Tests (NAME for --only):
                answered after A's commit timestamp, the final checkpoint is
                max(position), the table is the replay.
   refresh      two shells refresh after nearly every deposit while a third
-               writes: refreshes join end to end, every `balances` shown is
-               the replay to its position, the kept table is the replay.
+               writes (a last round: while four write): refreshes join end
+               to end, every `balances` shown is the replay to its position,
+               the kept table is the replay.
   stopped      the server stops (pg_ctl stop -m fast) under a shell: its next
                deposit prints a storage error and it exits 3; after a restart
                the ledger holds exactly the writes answered before the stop.
@@ -720,12 +721,15 @@ def test_refresh(checks, rounds=3):
     conflicts = applied = shown = 0
     with Database('refresh') as db:
         start = 0
-        for r in range(rounds):
+        for r in range(rounds + 1):
             rng = random.Random(100 + r)
             scripts = refresh_scripts(rng, 150, 200)
+            if r == rounds:     # the last round: two refresh while four write
+                scripts += [refresh_scripts(random.Random(200 + k), 0, 200)[2]
+                            for k in range(3)]
             scripts.append(['balances'] * 300)      # a reader
-            results = run_all(db, scripts, [True, True, True, True])
-            tag = f'refresh round {r + 1}'
+            results = run_all(db, scripts, [True] * len(scripts))
+            tag = f'refresh round {r + 1}' + (' (four writers)' if r == rounds else '')
             events = db.events()
             checkpoint = db.checkpoint()
             c, a, n = check_refresh_round(checks, tag, scripts, results, events,
@@ -742,7 +746,7 @@ def test_refresh(checks, rounds=3):
             start = len(db.events())
             if last and last['applied']:
                 applied += 1
-    print(f'refresh: {rounds} rounds, {applied} refreshes that applied events, '
+    print(f'refresh: {rounds} rounds + 1 with four writers, {applied} refreshes that applied events, '
           f'{shown} balances checked, {conflicts} conflicts', flush=True)
 
 
