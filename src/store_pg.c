@@ -874,12 +874,14 @@ static error_code pg_read_stream(store *s, const char *stream,
 {
 	pg_store *g = (pg_store *)s;
 	uint64_t known;
+	bool unflushed = true;
 	/* in a group the table knows where a stream it holds ends: a handler
-	 * asking for what follows its kept state asks for nothing */
-	if (store_sql_known(g->writer, stream, strlen(stream), &known) &&
-	    after_version >= known)
+	 * asking for what follows its kept state asks for nothing, and one
+	 * whose stream has nothing queued needs no flush first */
+	if (store_sql_known(g->writer, stream, strlen(stream), &known,
+			    &unflushed) && after_version >= known)
 		return ERR_OK;
-	error_code rc = flushed(g);
+	error_code rc = unflushed ? flushed(g) : ERR_OK;
 	if (rc != ERR_OK)
 		return rc;
 	char v[24];
@@ -1315,6 +1317,7 @@ static const store_sql_prims pg_prims = {
 	.balances = pg_balances,
 	.snapshot_begin = pg_snapshot_begin,
 	.snapshot_end = pg_snapshot_end,
+	.catchup_max = 65536,	/* one query, against a round trip a stream */
 	.schema_version = SCHEMA_VERSION,
 	.schema_read = pg_schema_read,
 	.schema_lock = pg_schema_lock,

@@ -238,7 +238,8 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 	error_code rc = p->head(s, &head);
 	if (rc != ERR_OK)
 		return rc;
-	if (!w->seen_valid || head < w->seen || head - w->seen > CATCHUP_MAX) {
+	uint64_t most = p->catchup_max ? p->catchup_max : CATCHUP_MAX;
+	if (!w->seen_valid || head < w->seen || head - w->seen > most) {
 		forget_streams(w);
 	} else if (head != w->seen &&
 		   (rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
@@ -417,7 +418,7 @@ error_code store_sql_head(store *s, const store_sql_prims *p,
 }
 
 bool store_sql_known(const store_sql_writer *w, const char *stream,
-		     size_t len, uint64_t *version)
+		     size_t len, uint64_t *version, bool *unflushed)
 {
 	if (!w->in_group)
 		return false;
@@ -425,6 +426,7 @@ bool store_sql_known(const store_sql_writer *w, const char *stream,
 	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN))
 		return false;
 	*version = w->st[slot].version;
+	*unflushed = w->flags[slot] & MOVED;
 	return true;
 }
 

@@ -114,6 +114,12 @@ typedef struct store_sql_prims {
 	error_code (*flush)(store *s, const store_sql_stream *const *streams,
 			    size_t n, const store_sql_sheet_flush *sheet);
 
+	/* The most events of other shells a group start reads to catch the
+	 * table up; past it the table forgets, and streams are read again
+	 * when asked. 0: store_sql's default (4096); a backend whose reads
+	 * are round trips catches up further. */
+	uint64_t catchup_max;
+
 	/* ---- the balance sheet ---- */
 
 	/* The kept checkpoint (what sheet_checkpoint answers). */
@@ -193,9 +199,10 @@ error_code store_sql_head(store *s, const store_sql_prims *p,
 
 /* In a group, whether the table knows the stream, and its version: the
  * stream's events end there (a backend that queues events answers a read
- * past it without writing the queue or asking the server). */
+ * past it without writing the queue or asking the server); *unflushed:
+ * it moved since the last flush (else its events are all written). */
 bool store_sql_known(const store_sql_writer *w, const char *stream,
-		     size_t len, uint64_t *version);
+		     size_t len, uint64_t *version, bool *unflushed);
 
 /* store_ops.sheet_save, inside the caller's group: the first save of a
  * group moves the checkpoint from `from` to `to` (ERR_CONFLICT, nothing
