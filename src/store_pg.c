@@ -186,7 +186,9 @@ static const query queries[Q_COUNT] = {
  * parameter it becomes ("{1,2,3"; the closing brace added when sent). */
 typedef struct queue {
 	buf col[6];	/* position, stream, version, type, amount, time */
-	size_t n;
+	store_event *ev;	/* the same events, for a read in the group
+				   (stream: the writer table's name) */
+	size_t n, cap;
 } queue;
 
 typedef struct pg_store {
@@ -457,6 +459,7 @@ static void queue_free(queue *q)
 {
 	for (size_t i = 0; i < sizeof q->col / sizeof *q->col; i++)
 		buf_free(&q->col[i]);
+	free(q->ev);
 }
 
 /* One more element of an array's text ("{" before the first). */
@@ -649,7 +652,15 @@ static error_code pg_event_add(store *s, const store_sql_event *ev)
 	put_num(&q->col[3], ev->type == EVENT_DEBITED ? 2 : 1);
 	put_num(&q->col[4], ev->amount);
 	put_num(&q->col[5], ev->time_ms);
-	q->n++;
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 1024;
+		q->ev = xreallocarray(q->ev, q->cap, sizeof *q->ev);
+	}
+	q->ev[q->n++] = (store_event){
+		.position = ev->position, .stream = ev->stream->name,
+		.version = ev->version, .type = ev->type, .amount = ev->amount,
+		.time_ms = ev->time_ms,
+	};
 	return ERR_OK;
 }
 
@@ -894,6 +905,17 @@ static error_code pg_read_all(store *s, uint64_t after, size_t limit,
 			      store_event_fn fn, void *ctx)
 {
 	pg_store *g = (pg_store *)s;
+	queue *q = &g->q;
+	/* a refresh in a group, after the last one in it: what it asks for
+	 * is all in the queue (positions there run on without gaps) */
+	if (g->base.in_group && !g->broken && q->n > 0 &&
+	    after + 1 >= q->ev[0].position) {
+		size_t i = (size_t)(after + 1 - q->ev[0].position);
+		for (size_t k = 0; i < q->n && k < limit; i++, k++)
+			if (fn(ctx, &q->ev[i]))
+				break;
+		return ERR_OK;
+	}
 	error_code rc = flushed(g);
 	if (rc != ERR_OK)
 		return rc;
