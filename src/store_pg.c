@@ -80,7 +80,7 @@ static const char schema[] =
 	");\n"
 	"CREATE TABLE events (\n"
 	"  position bigint PRIMARY KEY CHECK (position > 0),\n"
-	"  stream text NOT NULL REFERENCES streams (name),\n"
+	"  stream text NOT NULL,\n"
 	"  version bigint NOT NULL CHECK (version > 0),\n"
 	"  type text NOT NULL CHECK (type IN ('AccountCredited', 'AccountDebited')),\n"
 	"  amount bigint NOT NULL CHECK (amount > 0),\n"
@@ -99,13 +99,21 @@ static const char schema[] =
 
 /* Schema 1 to 2: each stream's balance beside its version, added up from
  * its events, in the one transaction of the upgrade (schema_lock's). A sum
- * that leaves 0..INT64_MAX fails the upgrade, which then changes nothing. */
+ * that leaves 0..INT64_MAX fails the upgrade, which then changes nothing.
+ * The events' foreign key to streams goes: checked per row it was half
+ * the cost of an event's insert, and what it kept true is kept by the
+ * writer (a stream's row is written with its events, in their
+ * transaction) and checked where it matters (a stream's row against its
+ * events when read; an event of a stream without a row is a damaged
+ * ledger there, and collides with the unique (stream, version) on write);
+ * SQLite never enforced it. */
 static const char upgrade_1_2[] =
 	"ALTER TABLE streams ADD COLUMN balance bigint NOT NULL DEFAULT 0 "
 	"CHECK (balance >= 0);\n"
 	"UPDATE streams SET balance = e.balance FROM (SELECT stream, "
 	"sum(CASE type WHEN 'AccountCredited' THEN amount ELSE -amount END) "
 	"AS balance FROM events GROUP BY stream) e WHERE e.stream = streams.name;\n"
+	"ALTER TABLE events DROP CONSTRAINT IF EXISTS events_stream_fkey;\n"
 	"UPDATE simplecqrs_meta SET value = '2' WHERE key = 'schema_version';\n";
 
 typedef struct query {
@@ -130,11 +138,13 @@ static const query queries[Q_COUNT] = {
 	/* the row, and where its events end (one step down the unique index) */
 	[Q_STREAM_LOAD] = { "stream_load",
 		"SELECT s.version, s.balance, (SELECT coalesce(max(e.version), 0) "
-		"FROM events e WHERE e.stream = s.name) FROM streams s "
-		"WHERE s.name = $1", 1 },
+		"FROM events e WHERE e.stream = $1) FROM (SELECT) n "
+		"LEFT JOIN streams s ON s.name = $1", 1 },
 	[Q_STREAMS_ALL] = { "streams_all",
-		"SELECT s.name, s.version, s.balance, (SELECT coalesce(max(e.version), "
-		"0) FROM events e WHERE e.stream = s.name) FROM streams s", 0 },
+		"SELECT n.name, coalesce(s.version, 0), coalesce(s.balance, 0), "
+		"(SELECT coalesce(max(e.version), 0) FROM events e "
+		"WHERE e.stream = n.name) FROM (SELECT name FROM streams UNION "
+		"SELECT stream FROM events) n LEFT JOIN streams s USING (name)", 0 },
 	[Q_EVENTS_AFTER] = { "events_after",
 		"SELECT stream, version, type, amount FROM events "
 		"WHERE position > $1 ORDER BY position", 1 },
@@ -594,14 +604,14 @@ static error_code pg_stream_load(store *s, store_sql_stream *st)
 	st->key = 0;
 	st->version = 0;
 	st->balance = 0;
-	st->stored = PQntuples(res) > 0;
-	if (!st->stored) {
-		PQclear(res);
-		return ERR_OK;
-	}
-	int64_t version = int_at(res, 0, 0), events = int_at(res, 0, 2);
-	st->balance = int_at(res, 0, 1);
+	/* one row always: the stream's (NULL when it has none), its events' */
+	st->stored = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+	int64_t version = st->stored ? int_at(res, 0, 0) : 0;
+	int64_t events = PQntuples(res) == 1 ? int_at(res, 0, 2) : 0;
+	st->balance = st->stored ? int_at(res, 0, 1) : 0;
 	PQclear(res);
+	if (!st->stored && events == 0)
+		return ERR_OK;
 	if (version != events || version <= 0)
 		return store_base_fail(s, "damaged ledger: account %.64s is kept "
 				       "at version %lld but its events end at "

@@ -1234,6 +1234,9 @@ def test_upgrade(checks):
                           "information_schema.columns WHERE table_name = 'streams' "
                           "AND column_name = 'balance'")
             check(col == [['bigint', 'NO', '0']], f'the balance column: {col}')
+            fk = db.rows("SELECT count(*) FROM pg_constraint WHERE conname = "
+                         "'events_stream_fkey'")
+            check(fk == [['0']], 'the events\' foreign key is still there')
             p = subprocess.run(['psql', '-XAtq', '-d', db.name, '-c',
                                 "UPDATE streams SET balance = -1 WHERE name = 'C'"],
                                env=CLUSTER.env, capture_output=True, timeout=TIMEOUT)
@@ -1270,6 +1273,23 @@ def test_upgrade(checks):
             check(p.returncode == 2 and 'newer' in err, f'exit {p.returncode}: {err!r}')
             check(whole(db) == before, 'the ledger at schema 3 was changed')
         checks('upgrade: a ledger at schema 3 is refused and left alone', newer)
+
+    with Database('orphan') as db:
+        def orphan():
+            """An event whose stream has no row (the foreign key is gone):
+            a damaged ledger, said so, whether the table reads every stream
+            (a small ledger) or this one."""
+            status, _, err = run_json(db, 'deposit A 5\n')
+            check(status == 0, f'making the ledger: {err[:200]!r}')
+            db.rows("INSERT INTO events VALUES (2, 'Z', 1, 'AccountCredited', 9, now())")
+            for script in ('deposit Z 1\n', 'deposit A 1\n'):
+                p = run(['--json', '--store', db.uri], script)
+                out = p.stdout.decode(errors='replace')
+                check(p.returncode == 3 and 'damaged' in out and 'Z' in out,
+                      f'{script!r}: exit {p.returncode}: {out[:300]!r}')
+            check(len(db.events()) == 2, f'events {db.events()}')
+        checks('upgrade: an event of a stream without a row is a damaged ledger, '
+               'nothing written', orphan)
 
     with Database('upgrade_damaged') as db:
         # B withdraws more than it had: the upgrade's sum breaks the check
