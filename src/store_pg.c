@@ -77,7 +77,7 @@ static const char schema[] =
 	"  name text PRIMARY KEY,\n"
 	"  version bigint NOT NULL CHECK (version > 0),\n"
 	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
-	");\n"
+	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE events (\n"
 	"  position bigint PRIMARY KEY CHECK (position > 0),\n"
 	"  stream text NOT NULL,\n"
@@ -90,7 +90,7 @@ static const char schema[] =
 	"CREATE TABLE balances (\n"
 	"  account text PRIMARY KEY,\n"
 	"  balance bigint NOT NULL CHECK (balance >= 0)\n"
-	");\n"
+	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE checkpoint (\n"
 	"  id int PRIMARY KEY CHECK (id = 1),\n"
 	"  position bigint NOT NULL\n"
@@ -106,7 +106,9 @@ static const char schema[] =
  * transaction) and checked where it matters (a stream's row against its
  * events when read; an event of a stream without a row is a damaged
  * ledger there, and collides with the unique (stream, version) on write);
- * SQLite never enforced it. */
+ * SQLite never enforced it. streams and balances are rewritten row by row
+ * every group: half-empty pages let the update stay in the page (a HOT
+ * update, no index entry), three times cheaper. */
 static const char upgrade_1_2[] =
 	"ALTER TABLE streams ADD COLUMN balance bigint NOT NULL DEFAULT 0 "
 	"CHECK (balance >= 0);\n"
@@ -114,6 +116,8 @@ static const char upgrade_1_2[] =
 	"sum(CASE type WHEN 'AccountCredited' THEN amount ELSE -amount END) "
 	"AS balance FROM events GROUP BY stream) e WHERE e.stream = streams.name;\n"
 	"ALTER TABLE events DROP CONSTRAINT IF EXISTS events_stream_fkey;\n"
+	"ALTER TABLE streams SET (fillfactor = 50);\n"
+	"ALTER TABLE balances SET (fillfactor = 50);\n"
 	"UPDATE simplecqrs_meta SET value = '2' WHERE key = 'schema_version';\n";
 
 typedef struct query {
@@ -123,7 +127,8 @@ typedef struct query {
 } query;
 
 enum {
-	Q_HEAD, Q_STREAM_LOAD, Q_STREAMS_ALL, Q_EVENTS_AFTER, Q_EVENTS_PUT, Q_STREAMS_PUT,
+	Q_HEAD, Q_STREAM_LOAD, Q_STREAMS_ALL, Q_EVENTS_AFTER, Q_EVENTS_PUT,
+	Q_STREAMS_NEW, Q_STREAMS_SET,
 	Q_READ_STREAM, Q_READ_ALL, Q_STREAM_COUNT,
 	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_CHECKPOINT_SET,
 	Q_BALANCES_PUT, Q_BALANCES_CLEAR, Q_BALANCES, Q_NOTIFY, Q_COMMIT,
@@ -156,12 +161,15 @@ static const query queries[Q_COUNT] = {
 		"timestamptz 'epoch' + m * interval '1 millisecond' "
 		"FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], "
 		"$5::bigint[], $6::bigint[]) AS u (p, s, v, t, a, m)", 6 },
-	/* the group's moved streams, new ones included (streams go by name) */
-	[Q_STREAMS_PUT] = { "streams_put",
+	/* the group's moved streams: the rows of new ones (streams go by
+	 * name), the others' new versions and balances */
+	[Q_STREAMS_NEW] = { "streams_new",
 		"INSERT INTO streams (name, version, balance) "
-		"SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-		"ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
-		"balance = excluded.balance", 3 },
+		"SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])", 3 },
+	[Q_STREAMS_SET] = { "streams_set",
+		"UPDATE streams s SET version = u.v, balance = u.b "
+		"FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u (n, v, b) "
+		"WHERE s.name = u.n", 3 },
 	[Q_READ_STREAM] = { "read_stream",
 		"SELECT " EVENT_COLUMNS " FROM events "
 		"WHERE stream = $1 AND version > $2 ORDER BY version", 2 },
@@ -207,7 +215,8 @@ typedef struct pg_store {
 	char *uri;		/* as given: what messages are scrubbed of */
 	store_sql_writer *writer;	/* the streams, true under the lock */
 	queue q;		/* in a group: events not sent yet */
-	buf cols[5];		/* the flush's other arrays: streams, sheet */
+	buf cols[8];		/* the flush's other arrays: streams new and
+				   stored, sheet */
 	bool committing;	/* pg_commit's flush: COMMIT goes with it */
 	bool committed;		/* ... and went, and worked */
 	bool broken;		/* a flush of this group failed: the group is
@@ -767,26 +776,35 @@ static error_code pg_flush(store *s, const store_sql_stream *const *streams,
 	buf *c = g->cols;
 	for (size_t i = 0; i < sizeof g->cols / sizeof *g->cols; i++)
 		c[i].len = 0;
+	int64_t added = 0;
 	for (size_t i = 0; i < n; i++) {
-		put_text(&c[0], streams[i]->name, streams[i]->len);
-		put_num(&c[1], (int64_t)streams[i]->version);
-		put_num(&c[2], streams[i]->balance);
+		buf *to = streams[i]->stored ? c + 3 : c;
+		added += !streams[i]->stored;
+		put_text(&to[0], streams[i]->name, streams[i]->len);
+		put_num(&to[1], (int64_t)streams[i]->version);
+		put_num(&to[2], streams[i]->balance);
 	}
 	if (sheet)
 		for (size_t i = 0; i < sheet->n; i++) {
-			put_text(&c[3], sheet->rows[i].account,
+			put_text(&c[6], sheet->rows[i].account,
 				 strlen(sheet->rows[i].account));
-			put_num(&c[4], sheet->rows[i].balance);
+			put_num(&c[7], sheet->rows[i].balance);
 		}
 	char cp[24];
-	sent list[8];
+	sent list[9];
 	int k = 0;
 	bool ok = PQenterPipelineMode(g->conn) == 1;
-	if (ok && n > 0) {
+	if (ok && added > 0) {
 		const char *params[3] = { array_of(&c[0]), array_of(&c[1]),
 					  array_of(&c[2]) };
-		ok = send(g, list, &k, Q_STREAMS_PUT, "cannot write the streams' "
-			  "versions", (int64_t)n, params);
+		ok = send(g, list, &k, Q_STREAMS_NEW, "cannot write the new "
+			  "streams", added, params);
+	}
+	if (ok && (int64_t)n > added) {
+		const char *params[3] = { array_of(&c[3]), array_of(&c[4]),
+					  array_of(&c[5]) };
+		ok = send(g, list, &k, Q_STREAMS_SET, "cannot write the streams' "
+			  "versions", (int64_t)n - added, params);
 	}
 	if (ok && sheet && sheet->replace)
 		ok = send(g, list, &k, Q_BALANCES_CLEAR, "cannot empty the "
@@ -797,7 +815,7 @@ static error_code pg_flush(store *s, const store_sql_stream *const *streams,
 			  "checkpoint", 1, params);
 	}
 	if (ok && sheet && sheet->n > 0) {
-		const char *params[2] = { array_of(&c[3]), array_of(&c[4]) };
+		const char *params[2] = { array_of(&c[6]), array_of(&c[7]) };
 		ok = send(g, list, &k, Q_BALANCES_PUT, "cannot write the balance "
 			  "sheet", (int64_t)sheet->n, params);
 	}

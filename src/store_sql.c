@@ -212,8 +212,10 @@ static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
 	    !account_next_balance(st->balance, type, amount, &st->balance)) {
 		w->flags[slot] = 0;	/* the row will say */
 		w->complete = false;
-	} else
+	} else {
 		st->version = version;
+		st->stored = true;	/* known as new here, begun there */
+	}
 	return 0;
 }
 
@@ -241,10 +243,18 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 	uint64_t most = p->catchup_max ? p->catchup_max : CATCHUP_MAX;
 	if (!w->seen_valid || head < w->seen || head - w->seen > most) {
 		forget_streams(w);
-	} else if (head != w->seen &&
-		   (rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
-		forget_streams(w);
-		return rc;
+	} else if (head != w->seen) {
+		/* a stream known to have no row may have one now; a backend
+		 * whose events_after names streams by key cannot say which
+		 * (a stream without a row has no key yet): read again */
+		for (uint32_t i = 0; i < idmap_count(w->names); i++)
+			if ((w->flags[i] & KNOWN) && w->st[i].version == 0 &&
+			    !w->st[i].stored && !w->complete)
+				w->flags[i] = 0;
+		if ((rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+			forget_streams(w);
+			return rc;
+		}
 	}
 	if (!w->complete && p->streams_all && head <= COMPLETE_MAX) {
 		forget_streams(w);

@@ -41,6 +41,9 @@ Tests (NAME for --only):
                conserved, positions in commit order (commit timestamps from
                track_commit_timestamp rise with position, each transaction
                one run of positions), a last refresh equals the replay.
+  stale        a shell's group asks about an account with no stream; another
+               shell opens it; the first shell's next groups (caught up)
+               write on it as the replay says.
   gap          writer A holds its transaction (and a position) open 1.5 s
                (SIMPLECQRS_TEST_COMMIT_DELAY_MS); B and W start after A took
                its position; shell C refreshes every ~20 ms throughout. The
@@ -594,6 +597,34 @@ def test_race(checks, racers=8, rounds=200):
               f'{len(events)} events, {counts.get("insufficient_funds", 0)} '
               f'insufficient_funds, {counts.get("conflict", 0)} conflict, '
               f'{switches} switches between shells, {txs} transactions', flush=True)
+
+
+def test_stale(checks):
+    """A shell's group looks at an account that has no stream yet; another
+    shell then opens it; the first shell's next group catches up (its
+    writer table knew the account as new) and writes on it as the
+    replay says, never as new again, never refusing it as unknown."""
+    with Database('stale') as db:
+        a, b = Coproc(db), Coproc(db)
+        try:
+            def caught_up():
+                a.send('deposit A 1\nwithdraw N 1')   # one group: N asked in it
+                first, second = a.readline(), a.readline()
+                check(json.loads(first).get('ok') and
+                      json.loads(second).get('error') == 'unknown_account',
+                      f'{first!r} {second!r}')
+                check(b.ask('deposit N 5').get('ok'), 'deposit N 5 in the other shell')
+                for line in ('deposit A 1\nwithdraw N 2', 'withdraw N 3'):
+                    a.send(line)
+                    got = [json.loads(a.readline()) for _ in line.split('\n')]
+                    check(all(o.get('ok') for o in got), f'{line!r}: {got}')
+                check(db.rows("SELECT version, balance FROM streams WHERE name = 'N'")
+                      == [['3', '0']], f"N's row: {db.rows('SELECT * FROM streams')}")
+            checks('stale: a group that knew an account as new catches up with '
+                   'the shell that opened it', caught_up)
+        finally:
+            a.kill()
+            b.kill()
 
 
 # ---- 4. a writer holding its position open: refresh never skips it ----
@@ -1779,7 +1810,8 @@ def test_hostile(checks):
         print(r, flush=True)
 
 
-TESTS = {'contract': test_contract, 'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
+TESTS = {'contract': test_contract, 'cli': test_cli, 'model': test_model, 'race': test_race,
+         'stale': test_stale, 'gap': test_gap,
          'refresh': test_refresh, 'stopped': test_stopped,
          'unreachable': test_unreachable, 'foreign': test_foreign, 'upgrade': test_upgrade,
          'hostile': test_hostile, 'faults': test_faults, 'restart': test_restart, 'defaults': test_defaults,
