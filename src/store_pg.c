@@ -1,9 +1,10 @@
 /* store_pg.c — the postgresql:// store: one ledger for shells on many machines.
  *
  * Tables (see README, "The PostgreSQL store"): events, one row per event;
- * streams, each account's version, the expected-version check of an append;
- * balances and checkpoint, the shared balance sheet; simplecqrs_meta, the
- * schema version. Every statement is prepared once and takes parameters.
+ * streams, each account's version and balance (the aggregate's snapshot,
+ * written with its events); balances and checkpoint, the shared balance
+ * sheet; simplecqrs_meta, the schema version. Every statement is prepared
+ * once and takes parameters.
  *
  * Positions without gaps, in commit order. Every write transaction first
  * takes one transaction-scoped advisory lock, so writers commit one after
@@ -17,6 +18,12 @@
  * Writes are gathered in a group, as in the SQLite store: the first write
  * after a commit opens the transaction and takes the lock, later ones join
  * it, and store_commit ends it. The session commits before showing a result.
+ * Under the lock store_sql's writer table knows every stream it touches, so
+ * an append asks the server nothing: its events are queued here and sent in
+ * bulk (one INSERT ... SELECT FROM unnest(...) per batch, with the streams'
+ * rows and the sheet's as one statement each, and the COMMIT, in one libpq
+ * pipeline: a group costs about one round trip). A read inside a group
+ * sends the queue first, so it sees the group's own events.
  *
  * The session is set up at connect rather than inherited from the
  * database's or role's defaults: read committed (the max + 1 above needs a
@@ -38,12 +45,13 @@
 #include <poll.h>
 #include <time.h>
 #include <libpq-fe.h>
+#include "simplecqrs/buf.h"
 #include "simplecqrs/xmalloc.h"
 #include "secret.h"
 #include "store_impl.h"
 #include "store_sql.h"
 
-#define SCHEMA_VERSION 1	/* simplecqrs_meta's schema_version this build writes */
+#define SCHEMA_VERSION 2	/* simplecqrs_meta's schema_version this build writes */
 #define WRITE_LOCK "1396920658"	/* the advisory lock key: "SCQR" */
 #define CHANNEL "simplecqrs"	/* LISTEN/NOTIFY: a write group committed */
 #define LOCK_WAIT_MS 10000	/* as long as SQLite's busy timeout */
@@ -67,11 +75,12 @@ static const char schema[] =
 	");\n"
 	"CREATE TABLE streams (\n"
 	"  name text PRIMARY KEY,\n"
-	"  version bigint NOT NULL CHECK (version > 0)\n"
-	");\n"
+	"  version bigint NOT NULL CHECK (version > 0),\n"
+	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
+	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE events (\n"
 	"  position bigint PRIMARY KEY CHECK (position > 0),\n"
-	"  stream text NOT NULL REFERENCES streams (name),\n"
+	"  stream text NOT NULL,\n"
 	"  version bigint NOT NULL CHECK (version > 0),\n"
 	"  type text NOT NULL CHECK (type IN ('AccountCredited', 'AccountDebited')),\n"
 	"  amount bigint NOT NULL CHECK (amount > 0),\n"
@@ -81,12 +90,35 @@ static const char schema[] =
 	"CREATE TABLE balances (\n"
 	"  account text PRIMARY KEY,\n"
 	"  balance bigint NOT NULL CHECK (balance >= 0)\n"
-	");\n"
+	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE checkpoint (\n"
 	"  id int PRIMARY KEY CHECK (id = 1),\n"
 	"  position bigint NOT NULL\n"
 	");\n"
 	"INSERT INTO checkpoint VALUES (1, 0);\n";
+
+/* Schema 1 to 2: each stream's balance beside its version, added up from
+ * its events, in the one transaction of the upgrade (schema_lock's). A sum
+ * that leaves 0..INT64_MAX fails the upgrade, which then changes nothing.
+ * The events' foreign key to streams goes: checked per row it was half
+ * the cost of an event's insert, and what it kept true is kept by the
+ * writer (a stream's row is written with its events, in their
+ * transaction) and checked where it matters (a stream's row against its
+ * events when read; an event of a stream without a row is a damaged
+ * ledger there, and collides with the unique (stream, version) on write);
+ * SQLite never enforced it. streams and balances are rewritten row by row
+ * every group: half-empty pages let the update stay in the page (a HOT
+ * update, no index entry), three times cheaper. */
+static const char upgrade_1_2[] =
+	"ALTER TABLE streams ADD COLUMN balance bigint NOT NULL DEFAULT 0 "
+	"CHECK (balance >= 0);\n"
+	"UPDATE streams SET balance = e.balance FROM (SELECT stream, "
+	"sum(CASE type WHEN 'AccountCredited' THEN amount ELSE -amount END) "
+	"AS balance FROM events GROUP BY stream) e WHERE e.stream = streams.name;\n"
+	"ALTER TABLE events DROP CONSTRAINT IF EXISTS events_stream_fkey;\n"
+	"ALTER TABLE streams SET (fillfactor = 50);\n"
+	"ALTER TABLE balances SET (fillfactor = 50);\n"
+	"UPDATE simplecqrs_meta SET value = '2' WHERE key = 'schema_version';\n";
 
 typedef struct query {
 	const char *name;
@@ -95,10 +127,11 @@ typedef struct query {
 } query;
 
 enum {
-	Q_HEAD, Q_STREAM_VERSION, Q_STREAM_NEW, Q_STREAM_BUMP, Q_STREAM_UNDO,
-	Q_STREAM_DROP, Q_EVENT_ADD, Q_READ_STREAM, Q_READ_ALL, Q_STREAM_COUNT,
-	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_BALANCE_PUT,
-	Q_BALANCES_CLEAR, Q_BALANCES, Q_GROUP_HEAD,
+	Q_HEAD, Q_STREAM_LOAD, Q_STREAMS_ALL, Q_EVENTS_AFTER, Q_EVENTS_PUT,
+	Q_STREAMS_NEW, Q_STREAMS_SET,
+	Q_READ_STREAM, Q_READ_ALL, Q_STREAM_COUNT,
+	Q_STREAMS, Q_CHECKPOINT, Q_CHECKPOINT_MOVE, Q_CHECKPOINT_SET,
+	Q_BALANCES_PUT, Q_BALANCES_CLEAR, Q_BALANCES, Q_NOTIFY, Q_COMMIT,
 	Q_COUNT
 };
 
@@ -107,21 +140,36 @@ enum {
 
 static const query queries[Q_COUNT] = {
 	[Q_HEAD] = { "head", "SELECT coalesce(max(position), 0) FROM events", 0 },
-	[Q_STREAM_VERSION] = { "stream_version",
-		"SELECT version FROM streams WHERE name = $1", 1 },
-	[Q_STREAM_NEW] = { "stream_new",
-		"INSERT INTO streams (name, version) VALUES ($1, 1) "
-		"ON CONFLICT DO NOTHING", 1 },
-	[Q_STREAM_BUMP] = { "stream_bump",
-		"UPDATE streams SET version = version + 1 "
-		"WHERE name = $1 AND version = $2", 2 },
-	[Q_STREAM_UNDO] = { "stream_undo",
-		"UPDATE streams SET version = version - 1 WHERE name = $1", 1 },
-	[Q_STREAM_DROP] = { "stream_drop", "DELETE FROM streams WHERE name = $1", 1 },
-	[Q_EVENT_ADD] = { "event_add",
+	/* the row, and where its events end (one step down the unique index) */
+	[Q_STREAM_LOAD] = { "stream_load",
+		"SELECT s.version, s.balance, (SELECT coalesce(max(e.version), 0) "
+		"FROM events e WHERE e.stream = $1) FROM (SELECT) n "
+		"LEFT JOIN streams s ON s.name = $1", 1 },
+	[Q_STREAMS_ALL] = { "streams_all",
+		"SELECT n.name, coalesce(s.version, 0), coalesce(s.balance, 0), "
+		"(SELECT coalesce(max(e.version), 0) FROM events e "
+		"WHERE e.stream = n.name) FROM (SELECT name FROM streams UNION "
+		"SELECT stream FROM events) n LEFT JOIN streams s USING (name)", 0 },
+	[Q_EVENTS_AFTER] = { "events_after",
+		"SELECT stream, version, type, amount FROM events "
+		"WHERE position > $1 ORDER BY position", 1 },
+	/* a batch of queued events: each column one array (text parameters) */
+	[Q_EVENTS_PUT] = { "events_put",
 		"INSERT INTO events (position, stream, version, type, amount, time) "
-		"VALUES ($1, $2, $3, $4, $5, "
-		"timestamptz 'epoch' + $6 * interval '1 millisecond')", 6 },
+		"SELECT p, s, v, CASE t WHEN 1 THEN 'AccountCredited' "
+		"ELSE 'AccountDebited' END, a, "
+		"timestamptz 'epoch' + m * interval '1 millisecond' "
+		"FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], "
+		"$5::bigint[], $6::bigint[]) AS u (p, s, v, t, a, m)", 6 },
+	/* the group's moved streams: the rows of new ones (streams go by
+	 * name), the others' new versions and balances */
+	[Q_STREAMS_NEW] = { "streams_new",
+		"INSERT INTO streams (name, version, balance) "
+		"SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])", 3 },
+	[Q_STREAMS_SET] = { "streams_set",
+		"UPDATE streams s SET version = u.v, balance = u.b "
+		"FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u (n, v, b) "
+		"WHERE s.name = u.n", 3 },
 	[Q_READ_STREAM] = { "read_stream",
 		"SELECT " EVENT_COLUMNS " FROM events "
 		"WHERE stream = $1 AND version > $2 ORDER BY version", 2 },
@@ -135,22 +183,45 @@ static const query queries[Q_COUNT] = {
 		"SELECT position FROM checkpoint WHERE id = 1", 0 },
 	[Q_CHECKPOINT_MOVE] = { "checkpoint_move",
 		"UPDATE checkpoint SET position = $2 WHERE id = 1 AND position = $1", 2 },
-	[Q_BALANCE_PUT] = { "balance_put",
-		"INSERT INTO balances (account, balance) VALUES ($1, $2) "
+	[Q_CHECKPOINT_SET] = { "checkpoint_set",
+		"UPDATE checkpoint SET position = $1 WHERE id = 1", 1 },
+	[Q_BALANCES_PUT] = { "balances_put",
+		"INSERT INTO balances (account, balance) "
+		"SELECT * FROM unnest($1::text[], $2::bigint[]) "
 		"ON CONFLICT (account) DO UPDATE SET balance = excluded.balance", 2 },
 	[Q_BALANCES_CLEAR] = { "balances_clear", "DELETE FROM balances", 0 },
 	[Q_BALANCES] = { "balances", "SELECT account, balance FROM balances", 0 },
 	/* the NOTIFY reaches the listeners when (and only if) the group commits */
-	[Q_GROUP_HEAD] = { "group_head",
-		"SELECT (SELECT coalesce(max(position), 0) FROM events), "
-		"pg_notify('" CHANNEL "', '')", 0 },
+	[Q_NOTIFY] = { "notify", "SELECT pg_notify('" CHANNEL "', '')", 0 },
+	[Q_COMMIT] = { "commit", "COMMIT", 0 },
 };
+
+/* The most events sent in one statement: the queue's memory is bounded,
+ * and a batch this size is well past where the round trip matters. */
+#define BATCH_MAX 8192
+
+/* Events queued for the next flush: each column as the text of the array
+ * parameter it becomes ("{1,2,3"; the closing brace added when sent). */
+typedef struct queue {
+	buf col[6];	/* position, stream, version, type, amount, time */
+	store_event *ev;	/* the same events, for a read in the group
+				   (stream: the writer table's name) */
+	size_t n, cap;
+} queue;
 
 typedef struct pg_store {
 	struct store base;
 	PGconn *conn;
 	char *uri;		/* as given: what messages are scrubbed of */
-	uint64_t next;		/* in a group: the next position to hand out */
+	store_sql_writer *writer;	/* the streams, true under the lock */
+	queue q;		/* in a group: events not sent yet */
+	buf cols[8];		/* the flush's other arrays: streams new and
+				   stored, sheet */
+	bool committing;	/* pg_commit's flush: COMMIT goes with it */
+	bool committed;		/* ... and went, and worked */
+	bool broken;		/* a flush of this group failed: the group is
+				   lost, and says so with the first failure */
+	char broken_why[sizeof ((store *)0)->errmsg];
 	long commit_delay_ms;	/* test hook: hold each group open this long */
 	bool busy;		/* the last failure was another session's lock
 				   (lock_timeout) outside any group */
@@ -388,10 +459,57 @@ static uint64_t rows_changed(const PGresult *res)
 }
 
 /* Formats v for a parameter. */
-static const char *num(char buf[24], int64_t v)
+static const char *num(char out[24], int64_t v)
 {
-	snprintf(buf, 24, "%lld", (long long)v);
-	return buf;
+	snprintf(out, 24, "%lld", (long long)v);
+	return out;
+}
+
+/* ---- the queue, and the arrays it sends ---- */
+
+static void queue_clear(queue *q)
+{
+	for (size_t i = 0; i < sizeof q->col / sizeof *q->col; i++)
+		q->col[i].len = 0;
+	q->n = 0;
+}
+
+static void queue_free(queue *q)
+{
+	for (size_t i = 0; i < sizeof q->col / sizeof *q->col; i++)
+		buf_free(&q->col[i]);
+	free(q->ev);
+}
+
+/* One more element of an array's text ("{" before the first). */
+static void put_num(buf *b, int64_t v)
+{
+	buf_putc(b, b->len ? ',' : '{');
+	buf_put_i64(b, v);
+}
+
+/* Quoted, as an array element: ids are plain, but the quotes cost nothing
+ * and keep any name (NULL, a comma) one element. */
+static void put_text(buf *b, const char *text, size_t len)
+{
+	buf_reserve(b, 2 * len + 3);
+	buf_putc(b, b->len ? ',' : '{');
+	buf_putc(b, '"');
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '"' || text[i] == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, text[i]);
+	}
+	buf_putc(b, '"');
+}
+
+/* The array's text, closed (the buffer is emptied after it is sent). */
+static const char *array_of(buf *b)
+{
+	if (b->len == 0)
+		buf_putc(b, '{');
+	buf_putc(b, '}');
+	return buf_cstr(b);
 }
 
 /* ---- groups: store.c keeps the state, these are the transactions ---- */
@@ -405,101 +523,358 @@ static error_code pg_begin(store *s)
 		     "cannot start a transaction"))
 		return ERR_STORAGE;
 	error_code rc = take_lock(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
-	PGresult *res = NULL;
-	if (rc == ERR_OK &&
-	    (res = exec(g, Q_GROUP_HEAD, NULL, "cannot read the head")) == NULL)
-		rc = failed(g);
+	if (rc == ERR_OK)
+		rc = store_sql_begun(s, &pg_prims, g->writer);
 	if (rc != ERR_OK) {
 		abandon(g);
+		if (rc != ERR_BUSY)
+			rc = failed(g);
 		return rc;
 	}
-	g->next = (uint64_t)int_at(res, 0, 0) + 1;
-	PQclear(res);
+	queue_clear(&g->q);
+	g->broken = false;
 	return ERR_OK;
+}
+
+/* The first failure of a flush, again: a read in the group that sent the
+ * queue failed, and store.c drops the group only at its commit. */
+static error_code still_broken(pg_store *g)
+{
+	memcpy(g->base.errmsg, g->broken_why, sizeof g->broken_why);
+	return ERR_STORAGE;
 }
 
 static error_code pg_commit(store *s)
 {
 	pg_store *g = (pg_store *)s;
-	if (g->commit_delay_ms > 0)	/* the gap test's slow writer */
+	error_code rc;
+	g->committed = false;
+	if (g->broken)
+		return still_broken(g);
+	if (g->commit_delay_ms > 0) {	/* the gap test's slow writer: its
+					   events are in, the COMMIT waits */
+		if ((rc = store_sql_flush(s, &pg_prims, g->writer)) != ERR_OK)
+			return rc;
 		nap_ms(g->commit_delay_ms);
-	PGresult *res = PQexec(g->conn, "COMMIT");
-	/* a transaction that failed answers COMMIT with ROLLBACK */
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
-		  strcmp(PQcmdStatus(res), "COMMIT") == 0;
-	if (!ok)
-		db_fail(g, "cannot commit", res);
-	PQclear(res);
-	return ok ? ERR_OK : ERR_STORAGE;
+	} else {	/* the flush's pipeline ends with the COMMIT */
+		g->committing = true;
+		rc = store_sql_flush(s, &pg_prims, g->writer);
+		g->committing = false;
+		if (rc != ERR_OK)
+			return rc;
+	}
+	if (!g->committed) {
+		PGresult *res = exec(g, Q_NOTIFY, NULL, "cannot commit");
+		if (res == NULL)
+			return ERR_STORAGE;
+		PQclear(res);
+		res = PQexecPrepared(g->conn, queries[Q_COMMIT].name, 0, NULL,
+				     NULL, NULL, 0);
+		/* a transaction that failed answers COMMIT with ROLLBACK */
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
+			  strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		if (!ok)
+			db_fail(g, "cannot commit", res);
+		PQclear(res);
+		if (!ok)
+			return ERR_STORAGE;
+	}
+	g->committed = false;
+	store_sql_committed(g->writer);
+	return ERR_OK;
 }
 
 static void pg_rollback(store *s)
 {
-	abandon((pg_store *)s);
+	pg_store *g = (pg_store *)s;
+	abandon(g);
+	queue_clear(&g->q);
+	g->broken = false;
+	store_sql_rolled_back(g->writer);
 }
 
-/* ---- events ---- */
+/* ---- the primitives of store_sql's write group ---- */
 
-/* The primitives of store_sql's append: streams are named, not numbered
- * (the key is unused), and whether one is there is found by claiming it. */
+static error_code pg_file_head(store *s, uint64_t *head);
 
-/* Moves one stream from ev->expected_version to the next: *claimed false,
- * with nothing written, if it is not there. */
-static error_code claim_version(store *s, const store_new_event *ev,
-				int64_t *key, bool *claimed)
-{
-	char v[24];
-	const char *params[2] = { ev->stream, num(v, (int64_t)ev->expected_version) };
-	(void)key;
-	PGresult *res = exec((pg_store *)s, ev->expected_version == 0 ? Q_STREAM_NEW
-								      : Q_STREAM_BUMP,
-			     params, "cannot write a stream's version");
-	if (res == NULL)
-		return ERR_STORAGE;
-	*claimed = rows_changed(res) == 1;
-	PQclear(res);
-	return ERR_OK;
-}
-
-/* Puts back what claim_version did. */
-static error_code unclaim(store *s, const store_new_event *ev, int64_t key)
-{
-	const char *params[1] = { ev->stream };
-	(void)key;
-	PGresult *res = exec((pg_store *)s, ev->expected_version == 0 ? Q_STREAM_DROP
-								      : Q_STREAM_UNDO,
-			     params, "cannot undo a stream's version");
-	if (res == NULL)
-		return ERR_STORAGE;
-	PQclear(res);
-	return ERR_OK;
-}
-
-/* Writes ev at the group's next position. */
-static error_code pg_event_add(store *s, const store_new_event *ev,
-			       int64_t key, int64_t time_ms, uint64_t *position)
+/* The stream's row, and a check that it agrees with its events (under the
+ * write lock only a damaged ledger makes them disagree, and writing on
+ * from the row would then collide or leave a gap). Streams go by name: the
+ * key stays 0. */
+static error_code pg_stream_load(store *s, store_sql_stream *st)
 {
 	pg_store *g = (pg_store *)s;
-	char pos[24], ver[24], amount[24], time[24];
-	const char *params[6] = {
-		num(pos, (int64_t)g->next), ev->stream,
-		num(ver, (int64_t)ev->expected_version + 1),
-		event_type_name(ev->type), num(amount, ev->amount),
-		num(time, time_ms),
-	};
-	(void)key;
-	PGresult *res = exec(g, Q_EVENT_ADD, params, "cannot write an event");
+	char *name = xstrndup(st->name, st->len);
+	const char *params[1] = { name };
+	PGresult *res = exec(g, Q_STREAM_LOAD, params, "cannot read a stream");
+	free(name);
 	if (res == NULL)
-		return ERR_STORAGE;	/* and the group, with next, goes */
+		return failed(g);
+	st->key = 0;
+	st->version = 0;
+	st->balance = 0;
+	/* one row always: the stream's (NULL when it has none), its events' */
+	st->stored = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+	int64_t version = st->stored ? int_at(res, 0, 0) : 0;
+	int64_t events = PQntuples(res) == 1 ? int_at(res, 0, 2) : 0;
+	st->balance = st->stored ? int_at(res, 0, 1) : 0;
 	PQclear(res);
-	*position = g->next++;
+	if (!st->stored && events == 0)
+		return ERR_OK;
+	if (version != events || version <= 0)
+		return store_base_fail(s, "damaged ledger: account %.64s is kept "
+				       "at version %lld but its events end at "
+				       "version %lld", st->name, (long long)version,
+				       (long long)events);
+	st->version = (uint64_t)version;
 	return ERR_OK;
+}
+
+/* Every stream row, each checked as pg_stream_load checks one (a small
+ * ledger's, at group start: a name not among them then needs no look). */
+static error_code pg_streams_all(store *s,
+				 int (*fn)(void *ctx, const store_sql_stream *st),
+				 void *ctx)
+{
+	pg_store *g = (pg_store *)s;
+	PGresult *res = exec(g, Q_STREAMS_ALL, NULL, "cannot read the streams");
+	if (res == NULL)
+		return ERR_STORAGE;
+	error_code rc = ERR_OK;
+	for (int r = 0; r < PQntuples(res) && rc == ERR_OK; r++) {
+		const char *name = PQgetvalue(res, r, 0);
+		int64_t version = int_at(res, r, 1), events = int_at(res, r, 3);
+		store_sql_stream st = { .name = name, .len = strlen(name),
+					.version = (uint64_t)version,
+					.balance = int_at(res, r, 2), .stored = true };
+		if (version != events || version <= 0 || st.balance < 0)
+			rc = store_base_fail(s, "damaged ledger: account %.64s is "
+					     "kept at version %lld, balance %lld, "
+					     "but its events end at version %lld",
+					     name, (long long)version,
+					     (long long)st.balance, (long long)events);
+		else
+			fn(ctx, &st);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Queues the event: its position is decided, nothing comes back, so it
+ * waits for the flush (when the batch is full, pg_append sends it). */
+static error_code pg_event_add(store *s, const store_sql_event *ev)
+{
+	queue *q = &((pg_store *)s)->q;
+	put_num(&q->col[0], (int64_t)ev->position);
+	put_text(&q->col[1], ev->stream->name, ev->stream->len);
+	put_num(&q->col[2], (int64_t)ev->version);
+	put_num(&q->col[3], ev->type == EVENT_DEBITED ? 2 : 1);
+	put_num(&q->col[4], ev->amount);
+	put_num(&q->col[5], ev->time_ms);
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 1024;
+		q->ev = xreallocarray(q->ev, q->cap, sizeof *q->ev);
+	}
+	q->ev[q->n++] = (store_event){
+		.position = ev->position, .stream = ev->stream->name,
+		.version = ev->version, .type = ev->type, .amount = ev->amount,
+		.time_ms = ev->time_ms,
+	};
+	return ERR_OK;
+}
+
+static error_code pg_events_after(store *s, uint64_t after,
+				  int (*fn)(void *ctx, int64_t key,
+					    const char *name, uint64_t version,
+					    event_type type, int64_t amount),
+				  void *ctx)
+{
+	pg_store *g = (pg_store *)s;
+	char a[24];
+	const char *params[1] = { num(a, (int64_t)after) };
+	PGresult *res = exec(g, Q_EVENTS_AFTER, params,
+			     "cannot read the events of other shells");
+	if (res == NULL)
+		return ERR_STORAGE;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *type = PQgetvalue(res, r, 2);
+		if (fn(ctx, 0, PQgetvalue(res, r, 0), (uint64_t)int_at(res, r, 1),
+		       strcmp(type, "AccountDebited") == 0 ? EVENT_DEBITED
+							   : EVENT_CREDITED,
+		       int_at(res, r, 3)))
+			break;
+	}
+	PQclear(res);
+	return ERR_OK;
+}
+
+/* A statement of the flush's pipeline, and how to judge its answer. */
+typedef struct sent {
+	int which;
+	const char *what;	/* for the message when it fails */
+	int64_t rows;		/* the rows it must change; -1: any */
+} sent;
+
+/* Sends statement which, in pipeline mode. */
+static bool send(pg_store *g, sent *list, int *n, int which, const char *what,
+		 int64_t rows, const char *const *params)
+{
+	list[(*n)++] = (sent){ which, what, rows };
+	return PQsendQueryPrepared(g->conn, queries[which].name,
+				   queries[which].params, params, NULL, NULL,
+				   0) == 1;
+}
+
+/* Reads the pipeline's answers, statement by statement, then its sync:
+ * the first failure is the flush's (the server skips the rest). */
+static error_code pipeline_results(pg_store *g, const sent *list, int n)
+{
+	error_code rc = ERR_OK;
+	for (int i = 0; i < n; i++) {
+		bool got = false;
+		for (PGresult *res; (res = PQgetResult(g->conn)) != NULL; PQclear(res)) {
+			got = true;
+			ExecStatusType st = PQresultStatus(res);
+			if (rc != ERR_OK)
+				continue;
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+				rc = db_fail(g, list[i].what, res);
+			else if (list[i].which == Q_COMMIT &&
+				 strcmp(PQcmdStatus(res), "COMMIT") != 0)
+				rc = db_fail(g, list[i].what, res);	/* ROLLBACK */
+			else if (list[i].rows >= 0 &&
+				 rows_changed(res) != (uint64_t)list[i].rows)
+				rc = store_base_fail(&g->base, "%s: the ledger "
+						     "is damaged (%llu rows, "
+						     "not %lld)", list[i].what,
+						     (unsigned long long)rows_changed(res),
+						     (long long)list[i].rows);
+		}
+		if (!got) {	/* the connection went */
+			if (rc == ERR_OK)
+				rc = db_fail(g, list[i].what, NULL);
+			return rc;
+		}
+	}
+	PGresult *res = PQgetResult(g->conn);
+	bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+	PQclear(res);
+	if (!synced && rc == ERR_OK)
+		rc = db_fail(g, "cannot write the group", NULL);
+	return rc;
+}
+
+/* Everything the group queued, in one pipeline: the streams' rows first
+ * (the events' foreign key names them), the sheet's, the events, and, when
+ * pg_commit asks, the NOTIFY and the COMMIT. One round trip. */
+static error_code pg_flush(store *s, const store_sql_stream *const *streams,
+			   size_t n, const store_sql_sheet_flush *sheet)
+{
+	pg_store *g = (pg_store *)s;
+	if (g->broken)
+		return still_broken(g);
+	buf *c = g->cols;
+	for (size_t i = 0; i < sizeof g->cols / sizeof *g->cols; i++)
+		c[i].len = 0;
+	int64_t added = 0;
+	for (size_t i = 0; i < n; i++) {
+		buf *to = streams[i]->stored ? c + 3 : c;
+		added += !streams[i]->stored;
+		put_text(&to[0], streams[i]->name, streams[i]->len);
+		put_num(&to[1], (int64_t)streams[i]->version);
+		put_num(&to[2], streams[i]->balance);
+	}
+	if (sheet)
+		for (size_t i = 0; i < sheet->n; i++) {
+			put_text(&c[6], sheet->rows[i].account,
+				 strlen(sheet->rows[i].account));
+			put_num(&c[7], sheet->rows[i].balance);
+		}
+	char cp[24];
+	sent list[9];
+	int k = 0;
+	bool ok = PQenterPipelineMode(g->conn) == 1;
+	if (ok && added > 0) {
+		const char *params[3] = { array_of(&c[0]), array_of(&c[1]),
+					  array_of(&c[2]) };
+		ok = send(g, list, &k, Q_STREAMS_NEW, "cannot write the new "
+			  "streams", added, params);
+	}
+	if (ok && (int64_t)n > added) {
+		const char *params[3] = { array_of(&c[3]), array_of(&c[4]),
+					  array_of(&c[5]) };
+		ok = send(g, list, &k, Q_STREAMS_SET, "cannot write the streams' "
+			  "versions", (int64_t)n - added, params);
+	}
+	if (ok && sheet && sheet->replace)
+		ok = send(g, list, &k, Q_BALANCES_CLEAR, "cannot empty the "
+			  "balance sheet", -1, NULL);
+	if (ok && sheet) {
+		const char *params[1] = { num(cp, (int64_t)sheet->checkpoint) };
+		ok = send(g, list, &k, Q_CHECKPOINT_SET, "cannot move the "
+			  "checkpoint", 1, params);
+	}
+	if (ok && sheet && sheet->n > 0) {
+		const char *params[2] = { array_of(&c[6]), array_of(&c[7]) };
+		ok = send(g, list, &k, Q_BALANCES_PUT, "cannot write the balance "
+			  "sheet", (int64_t)sheet->n, params);
+	}
+	if (ok && g->q.n > 0) {
+		const char *params[6];
+		for (int i = 0; i < 6; i++)
+			params[i] = array_of(&g->q.col[i]);
+		ok = send(g, list, &k, Q_EVENTS_PUT, "cannot write the events",
+			  (int64_t)g->q.n, params);
+	}
+	if (ok && g->committing) {
+		ok = send(g, list, &k, Q_NOTIFY, "cannot commit", -1, NULL) &&
+		     send(g, list, &k, Q_COMMIT, "cannot commit", -1, NULL);
+	}
+	error_code rc = ERR_OK;
+	if (!ok || PQpipelineSync(g->conn) != 1)
+		rc = db_fail(g, "cannot write the group", NULL);
+	else
+		rc = pipeline_results(g, list, k);
+	if (PQpipelineStatus(g->conn) != PQ_PIPELINE_OFF &&
+	    PQexitPipelineMode(g->conn) != 1 && rc == ERR_OK)
+		rc = db_fail(g, "cannot write the group", NULL);
+	queue_clear(&g->q);	/* sent, or the group is lost */
+	if (rc == ERR_OK && g->committing)
+		g->committed = true;
+	if (rc != ERR_OK) {
+		g->broken = true;
+		memcpy(g->broken_why, g->base.errmsg, sizeof g->broken_why);
+	}
+	return rc;
+}
+
+/* Sends what the group queued before a read in it, so the read sees it. */
+static error_code flushed(pg_store *g)
+{
+	if (!g->base.in_group)
+		return ERR_OK;
+	if (g->broken)
+		return still_broken(g);
+	return store_sql_flush(&g->base, &pg_prims, g->writer);
 }
 
 static error_code pg_append(store *s, const store_new_event *evs, size_t n,
 			    int64_t time_ms, uint64_t *last_position)
 {
-	return store_sql_append(s, &pg_prims, evs, n, time_ms, last_position);
+	pg_store *g = (pg_store *)s;
+	error_code rc = store_sql_append(s, &pg_prims, g->writer, evs, n,
+					 time_ms, last_position);
+	if (rc == ERR_OK && g->q.n >= BATCH_MAX)	/* a full batch goes now */
+		rc = store_sql_flush(s, &pg_prims, g->writer);
+	return rc;
+}
+
+static error_code pg_stream_state(store *s, const char *stream, size_t len,
+				  uint32_t *key, uint64_t *version,
+				  int64_t *balance)
+{
+	return store_sql_stream_state(s, &pg_prims, ((pg_store *)s)->writer,
+				      stream, len, key, version, balance);
 }
 
 /* Calls fn per row of res laid out as EVENT_COLUMNS (+ stream). */
@@ -537,6 +912,17 @@ static error_code pg_read_stream(store *s, const char *stream,
 				 void *ctx)
 {
 	pg_store *g = (pg_store *)s;
+	uint64_t known;
+	bool unflushed = true;
+	/* in a group the table knows where a stream it holds ends: a handler
+	 * asking for what follows its kept state asks for nothing, and one
+	 * whose stream has nothing queued needs no flush first */
+	if (store_sql_known(g->writer, stream, strlen(stream), &known,
+			    &unflushed) && after_version >= known)
+		return ERR_OK;
+	error_code rc = unflushed ? flushed(g) : ERR_OK;
+	if (rc != ERR_OK)
+		return rc;
 	char v[24];
 	const char *params[2] = { stream, num(v, (int64_t)after_version) };
 	PGresult *res = exec(g, Q_READ_STREAM, params, "cannot read a stream");
@@ -547,6 +933,20 @@ static error_code pg_read_all(store *s, uint64_t after, size_t limit,
 			      store_event_fn fn, void *ctx)
 {
 	pg_store *g = (pg_store *)s;
+	queue *q = &g->q;
+	/* a refresh in a group, after the last one in it: what it asks for
+	 * is all in the queue (positions there run on without gaps) */
+	if (g->base.in_group && !g->broken && q->n > 0 &&
+	    after + 1 >= q->ev[0].position) {
+		size_t i = (size_t)(after + 1 - q->ev[0].position);
+		for (size_t k = 0; i < q->n && k < limit; i++, k++)
+			if (fn(ctx, &q->ev[i]))
+				break;
+		return ERR_OK;
+	}
+	error_code rc = flushed(g);
+	if (rc != ERR_OK)
+		return rc;
 	char a[24], l[24];
 	const char *params[2] = { num(a, (int64_t)after), num(l, (int64_t)limit) };
 	PGresult *res = exec(g, Q_READ_ALL, params, "cannot read events");
@@ -564,7 +964,8 @@ static error_code one_int(pg_store *g, int which, int64_t *v, const char *what)
 	return ERR_OK;
 }
 
-static error_code pg_head(store *s, uint64_t *head)
+/* The last position written (store_sql's head primitive). */
+static error_code pg_file_head(store *s, uint64_t *head)
 {
 	int64_t v = 0;
 	error_code rc = one_int((pg_store *)s, Q_HEAD, &v, "cannot read the head");
@@ -572,11 +973,18 @@ static error_code pg_head(store *s, uint64_t *head)
 	return rc;
 }
 
+static error_code pg_head(store *s, uint64_t *head)
+{
+	return store_sql_head(s, &pg_prims, ((pg_store *)s)->writer, head);
+}
+
 static error_code pg_stream_count(store *s, uint64_t *count)
 {
 	int64_t v = 0;
-	error_code rc = one_int((pg_store *)s, Q_STREAM_COUNT, &v,
-				"cannot count the streams");
+	error_code rc = flushed((pg_store *)s);
+	if (rc == ERR_OK)
+		rc = one_int((pg_store *)s, Q_STREAM_COUNT, &v,
+			     "cannot count the streams");
 	*count = (uint64_t)v;
 	return rc;
 }
@@ -585,6 +993,9 @@ static error_code pg_streams(store *s, const char *prefix, store_stream_fn fn,
 			     void *ctx)
 {
 	pg_store *g = (pg_store *)s;
+	error_code rc = flushed(g);
+	if (rc != ERR_OK)
+		return rc;
 	const char *params[1] = { prefix };
 	PGresult *res = exec(g, Q_STREAMS, params, "cannot list the streams");
 	if (res == NULL)
@@ -598,7 +1009,8 @@ static error_code pg_streams(store *s, const char *prefix, store_stream_fn fn,
 
 /* ---- the balance sheet, shared by every shell ---- */
 
-static error_code pg_sheet_checkpoint(store *s, uint64_t *checkpoint)
+/* The checkpoint row (store_sql's checkpoint primitive). */
+static error_code pg_checkpoint_row(store *s, uint64_t *checkpoint)
 {
 	int64_t v = 0;
 	error_code rc = one_int((pg_store *)s, Q_CHECKPOINT, &v,
@@ -621,28 +1033,6 @@ static error_code pg_checkpoint_move(store *s, uint64_t from, uint64_t to,
 	if (res == NULL)
 		return ERR_STORAGE;
 	*moved = rows_changed(res) == 1;
-	PQclear(res);
-	return ERR_OK;
-}
-
-static error_code pg_balances_clear(store *s)
-{
-	PGresult *res = exec((pg_store *)s, Q_BALANCES_CLEAR, NULL,
-			     "cannot empty the balance sheet");
-	if (res == NULL)
-		return ERR_STORAGE;
-	PQclear(res);
-	return ERR_OK;
-}
-
-static error_code pg_balance_put(store *s, const sheet_store_row *row)
-{
-	char b[24];
-	const char *params[2] = { row->account, num(b, row->balance) };
-	PGresult *res = exec((pg_store *)s, Q_BALANCE_PUT, params,
-			     "cannot write the balance sheet");
-	if (res == NULL)
-		return ERR_STORAGE;
 	PQclear(res);
 	return ERR_OK;
 }
@@ -676,16 +1066,24 @@ static error_code pg_snapshot_end(store *s, error_code rc)
 	return rc;
 }
 
+static error_code pg_sheet_checkpoint(store *s, uint64_t *checkpoint)
+{
+	return store_sql_sheet_checkpoint(s, &pg_prims, ((pg_store *)s)->writer,
+					  checkpoint);
+}
+
 static error_code pg_sheet_load(store *s, uint64_t *checkpoint,
 				sheet_store_row_fn fn, void *ctx)
 {
-	return store_sql_sheet_load(s, &pg_prims, checkpoint, fn, ctx);
+	return store_sql_sheet_load(s, &pg_prims, ((pg_store *)s)->writer,
+				    checkpoint, fn, ctx);
 }
 
 static error_code pg_sheet_save(store *s, uint64_t from, uint64_t to,
 				const sheet_store_row *rows, size_t n, bool replace)
 {
-	return store_sql_sheet_save(s, &pg_prims, from, to, rows, n, replace);
+	return store_sql_sheet_save(s, &pg_prims, ((pg_store *)s)->writer, from,
+				    to, rows, n, replace);
 }
 
 /* ---- the connection ---- */
@@ -783,6 +1181,10 @@ static void pg_free(store *s)
 	pg_store *g = (pg_store *)s;
 	PQfinish(g->conn);	/* an open group ends with the connection:
 				   the shell commits what it showed */
+	store_sql_writer_free(g->writer);
+	queue_free(&g->q);
+	for (size_t i = 0; i < sizeof g->cols / sizeof *g->cols; i++)
+		buf_free(&g->cols[i]);
 	free(g->uri);
 	free(g);
 }
@@ -799,6 +1201,7 @@ static const store_ops pg_ops = {
 	.append = pg_append,
 	.read_stream = pg_read_stream,
 	.read_all = pg_read_all,
+	.stream_state = pg_stream_state,
 	.head = pg_head,
 	.stream_count = pg_stream_count,
 	.streams = pg_streams,
@@ -919,17 +1322,32 @@ static error_code pg_schema_create(store *s, char *why, size_t why_len)
 	return ERR_OK;
 }
 
-/* Commits what was read or made, or drops it; and lets the lock go. */
+static error_code pg_schema_upgrade(store *s, int64_t from, char *why,
+				    size_t why_len)
+{
+	pg_store *g = (pg_store *)s;
+	if (from != 1) {
+		snprintf(why, why_len, "no upgrade from schema version %lld",
+			 (long long)from);
+		return ERR_STORAGE;
+	}
+	if (!command(g, upgrade_1_2, "cannot upgrade the ledger's tables"))
+		return schema_failed(g, why, why_len);
+	return ERR_OK;	/* schema_end commits it */
+}
+
+/* Commits what was read, made or upgraded, or drops it; and lets the lock
+ * go. */
 static error_code pg_schema_end(store *s, bool locked, store_sql_outcome how,
 				char *why, size_t why_len)
 {
 	pg_store *g = (pg_store *)s;
 	error_code rc = ERR_OK;
-	if (how == STORE_SQL_USED || how == STORE_SQL_CREATED) {
-		if (!command(g, "COMMIT", "cannot commit the tables"))
-			rc = schema_failed(g, why, why_len);
-	}
-	if (rc != ERR_OK || (how != STORE_SQL_USED && how != STORE_SQL_CREATED))
+	bool keep = how == STORE_SQL_USED || how == STORE_SQL_CREATED ||
+		    how == STORE_SQL_UPGRADED;
+	if (keep && !command(g, "COMMIT", "cannot commit the tables"))
+		rc = schema_failed(g, why, why_len);
+	if (rc != ERR_OK || !keep)
 		abandon(g);
 	if (locked)
 		unlock(g);
@@ -937,20 +1355,24 @@ static error_code pg_schema_end(store *s, bool locked, store_sql_outcome how,
 }
 
 static const store_sql_prims pg_prims = {
-	.stream_claim = claim_version,
-	.stream_unclaim = unclaim,
+	.head = pg_file_head,
+	.stream_load = pg_stream_load,
+	.stream_add = NULL,	/* streams go by name: flush makes new rows */
+	.streams_all = pg_streams_all,
 	.event_add = pg_event_add,
-	.checkpoint = pg_sheet_checkpoint,
+	.events_after = pg_events_after,
+	.flush = pg_flush,
+	.checkpoint = pg_checkpoint_row,
 	.checkpoint_move = pg_checkpoint_move,
-	.balances_clear = pg_balances_clear,
-	.balance_put = pg_balance_put,
 	.balances = pg_balances,
 	.snapshot_begin = pg_snapshot_begin,
 	.snapshot_end = pg_snapshot_end,
+	.catchup_max = 65536,	/* one query, against a round trip a stream */
 	.schema_version = SCHEMA_VERSION,
 	.schema_read = pg_schema_read,
 	.schema_lock = pg_schema_lock,
 	.schema_create = pg_schema_create,
+	.schema_upgrade = pg_schema_upgrade,
 	.schema_end = pg_schema_end,
 };
 
@@ -966,6 +1388,7 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 	pg_store *g = xcalloc(1, sizeof *g);
 	g->base.ops = &pg_ops;
 	g->uri = xstrdup(uri);
+	g->writer = store_sql_writer_new();
 	g->resetting = PGRES_POLLING_FAILED;
 	why[0] = '\0';
 	/* Tests only: a writer that holds its transaction (and so its
@@ -975,6 +1398,7 @@ store *store_pg_open(const char *uri, char *why, size_t why_len)
 	g->conn = PQconnectdb(uri);
 	if (g->conn == NULL) {
 		snprintf(why, why_len, "out of memory");
+		store_sql_writer_free(g->writer);
 		free(g->uri);
 		free(g);
 		return NULL;
@@ -999,6 +1423,7 @@ fail_why:
 		snprintf(why, why_len, "%s", g->base.errmsg);
 fail:
 	PQfinish(g->conn);
+	store_sql_writer_free(g->writer);
 	free(g->uri);
 	free(g);
 	return NULL;

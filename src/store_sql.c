@@ -24,6 +24,7 @@
  * forgets the whole table: rows are read again when next needed. */
 
 #define CATCHUP_MAX 4096	/* more events from others: forget, reread */
+#define COMPLETE_MAX 65536	/* at most so many events: read every stream */
 
 enum { KNOWN = 1, MOVED = 2 };
 
@@ -37,6 +38,8 @@ struct store_sql_writer {
 	uint32_t *moved;	/* slots MOVED in this group */
 	size_t nmoved, moved_cap;
 	bool in_group;
+	bool complete;		/* every stream is here: one not here has no
+				   row and no events */
 	uint64_t head;		/* in a group: the last position */
 	uint64_t seen;		/* the head after this shell's last group */
 	bool seen_valid;
@@ -75,6 +78,7 @@ static void forget_streams(store_sql_writer *w)
 	if (w->slot_of_key)
 		memset(w->slot_of_key, 0, (size_t)w->key_cap * sizeof *w->slot_of_key);
 	w->nmoved = 0;
+	w->complete = false;
 }
 
 void store_sql_writer_free(store_sql_writer *w)
@@ -143,7 +147,13 @@ static error_code stream_get(store *s, const store_sql_prims *p,
 	if (slot == IDMAP_NONE)
 		slot = slot_for(w, name, len);
 	store_sql_stream *st = &w->st[slot];
-	if (!(w->flags[slot] & KNOWN)) {
+	if (!(w->flags[slot] & KNOWN) && w->complete && w->in_group) {
+		st->key = 0;	/* a new stream: no row to read */
+		st->version = 0;
+		st->balance = 0;
+		st->stored = false;
+		w->flags[slot] = KNOWN;
+	} else if (!(w->flags[slot] & KNOWN)) {
 		error_code rc = p->stream_load(s, st);
 		if (rc != ERR_OK)
 			return rc;
@@ -184,14 +194,45 @@ static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
 		slot = w->slot_of_key[key] - 1;
 	else if (name)
 		slot = idmap_find(w->names, name, strlen(name));
-	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN))
+	if ((slot == IDMAP_NONE || !(w->flags[slot] & KNOWN)) && w->complete &&
+	    name && version == 1 && type == EVENT_CREDITED && amount > 0) {
+		/* a stream another shell began: the table stays complete */
+		slot = slot_for(w, name, strlen(name));
+		w->st[slot].key = key;
+		w->st[slot].version = 1;
+		w->st[slot].balance = amount;
+		w->st[slot].stored = true;
+		w->flags[slot] = KNOWN;
+		note_key(w, key, slot);
 		return 0;
+	}
+	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN)) {
+		w->complete = false;	/* a stream it never knew moved on */
+		return 0;
+	}
 	store_sql_stream *st = &w->st[slot];
 	if (version != st->version + 1 ||
-	    !account_next_balance(st->balance, type, amount, &st->balance))
+	    !account_next_balance(st->balance, type, amount, &st->balance)) {
 		w->flags[slot] = 0;	/* the row will say */
-	else
+		w->complete = false;
+	} else {
 		st->version = version;
+		st->stored = true;	/* known as new here, begun there */
+	}
+	return 0;
+}
+
+/* One stream row of streams_all, into the table. */
+static int know(void *ctx, const store_sql_stream *row)
+{
+	store_sql_writer *w = ctx;
+	uint32_t slot = slot_for(w, row->name, row->len);
+	w->st[slot].key = row->key;
+	w->st[slot].version = row->version;
+	w->st[slot].balance = row->balance;
+	w->st[slot].stored = row->stored;
+	w->flags[slot] = KNOWN;
+	note_key(w, row->key, slot);
 	return 0;
 }
 
@@ -202,12 +243,29 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 	error_code rc = p->head(s, &head);
 	if (rc != ERR_OK)
 		return rc;
-	if (!w->seen_valid || head < w->seen || head - w->seen > CATCHUP_MAX) {
+	uint64_t most = p->catchup_max ? p->catchup_max : CATCHUP_MAX;
+	if (!w->seen_valid || head < w->seen || head - w->seen > most) {
 		forget_streams(w);
-	} else if (head != w->seen &&
-		   (rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+	} else if (head != w->seen) {
+		/* a stream known to have no row may have one now; a backend
+		 * whose events_after names streams by key cannot say which
+		 * (a stream without a row has no key yet): read again */
+		for (uint32_t i = 0; i < idmap_count(w->names); i++)
+			if ((w->flags[i] & KNOWN) && w->st[i].version == 0 &&
+			    !w->st[i].stored && !w->complete)
+				w->flags[i] = 0;
+		if ((rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+			forget_streams(w);
+			return rc;
+		}
+	}
+	if (!w->complete && p->streams_all && head <= COMPLETE_MAX) {
 		forget_streams(w);
-		return rc;
+		if ((rc = p->streams_all(s, know, w)) != ERR_OK) {
+			forget_streams(w);
+			return rc;
+		}
+		w->complete = true;
 	}
 	w->in_group = true;
 	w->head = head;
@@ -371,6 +429,19 @@ error_code store_sql_head(store *s, const store_sql_prims *p,
 		return ERR_OK;
 	}
 	return p->head(s, head);
+}
+
+bool store_sql_known(const store_sql_writer *w, const char *stream,
+		     size_t len, uint64_t *version, bool *unflushed)
+{
+	if (!w->in_group)
+		return false;
+	uint32_t slot = idmap_find(w->names, stream, len);
+	if (slot == IDMAP_NONE || !(w->flags[slot] & KNOWN))
+		return false;
+	*version = w->st[slot].version;
+	*unflushed = w->flags[slot] & MOVED;
+	return true;
 }
 
 /* ---- the balance sheet ---- */

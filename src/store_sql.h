@@ -87,6 +87,13 @@ typedef struct store_sql_prims {
 	 * the row of a new stream now (at version 1, balance 0: flush writes
 	 * the real ones) and sets st->key, stored true. */
 	error_code (*stream_add)(store *s, store_sql_stream *st);
+	/* Optional (NULL: each stream is read when first asked): calls fn per
+	 * stream row, each checked as stream_load checks one, so that the
+	 * table knows every stream and a name it lacks has no row (asked of
+	 * a small ledger only, at group start). */
+	error_code (*streams_all)(store *s,
+				  int (*fn)(void *ctx, const store_sql_stream *st),
+				  void *ctx);
 	/* Writes (or, in a backend that sends them in bulk, queues) one event
 	 * whose position and version are decided. */
 	error_code (*event_add)(store *s, const store_sql_event *ev);
@@ -106,6 +113,12 @@ typedef struct store_sql_prims {
 	 * a backend queued go first. */
 	error_code (*flush)(store *s, const store_sql_stream *const *streams,
 			    size_t n, const store_sql_sheet_flush *sheet);
+
+	/* The most events of other shells a group start reads to catch the
+	 * table up; past it the table forgets, and streams are read again
+	 * when asked. 0: store_sql's default (4096); a backend whose reads
+	 * are round trips catches up further. */
+	uint64_t catchup_max;
 
 	/* ---- the balance sheet ---- */
 
@@ -183,6 +196,13 @@ error_code store_sql_stream_state(store *s, const store_sql_prims *p,
  * events has not written them yet), else the backend's. */
 error_code store_sql_head(store *s, const store_sql_prims *p,
 			  store_sql_writer *w, uint64_t *head);
+
+/* In a group, whether the table knows the stream, and its version: the
+ * stream's events end there (a backend that queues events answers a read
+ * past it without writing the queue or asking the server); *unflushed:
+ * it moved since the last flush (else its events are all written). */
+bool store_sql_known(const store_sql_writer *w, const char *stream,
+		     size_t len, uint64_t *version, bool *unflushed);
 
 /* store_ops.sheet_save, inside the caller's group: the first save of a
  * group moves the checkpoint from `from` to `to` (ERR_CONFLICT, nothing

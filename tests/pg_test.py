@@ -41,6 +41,9 @@ Tests (NAME for --only):
                conserved, positions in commit order (commit timestamps from
                track_commit_timestamp rise with position, each transaction
                one run of positions), a last refresh equals the replay.
+  stale        a shell's group asks about an account with no stream; another
+               shell opens it; the first shell's next groups (caught up)
+               write on it as the replay says.
   gap          writer A holds its transaction (and a position) open 1.5 s
                (SIMPLECQRS_TEST_COMMIT_DELAY_MS); B and W start after A took
                its position; shell C refreshes every ~20 ms throughout. The
@@ -49,21 +52,34 @@ Tests (NAME for --only):
                answered after A's commit timestamp, the final checkpoint is
                max(position), the table is the replay.
   refresh      two shells refresh after nearly every deposit while a third
-               writes: refreshes join end to end, every `balances` shown is
-               the replay to its position, the kept table is the replay.
+               writes (a last round: while four write): refreshes join end
+               to end, every `balances` shown is the replay to its position,
+               the kept table is the replay.
   stopped      the server stops (pg_ctl stop -m fast) under a shell: its next
                deposit prints a storage error and it exits 3; after a restart
                the ledger holds exactly the writes answered before the stop.
                Stopped under a shell piping 300,000 deposits: exit 3, one
                storage error last, every result shown is in the ledger. A
                read (balances) after a stop is a storage error too.
+  faults       a server-side fault (a trigger) in each statement of a bulk
+               group's pipeline (streams' rows, checkpoint, sheet's rows,
+               events of a refresh's, a full and the last batch) and at its
+               COMMIT, under a shell piping 30,000 deposits from a file:
+               exit 3, one storage error last, every result shown is kept,
+               nothing unacknowledged is, rows agree with their events.
   unreachable  nothing listening: exit 2, one `simplecqrs: cannot open store`
                line, empty stdout; a password in the URI is never printed
                (refused connection, missing database, `status` on a working
                store in text, --echo and --json modes).
   foreign      a database with someone else's `events` (or `checkpoint`)
                table is refused with exit 2 and left untouched; a ledger whose
-               simplecqrs_meta schema_version is '2' is refused with exit 2.
+               simplecqrs_meta schema_version is '3' is refused with exit 2.
+  upgrade      a schema-1 ledger (the old schema's SQL, rows made by hand)
+               opens upgraded in one transaction: events, stream versions,
+               checkpoint and sheet as they were, the new streams.balance
+               column each stream's sum; it then decides as a replay does;
+               schema 3 is refused and left alone; a schema-1 ledger whose
+               sum breaks the balance check is refused and left as it was.
 
   restart      pg_ctl restart -m fast between two commands of a shell fed
                slowly (JSON and text): the next command works, nothing is
@@ -583,6 +599,34 @@ def test_race(checks, racers=8, rounds=200):
               f'{switches} switches between shells, {txs} transactions', flush=True)
 
 
+def test_stale(checks):
+    """A shell's group looks at an account that has no stream yet; another
+    shell then opens it; the first shell's next group catches up (its
+    writer table knew the account as new) and writes on it as the
+    replay says, never as new again, never refusing it as unknown."""
+    with Database('stale') as db:
+        a, b = Coproc(db), Coproc(db)
+        try:
+            def caught_up():
+                a.send('deposit A 1\nwithdraw N 1')   # one group: N asked in it
+                first, second = a.readline(), a.readline()
+                check(json.loads(first).get('ok') and
+                      json.loads(second).get('error') == 'unknown_account',
+                      f'{first!r} {second!r}')
+                check(b.ask('deposit N 5').get('ok'), 'deposit N 5 in the other shell')
+                for line in ('deposit A 1\nwithdraw N 2', 'withdraw N 3'):
+                    a.send(line)
+                    got = [json.loads(a.readline()) for _ in line.split('\n')]
+                    check(all(o.get('ok') for o in got), f'{line!r}: {got}')
+                check(db.rows("SELECT version, balance FROM streams WHERE name = 'N'")
+                      == [['3', '0']], f"N's row: {db.rows('SELECT * FROM streams')}")
+            checks('stale: a group that knew an account as new catches up with '
+                   'the shell that opened it', caught_up)
+        finally:
+            a.kill()
+            b.kill()
+
+
 # ---- 4. a writer holding its position open: refresh never skips it ----
 
 def holding_insert(db):
@@ -708,12 +752,15 @@ def test_refresh(checks, rounds=3):
     conflicts = applied = shown = 0
     with Database('refresh') as db:
         start = 0
-        for r in range(rounds):
+        for r in range(rounds + 1):
             rng = random.Random(100 + r)
             scripts = refresh_scripts(rng, 150, 200)
+            if r == rounds:     # the last round: two refresh while four write
+                scripts += [refresh_scripts(random.Random(200 + k), 0, 200)[2]
+                            for k in range(3)]
             scripts.append(['balances'] * 300)      # a reader
-            results = run_all(db, scripts, [True, True, True, True])
-            tag = f'refresh round {r + 1}'
+            results = run_all(db, scripts, [True] * len(scripts))
+            tag = f'refresh round {r + 1}' + (' (four writers)' if r == rounds else '')
             events = db.events()
             checkpoint = db.checkpoint()
             c, a, n = check_refresh_round(checks, tag, scripts, results, events,
@@ -730,7 +777,7 @@ def test_refresh(checks, rounds=3):
             start = len(db.events())
             if last and last['applied']:
                 applied += 1
-    print(f'refresh: {rounds} rounds, {applied} refreshes that applied events, '
+    print(f'refresh: {rounds} rounds + 1 with four writers, {applied} refreshes that applied events, '
           f'{shown} balances checked, {conflicts} conflicts', flush=True)
 
 
@@ -925,6 +972,109 @@ def test_stopped(checks):
                 CLUSTER.start()
 
 
+# ---- 6b. a fault at every point of a bulk group ----
+
+# Server-side faults, one per database: a trigger that fails one statement
+# of a group's pipeline (the streams' rows, the checkpoint, the sheet's rows,
+# the events of a full batch, of a batch a refresh sends, of the last batch),
+# or the COMMIT itself (a deferred constraint trigger). The script is read
+# from a file, so groups are long (they end at the group bound) and hold
+# several batches.
+FAULT_FN = """
+CREATE FUNCTION simplecqrs_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'injected fault (%)', TG_ARGV[0]; END $$;
+CREATE FUNCTION simplecqrs_fault_late() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT position FROM checkpoint WHERE id = 1) > 20000 THEN
+    RAISE EXCEPTION 'injected fault (%)', TG_ARGV[0];
+  END IF;
+  RETURN NEW;
+END $$;
+"""
+FAULTS = {
+    'streams': 'BEFORE INSERT OR UPDATE ON streams FOR EACH ROW '
+               'WHEN (NEW.version > 45) EXECUTE FUNCTION simplecqrs_fault(\'streams\')',
+    # the flush's checkpoint row, not the save's move of it (which came first)
+    'checkpoint': 'BEFORE UPDATE ON checkpoint FOR EACH ROW WHEN (NEW.position > 20000 '
+                  'AND OLD.position = NEW.position) '
+                  'EXECUTE FUNCTION simplecqrs_fault(\'checkpoint\')',
+    'sheet': 'BEFORE INSERT OR UPDATE ON balances FOR EACH ROW '
+             'EXECUTE FUNCTION simplecqrs_fault_late(\'sheet\')',
+    'refresh batch': 'BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.position = 17000) '
+                     'EXECUTE FUNCTION simplecqrs_fault(\'events\')',
+    'full batch': 'BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.position = 23500) '
+                  'EXECUTE FUNCTION simplecqrs_fault(\'events\')',
+    'last batch': 'BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.position = 29990) '
+                  'EXECUTE FUNCTION simplecqrs_fault(\'events\')',
+}
+FAULT_COMMIT = ('AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
+                'WHEN (NEW.position = 29000) EXECUTE FUNCTION simplecqrs_fault(\'commit\')')
+
+
+def fault_script():
+    lines = []
+    for i in range(30000):
+        lines.append(f'deposit F{i % 500:03} {i % 97 + 1}')
+        if i % 10000 == 9999 - 2000:
+            lines.append('refresh')
+    return ''.join(l + '\n' for l in lines)
+
+
+def test_faults(checks):
+    text = fault_script()
+    cases = [(name, f'CREATE TRIGGER simplecqrs_fault {sql}') for name, sql in FAULTS.items()]
+    cases.append(('commit', f'CREATE CONSTRAINT TRIGGER simplecqrs_fault {FAULT_COMMIT}'))
+    for name, trigger in cases:
+        with Database('fault_' + name) as db:
+            status, _, err = run_json(db, 'status\n')   # the tables
+            check(status == 0, f'making the ledger: {err[:200]!r}')
+            db.rows(FAULT_FN)
+            db.rows(trigger)
+
+            def faulted(db=db, name=name):
+                script = tempfile.TemporaryFile()
+                script.write(text.encode())
+                script.seek(0)
+                p = subprocess.run(WRAPPER + [BIN, '--json', '--store', db.uri],
+                                   stdin=script, capture_output=True, env=CLUSTER.env,
+                                   timeout=TIMEOUT)
+                objs = [json.loads(l) for l in p.stdout.splitlines()]
+                check(p.returncode == 3, f'exit status {status_text(p.returncode)}, '
+                      f'stderr {p.stderr[:300]!r}')
+                check(objs and objs[-1].get('error') == 'storage' and
+                      sum(1 for o in objs if not o['ok']) == 1,
+                      f'the output does not end with its one storage error: {objs[-2:]}')
+                check(b'injected fault' in p.stdout, f'not the injected fault: {objs[-1]}')
+                shown = [o for o in objs[:-1] if o['cmd'] == 'deposit']
+                events = db.events()
+                kept = {e[0]: e for e in events}
+                missing = [o for o in shown if kept.get(o['position']) !=
+                           (o['position'], o['account'], o['version'], 'AccountCredited',
+                            o['amount'])]
+                check(not missing, f'{len(missing)} results shown are not in the ledger, '
+                      f'first {missing[:2]}')
+                check(len(events) == len(shown), f'{len(events)} events kept, '
+                      f'{len(shown)} acknowledged: half a group was kept')
+                check_events(events, db.streams())
+                want = replay(events)
+                rows = {s: (int(v), int(b)) for s, v, b in
+                        db.rows('SELECT name, version, balance FROM streams')}
+                versions = {}
+                for _, s, v, _, _ in events:
+                    versions[s] = v
+                check(rows == {s: (versions[s], want[s]) for s in want},
+                      'the streams\' rows are not their events\' versions and sums')
+                checkpoint = db.checkpoint()
+                check(checkpoint <= len(events) and
+                      db.sheet() == replay(events, checkpoint),
+                      f'the kept sheet is not the replay to its checkpoint {checkpoint}')
+                return len(shown)
+            n = checks(f'faults: {name}: the group is lost whole, every result shown '
+                       f'is kept and nothing else', faulted)
+            if n is not None:
+                print(f'faults: {name}: {n} results shown and kept', flush=True)
+
+
 # ---- 7. unreachable servers, and passwords ----
 
 def test_unreachable(checks):
@@ -999,15 +1149,15 @@ def test_foreign(checks):
     with Database('newer') as db:
         status, objs, err = run_json(db, 'deposit A 5\n')
         check(status == 0, f'making the ledger: {status} {objs} {err!r}')
-        db.rows("UPDATE simplecqrs_meta SET value = '2' WHERE key = 'schema_version'")
+        db.rows("UPDATE simplecqrs_meta SET value = '3' WHERE key = 'schema_version'")
 
         def newer():
             refused(db)
             check(db.events() == [(1, 'A', 1, 'AccountCredited', 5)],
                   f'events {db.events()}')
             check(db.rows("SELECT value FROM simplecqrs_meta WHERE key = 'schema_version'")
-                  == [['2']], 'the schema version was changed')
-        checks('foreign: schema_version 2 is refused, the ledger untouched', newer)
+                  == [['3']], 'the schema version was changed')
+        checks('foreign: schema_version 3 is refused, the ledger untouched', newer)
 
         for bad in ('', '1abc', '-3', '99999999999999999999'):
             db.rows(f"UPDATE simplecqrs_meta SET value = '{bad}' WHERE key = 'schema_version'")
@@ -1019,6 +1169,173 @@ def test_foreign(checks):
         db.rows("DELETE FROM simplecqrs_meta")
         checks('foreign: a ledger without its schema_version is refused as damaged',
                lambda: check('damaged' in refused(db), 'no schema_version row'))
+
+
+# ---- 8b. a schema-1 ledger is upgraded in place ----
+
+# The schema of simplecqrs 0.1 (schema_version 1), as its store_pg.c made it:
+# streams without their balance.
+SCHEMA_1 = """
+CREATE TABLE simplecqrs_meta (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
+CREATE TABLE streams (
+  name text PRIMARY KEY,
+  version bigint NOT NULL CHECK (version > 0)
+);
+CREATE TABLE events (
+  position bigint PRIMARY KEY CHECK (position > 0),
+  stream text NOT NULL REFERENCES streams (name),
+  version bigint NOT NULL CHECK (version > 0),
+  type text NOT NULL CHECK (type IN ('AccountCredited', 'AccountDebited')),
+  amount bigint NOT NULL CHECK (amount > 0),
+  time timestamptz NOT NULL,
+  UNIQUE (stream, version)
+);
+CREATE TABLE balances (
+  account text PRIMARY KEY,
+  balance bigint NOT NULL CHECK (balance >= 0)
+);
+CREATE TABLE checkpoint (
+  id int PRIMARY KEY CHECK (id = 1),
+  position bigint NOT NULL
+);
+INSERT INTO checkpoint VALUES (1, 0);
+INSERT INTO simplecqrs_meta VALUES ('schema_version', '1');
+"""
+
+# A ledger as schema 1 kept it, made consistent by hand: A deposits 100,
+# withdraws 30, deposits 5 (75, version 3); B deposits 50 and withdraws it
+# all (0, version 2); C deposits 7; a refresh after position 4.
+LEDGER_1 = [('A', 1, 'AccountCredited', 100), ('B', 1, 'AccountCredited', 50),
+            ('A', 2, 'AccountDebited', 30), ('C', 1, 'AccountCredited', 7),
+            ('B', 2, 'AccountDebited', 50), ('A', 3, 'AccountCredited', 5)]
+
+
+def make_ledger_1(db, events=LEDGER_1, checkpoint=4):
+    db.rows(SCHEMA_1)
+    versions = {}
+    for s, v, _, _ in events:
+        versions[s] = max(versions.get(s, 0), v)
+    db.rows('INSERT INTO streams VALUES ' +
+            ', '.join(f"('{s}', {v})" for s, v in sorted(versions.items())))
+    db.rows('INSERT INTO events VALUES ' + ', '.join(
+        f"({p}, '{s}', {v}, '{t}', {a}, timestamptz '2026-01-02 03:04:05.678+00' "
+        f"+ {p} * interval '1 second')" for p, (s, v, t, a) in enumerate(events, 1)))
+    sheet = {}
+    for s, _, t, a in events[:checkpoint]:
+        sheet[s] = sheet.get(s, 0) + (a if t == 'AccountCredited' else -a)
+    db.rows('INSERT INTO balances VALUES ' +
+            ', '.join(f"('{s}', {b})" for s, b in sorted(sheet.items())))
+    db.rows(f'UPDATE checkpoint SET position = {checkpoint}')
+
+
+def whole(db):
+    """Every row of every table, and the columns: what `left alone` means."""
+    tables = ('simplecqrs_meta', 'streams', 'events', 'balances', 'checkpoint')
+    return ([db.rows(f'SELECT * FROM {t} ORDER BY 1') for t in tables],
+            db.rows("SELECT table_name, column_name, data_type, is_nullable, "
+                    "column_default FROM information_schema.columns WHERE "
+                    "table_schema = 'public' ORDER BY 1, 2"))
+
+
+def test_upgrade(checks):
+    with Database('upgrade') as db:
+        make_ledger_1(db)
+        events_before = db.rows('SELECT * FROM events ORDER BY position')
+        sheet_before = db.sheet()
+
+        def upgraded():
+            status, objs, err = run_json(db, 'status\n')
+            check(status == 0 and err == b'' and objs and objs[0].get('ok'),
+                  f'opening a schema-1 ledger: {status} {objs} {err[:300]!r}')
+            check(objs[0]['head'] == 6 and objs[0]['streams'] == 3, f'status {objs[0]}')
+            check(db.rows("SELECT value FROM simplecqrs_meta WHERE key = "
+                          "'schema_version'") == [['2']], 'schema_version is not 2')
+            check(db.rows('SELECT * FROM events ORDER BY position') == events_before,
+                  'the events changed')
+            kept = {s: (int(v), int(b)) for s, v, b in
+                    db.rows('SELECT name, version, balance FROM streams')}
+            check(kept == {'A': (3, 75), 'B': (2, 0), 'C': (1, 7)},
+                  f'streams (version, balance) {kept}')
+            check(db.checkpoint() == 4, f'checkpoint {db.checkpoint()}')
+            check(db.sheet() == sheet_before, f'sheet {db.sheet()}, was {sheet_before}')
+            col = db.rows("SELECT data_type, is_nullable, column_default FROM "
+                          "information_schema.columns WHERE table_name = 'streams' "
+                          "AND column_name = 'balance'")
+            check(col == [['bigint', 'NO', '0']], f'the balance column: {col}')
+            fk = db.rows("SELECT count(*) FROM pg_constraint WHERE conname = "
+                         "'events_stream_fkey'")
+            check(fk == [['0']], 'the events\' foreign key is still there')
+            p = subprocess.run(['psql', '-XAtq', '-d', db.name, '-c',
+                                "UPDATE streams SET balance = -1 WHERE name = 'C'"],
+                               env=CLUSTER.env, capture_output=True, timeout=TIMEOUT)
+            check(p.returncode != 0 and b'check' in p.stderr.lower(),
+                  'a negative balance is not refused by the column\'s check')
+        checks('upgrade: a schema-1 ledger opens upgraded in place: events, stream '
+               'versions, balances (the new column), checkpoint and sheet as they were',
+               upgraded)
+
+        def decides():
+            status, objs, err = run_json(db, 'withdraw A 75\nwithdraw B 1\n'
+                                         'withdraw C 8\nrefresh\nbalances\nstatus\n')
+            check(err == b'', f'stderr {err[:300]!r}')
+            w1, w2, w3, r, b, st = objs
+            check(w1.get('ok') and w1['version'] == 4 and w1['position'] == 7,
+                  f'withdraw A 75: {w1}')
+            check(w2.get('error') == 'insufficient_funds', f'withdraw B 1: {w2}')
+            check(w3.get('error') == 'insufficient_funds', f'withdraw C 8: {w3}')
+            check(r.get('ok') and r['applied'] == 3, f'refresh {r}')
+            got = {x['account']: x['balance'] for x in b['balances']}
+            check(got == {'A': 0, 'B': 0, 'C': 7}, f'balances {got}')
+            kept = {s: (int(v), int(b)) for s, v, b in
+                    db.rows('SELECT name, version, balance FROM streams')}
+            check(kept == {'A': (4, 0), 'B': (2, 0), 'C': (1, 7)}, f'streams {kept}')
+        checks('upgrade: the upgraded ledger decides on its kept balances as a replay '
+               'does', decides)
+
+        db.rows("UPDATE simplecqrs_meta SET value = '3' WHERE key = 'schema_version'")
+        before = whole(db)
+
+        def newer():
+            p = run(['--store', db.uri], 'deposit A 1\n', timeout=60)
+            err = p.stderr.decode(errors='replace')
+            check(p.returncode == 2 and 'newer' in err, f'exit {p.returncode}: {err!r}')
+            check(whole(db) == before, 'the ledger at schema 3 was changed')
+        checks('upgrade: a ledger at schema 3 is refused and left alone', newer)
+
+    with Database('orphan') as db:
+        def orphan():
+            """An event whose stream has no row (the foreign key is gone):
+            a damaged ledger, said so, whether the table reads every stream
+            (a small ledger) or this one."""
+            status, _, err = run_json(db, 'deposit A 5\n')
+            check(status == 0, f'making the ledger: {err[:200]!r}')
+            db.rows("INSERT INTO events VALUES (2, 'Z', 1, 'AccountCredited', 9, now())")
+            for script in ('deposit Z 1\n', 'deposit A 1\n'):
+                p = run(['--json', '--store', db.uri], script)
+                out = p.stdout.decode(errors='replace')
+                check(p.returncode == 3 and 'damaged' in out and 'Z' in out,
+                      f'{script!r}: exit {p.returncode}: {out[:300]!r}')
+            check(len(db.events()) == 2, f'events {db.events()}')
+        checks('upgrade: an event of a stream without a row is a damaged ledger, '
+               'nothing written', orphan)
+
+    with Database('upgrade_damaged') as db:
+        # B withdraws more than it had: the upgrade's sum breaks the check
+        make_ledger_1(db, LEDGER_1[:4] + [('B', 2, 'AccountDebited', 60)], 2)
+        before = whole(db)
+
+        def damaged():
+            p = run(['--store', db.uri], 'status\n', timeout=60)
+            err = p.stderr.decode(errors='replace')
+            check(p.returncode == 2 and err.startswith('simplecqrs: cannot open store'),
+                  f'exit {p.returncode}: {err!r}')
+            check(whole(db) == before, 'the damaged schema-1 ledger was changed '
+                  '(half an upgrade?)')
+        checks('upgrade: a schema-1 ledger the upgrade cannot sum (a balance below 0) '
+               'is refused and left exactly as it was (one transaction)', damaged)
 
 
 # ---- 9. a server that restarts under idle shells ----
@@ -1493,10 +1810,11 @@ def test_hostile(checks):
         print(r, flush=True)
 
 
-TESTS = {'contract': test_contract, 'cli': test_cli, 'model': test_model, 'race': test_race, 'gap': test_gap,
+TESTS = {'contract': test_contract, 'cli': test_cli, 'model': test_model, 'race': test_race,
+         'stale': test_stale, 'gap': test_gap,
          'refresh': test_refresh, 'stopped': test_stopped,
-         'unreachable': test_unreachable, 'foreign': test_foreign,
-         'hostile': test_hostile, 'restart': test_restart, 'defaults': test_defaults,
+         'unreachable': test_unreachable, 'foreign': test_foreign, 'upgrade': test_upgrade,
+         'hostile': test_hostile, 'faults': test_faults, 'restart': test_restart, 'defaults': test_defaults,
          'passwords': test_passwords, 'notify': test_notify, 'busy': test_busy,
          'location': test_location}
 NEEDS_PROBE = ('notify', 'location')
