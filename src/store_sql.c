@@ -332,6 +332,7 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 			    size_t n, int64_t time_ms, uint64_t *last_position)
 {
 	store_sql_stream *st[STORE_SQL_APPEND_MAX];
+	uint32_t slots[STORE_SQL_APPEND_MAX];
 	int64_t balance[STORE_SQL_APPEND_MAX];
 	if (n > STORE_SQL_APPEND_MAX || n == 0)	/* a transfer is the most */
 		return store_base_fail(s, "an append of %zu events", n);
@@ -345,6 +346,10 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 		error_code rc = stream_get(s, p, w, ev->stream, len, hint, &st[i]);
 		if (rc != ERR_OK)
 			return rc;
+		/* stream_get may have grown the table: earlier pointers move */
+		slots[i] = slot_of(w, st[i]);
+		for (size_t j = 0; j < i; j++)
+			st[j] = &w->st[slots[j]];
 		uint64_t version = st[i]->version;
 		int64_t before = st[i]->balance;
 		for (size_t j = 0; j < i; j++)	/* the same stream twice */
