@@ -737,11 +737,10 @@ static error_code pipeline_results(pg_store *g, const sent *list, int n)
 			ExecStatusType st = PQresultStatus(res);
 			if (rc != ERR_OK)
 				continue;
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			if ((st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) ||
+			    (list[i].which == Q_COMMIT &&	/* a ROLLBACK */
+			     strcmp(PQcmdStatus(res), "COMMIT") != 0))
 				rc = db_fail(g, list[i].what, res);
-			else if (list[i].which == Q_COMMIT &&
-				 strcmp(PQcmdStatus(res), "COMMIT") != 0)
-				rc = db_fail(g, list[i].what, res);	/* ROLLBACK */
 			else if (list[i].rows >= 0 &&
 				 rows_changed(res) != (uint64_t)list[i].rows)
 				rc = store_base_fail(&g->base, "%s: the ledger "

@@ -158,12 +158,13 @@ static error_code stream_get(store *s, const store_sql_prims *p,
 		if (rc != ERR_OK)
 			return rc;
 		if (st->version > INT64_MAX || st->balance < 0 ||
-		    (st->version == 0 && (st->balance != 0 || st->stored)))
-			return store_base_fail(s, "damaged ledger: account %s's "
-					       "row says version %llu, balance "
-					       "%lld", st->name,
-					       (unsigned long long)st->version,
-					       (long long)st->balance);
+		    (st->version == 0 && (st->balance != 0 || st->stored))) {
+			store_base_fail(s, "damaged ledger: account %s's row "
+					"says version %llu, balance %lld",
+					st->name, (unsigned long long)st->version,
+					(long long)st->balance);
+			return ERR_STORAGE;
+		}
 		/* a stream with no row is not kept: another shell may make
 		 * it, and the events of that catch-up name it by a key this
 		 * table lacks */
@@ -281,7 +282,8 @@ error_code store_sql_flush(store *s, const store_sql_prims *p,
 		return ERR_OK;
 	const store_sql_stream *stack[64];
 	const store_sql_stream **list = w->nmoved <= 64 ? stack
-					: xmalloc(w->nmoved * sizeof *list);
+					: xreallocarray(NULL, w->nmoved,
+							sizeof(void *));
 	for (size_t i = 0; i < w->nmoved; i++)
 		list[i] = &w->st[w->moved[i]];
 	store_sql_sheet_flush sheet = { .replace = w->sheet_replace,
