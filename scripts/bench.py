@@ -29,7 +29,7 @@ fsync_floor (one write + fdatasync per record, the most durable appends per
 second without grouping) on the same disk, when ../shared is beside us.
 
 --store postgresql: under pg_virtualenv (scripts/bench starts one), `mixed`
-100k piped into one shell, then four shells at once, each with its own 25k
+100k on the memory store, then piped into one shell, then four shells at once, each with its own 25k
 script (other seeds) on the same 10,000 accounts, all on fresh databases over
 loopback TCP: commands per second, and the conflicts (appends refused because
 another shell moved the account first, each retried) and `conflict` errors;
@@ -284,9 +284,17 @@ def bench_pg(binary, runs):
                '--seed', str(100 + seed), '-o', part)
         parts.append(part)
     part_lines = sum(sum(1 for line in open(p, 'rb') if not line.startswith(b'#')) for p in parts)
-    results = {'one shell, mixed 100k': [], 'four shells, 4 x 25k': []}
+    results = {'memory, mixed 100k': [], 'one shell, mixed 100k': [],
+               'four shells, 4 x 25k': []}
     stats = {k: (0, 0) for k in results}
     for _ in range(runs):
+        out = os.path.join(WORK, 'out')
+        t0 = time.perf_counter()
+        with open(script, 'rb') as i, open(out, 'wb') as o:
+            code = subprocess.run([binary], stdin=i, stdout=o).returncode
+        results['memory, mixed 100k'].append(time.perf_counter() - t0)
+        if code not in (0, 1) or final_balances(out, 'text') != open(expect).read():
+            sys.exit(f'memory: exit {code} or wrong balances; see {out}')
         uri = fresh_db('bench1')
         out = os.path.join(WORK, 'out')
         t0 = time.perf_counter()
@@ -325,9 +333,14 @@ def bench_pg(binary, runs):
             sys.exit('four shells: the kept sheet differs from a replay of the events')
     for name, walls in results.items():
         wall = statistics.median(walls)
-        n = lines if name.startswith('one') else part_lines
+        n = part_lines if name.startswith('four') else lines
         c, e = stats[name]
         print(f'{name:<28}{wall:>8.2f}{n / wall:>10,.0f}{wall / n * 1e6:>8.1f}{c:>11,}{e:>17,}')
+    rate = {k: (part_lines if k.startswith('four') else lines) / statistics.median(w)
+            for k, w in results.items()}
+    print(f'one shell / memory store: {rate["memory, mixed 100k"] / rate["one shell, mixed 100k"]:.1f}x '
+          f'the time; four shells together / one shell: '
+          f'{rate["four shells, 4 x 25k"] / rate["one shell, mixed 100k"]:.2f}x the rate (goal >= 1)')
     one, hot = reopen_figures(binary, None, 200_000, fresh_db('benchhot'))
     print(f'first withdraw after reopening: 200,000-event account {hot * 1000:.1f} ms, '
           f'1-event account {one * 1000:.1f} ms: {hot / one:.2f}x (goal <= 2)')

@@ -3,10 +3,11 @@
  * It keeps each account's last known state with its version. The cache is
  * only ever a prefix of the stream, so it can be behind but never wrong, and
  * the first attempt trusts it: an append carries the cached version, so if
- * the stream moved the store says conflict and the next attempt reads the
- * events after that version. An account not cached yet starts from the
- * state the store keeps beside its stream (store_stream_state: one lookup,
- * however long the stream) plus any events after it. A refusal is never
+ * the stream moved the store says conflict and the next attempt starts
+ * again from the state the store keeps beside the stream
+ * (store_stream_state: one lookup however long the stream, and inside a
+ * write group no round trip at all) plus any events after it. So does an
+ * account not cached yet. A refusal is never
  * made on the cache alone: it is decided again on what the store holds now.
  * So a command costs the same whatever the length of the account's
  * history, and the usual one asks the store nothing before its append. */
@@ -122,17 +123,24 @@ static error_code load(handler *h, const char *account, size_t len,
 			*st = f.st;
 			return ERR_OK;
 		}
-	} else if (store_stream_state(h->store, account, len, key,
-				      &f.st.version, &f.st.balance) != ERR_OK) {
-		return ERR_STORAGE;	/* not cached: the store's snapshot */
 	}
+	/* not cached, or to be read again: the store's snapshot (inside a
+	 * write group a durable store answers from memory, without a round
+	 * trip), then whatever follows it */
+	account_state kept;
+	if (store_stream_state(h->store, account, len, key, &kept.version,
+			       &kept.balance) != ERR_OK)
+		return ERR_STORAGE;
+	if (kept.version >= f.st.version)
+		f.st = kept;
 	uint64_t had = f.st.version;
 	if (store_read_stream(h->store, account, had, fold_event, &f) != ERR_OK)
 		return ERR_STORAGE;
 	if (f.err != ERR_OK)
 		return f.err;
 	/* an account with no stream is not kept */
-	if (f.st.version != had || (*slot == IDMAP_NONE && had > 0))
+	if (f.st.version > 0 && (*slot == IDMAP_NONE ||
+				 h->cache[*slot].st.version != f.st.version))
 		remember(h, slot, account, len, &f.st, *key);
 	*st = f.st;
 	return ERR_OK;

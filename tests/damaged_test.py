@@ -184,9 +184,11 @@ def json_form(w):
 
 def test_cached_state():
     """A shell that has XX1 cached at version 1 meets a version 2 put in by
-    hand that takes the balance below 0: its withdrawal conflicts, reads
-    from its cached version on, and must say so (the handler's own check,
-    not the store's, which only sees the stream from version 2)."""
+    hand that takes the balance below 0, with the kept row moved to version
+    2 but its balance left at 1000: its withdrawal conflicts and is decided
+    again on the kept state, as a shell that had nothing cached decides
+    (test_kept_balance_edited in sqlite_test); the replay, `history`, finds
+    the bad event and says so."""
     path = os.path.join(TMP, 'cached.db')
     p = subprocess.Popen(WRAPPER + [BIN, '--store', 'sqlite:' + path],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -209,7 +211,10 @@ def test_cached_state():
     db.commit()
     db.close()
     got = ask('withdraw XX1 1')
-    check('cached: withdraw is a storage error naming the event',
+    check('cached: the retry decides on the kept state',
+          got.startswith('withdrew 1 from XX1 (version 3, position 3)'), got)
+    got = ask('history XX1')
+    check('cached: history is a storage error naming the event',
           'storage failed: damaged ledger: account XX1 version 2 (position 2): '
           'the balance 1000 less 5000 goes below 0' in got, got)
     p.stdin.close()

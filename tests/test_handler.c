@@ -15,6 +15,7 @@ typedef struct racing {
 	int race_after;		/* appends to let through before racing */
 	int appends_seen;
 	int reads;		/* read_stream calls */
+	int events_read;	/* events those calls handed back */
 	store_new_event rival;
 } racing;
 
@@ -50,11 +51,34 @@ static error_code race_append(store *s, const store_new_event *evs, size_t n,
 	return store_append(r->inner, evs, n, t, last);
 }
 
+typedef struct counted {
+	store_event_fn fn;
+	void *ctx;
+	int *n;
+} counted;
+
+static int count_event(void *ctx, const store_event *ev)
+{
+	counted *c = ctx;
+	(*c->n)++;
+	return c->fn(c->ctx, ev);
+}
+
 static error_code race_read_stream(store *s, const char *id, uint64_t after,
 				   store_event_fn fn, void *ctx)
 {
-	((racing *)s)->reads++;
-	return store_read_stream(((racing *)s)->inner, id, after, fn, ctx);
+	racing *r = (racing *)s;
+	r->reads++;
+	counted c = { fn, ctx, &r->events_read };
+	return store_read_stream(r->inner, id, after, count_event, &c);
+}
+
+static error_code race_stream_state(store *s, const char *id, size_t len,
+				    uint32_t *key, uint64_t *version,
+				    int64_t *balance)
+{
+	return store_stream_state(((racing *)s)->inner, id, len, key, version,
+				  balance);
 }
 
 static error_code race_read_all(store *s, uint64_t after, size_t limit,
@@ -89,6 +113,7 @@ static const store_ops racing_ops = {
 	.free = race_free,
 	.append = race_append,
 	.read_stream = race_read_stream,
+	.stream_state = race_stream_state,
 	.read_all = race_read_all,
 	.head = race_head,
 	.stream_count = race_stream_count,
@@ -251,6 +276,28 @@ START_TEST(the_cache_saves_reads_but_never_decides_a_refusal)
 }
 END_TEST
 
+START_TEST(a_conflict_is_decided_again_on_the_kept_state)
+{
+	handler *other = handler_new(&rs.base);
+	handler_result res;
+	handler_deposit(h, "A", 1, 10, &res);
+	for (int i = 0; i < 50; i++)	/* h's cache is 50 events behind */
+		handler_deposit(other, "A", 1, 1, &res);
+	rs.events_read = 0;
+	/* the stale append conflicts; the retry starts from the store's kept
+	 * state (version and balance), not from the events since the cache */
+	ck_assert_int_eq(handler_deposit(h, "A", 1, 5, &res), ERR_OK);
+	ck_assert_uint_eq(res.conflicts, 1);
+	ck_assert_uint_eq(res.version, 52);
+	ck_assert_int_eq(rs.events_read, 0);
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 65, &res), ERR_OK);
+	ck_assert_uint_eq(res.conflicts, 0);	/* the cache caught up */
+	ck_assert_int_eq(handler_withdraw(h, "A", 1, 1, &res),
+			 ERR_INSUFFICIENT_FUNDS);
+	handler_free(other);
+}
+END_TEST
+
 START_TEST(a_stale_cache_does_not_use_up_a_retry)
 {
 	handler *other = handler_new(&rs.base);
@@ -316,6 +363,7 @@ static Suite *handler_suite(void)
 	tcase_add_test(t, deposit_withdraw_transfer_results);
 	tcase_add_test(t, transfer_is_both_events_or_neither);
 	tcase_add_test(t, events_carry_the_clock);
+	tcase_add_test(t, a_conflict_is_decided_again_on_the_kept_state);
 	suite_add_tcase(s, t);
 	t = tcase_create("conflict");
 	tcase_add_checked_fixture(t, setup, teardown);
