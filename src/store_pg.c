@@ -763,8 +763,9 @@ static error_code pipeline_results(pg_store *g, const sent *list, int n)
 	return rc;
 }
 
-/* Everything the group queued, in one pipeline: the streams' rows first
- * (the events' foreign key names them), the sheet's, the events, and, when
+/* Everything the group queued, in one pipeline: the streams' rows (so that
+ * a stream wrongly taken as new fails before any event goes), the sheet's,
+ * the events, and, when
  * pg_commit asks, the NOTIFY and the COMMIT. One round trip. */
 static error_code pg_flush(store *s, const store_sql_stream *const *streams,
 			   size_t n, const store_sql_sheet_flush *sheet)
