@@ -68,6 +68,13 @@ static const char session_setup[] =
 	"WHERE name = 'search_path' AND source <> 'client'; "
 	"LISTEN " CHANNEL;
 
+/* streams.balance is the account's kept state, taken at balance_version,
+ * which must be the row's version: a program of schema 1 still connected
+ * to an upgraded ledger moves version (or adds a row) without balance, and
+ * so fails (its transaction rolls back) rather than leave a stale balance
+ * that this one would decide on. The column has no default. */
+#define BALANCE_TAKEN "streams_balance_taken"
+
 static const char schema[] =
 	"CREATE TABLE simplecqrs_meta (\n"
 	"  key text PRIMARY KEY,\n"
@@ -76,7 +83,9 @@ static const char schema[] =
 	"CREATE TABLE streams (\n"
 	"  name text PRIMARY KEY,\n"
 	"  version bigint NOT NULL CHECK (version > 0),\n"
-	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
+	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0),\n"
+	"  balance_version bigint NOT NULL,\n"
+	"  CONSTRAINT " BALANCE_TAKEN " CHECK (balance_version = version)\n"
 	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE events (\n"
 	"  position bigint PRIMARY KEY CHECK (position > 0),\n"
@@ -111,10 +120,13 @@ static const char schema[] =
  * update, no index entry), three times cheaper. */
 static const char upgrade_1_2[] =
 	"ALTER TABLE streams ADD COLUMN balance bigint NOT NULL DEFAULT 0 "
-	"CHECK (balance >= 0);\n"
+	"CHECK (balance >= 0), ADD COLUMN balance_version bigint;\n"
 	"UPDATE streams SET balance = e.balance FROM (SELECT stream, "
 	"sum(CASE type WHEN 'AccountCredited' THEN amount ELSE -amount END) "
 	"AS balance FROM events GROUP BY stream) e WHERE e.stream = streams.name;\n"
+	"UPDATE streams SET balance_version = version;\n"
+	"ALTER TABLE streams ALTER COLUMN balance_version SET NOT NULL, "
+	"ADD CONSTRAINT " BALANCE_TAKEN " CHECK (balance_version = version);\n"
 	"ALTER TABLE events DROP CONSTRAINT IF EXISTS events_stream_fkey;\n"
 	"ALTER TABLE streams SET (fillfactor = 50);\n"
 	"ALTER TABLE balances SET (fillfactor = 50);\n"
@@ -164,10 +176,12 @@ static const query queries[Q_COUNT] = {
 	/* the group's moved streams: the rows of new ones (streams go by
 	 * name), the others' new versions and balances */
 	[Q_STREAMS_NEW] = { "streams_new",
-		"INSERT INTO streams (name, version, balance) "
-		"SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])", 3 },
+		"INSERT INTO streams (name, version, balance, balance_version) "
+		"SELECT n, v, b, v FROM unnest($1::text[], $2::bigint[], "
+		"$3::bigint[]) AS u (n, v, b)", 3 },
 	[Q_STREAMS_SET] = { "streams_set",
-		"UPDATE streams s SET version = u.v, balance = u.b "
+		"UPDATE streams s SET version = u.v, balance = u.b, "
+		"balance_version = u.v "
 		"FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u (n, v, b) "
 		"WHERE s.name = u.n", 3 },
 	[Q_READ_STREAM] = { "read_stream",
