@@ -25,6 +25,7 @@
 
 #define CATCHUP_MAX 4096	/* more events from others: forget, reread */
 #define COMPLETE_MAX 65536	/* at most so many events: read every stream */
+#define KEY_ARRAY_MAX (1 << 24)	/* keys below it: a plain array */
 
 enum { KNOWN = 1, MOVED = 2 };
 
@@ -35,6 +36,10 @@ struct store_sql_writer {
 	uint32_t cap;
 	uint32_t *slot_of_key;	/* by key < key_cap: slot + 1, 0 if none */
 	int64_t key_cap;
+	/* keys of KEY_ARRAY_MAX or more (given by hand): by their digits */
+	idmap *big_keys;	/* key's digits -> index */
+	uint32_t *big_slot;	/* by index: slot + 1, 0 if none */
+	uint32_t big_cap;
 	uint32_t *moved;	/* slots MOVED in this group */
 	size_t nmoved, moved_cap;
 	bool in_group;
@@ -58,6 +63,7 @@ store_sql_writer *store_sql_writer_new(void)
 	store_sql_writer *w = xcalloc(1, sizeof *w);
 	w->names = idmap_new();
 	w->row_ids = idmap_new();
+	w->big_keys = idmap_new();
 	return w;
 }
 
@@ -77,6 +83,8 @@ static void forget_streams(store_sql_writer *w)
 	w->names = idmap_new();
 	if (w->slot_of_key)
 		memset(w->slot_of_key, 0, (size_t)w->key_cap * sizeof *w->slot_of_key);
+	idmap_free(w->big_keys);
+	w->big_keys = idmap_new();
 	w->nmoved = 0;
 	w->complete = false;
 }
@@ -90,15 +98,36 @@ void store_sql_writer_free(store_sql_writer *w)
 	free(w->st);
 	free(w->flags);
 	free(w->slot_of_key);
+	idmap_free(w->big_keys);
+	free(w->big_slot);
 	free(w->moved);
 	free(w->rows);
 	free(w);
 }
 
+/* A key past the array's (one given by hand), as the big_keys map's name. */
+static size_t key_digits(char *buf, size_t size, int64_t key)
+{
+	return (size_t)snprintf(buf, size, "%lld", (long long)key);
+}
+
 static void note_key(store_sql_writer *w, int64_t key, uint32_t slot)
 {
-	if (key <= 0 || key >= (1 << 24))	/* a key set by hand: no array */
+	if (key <= 0)
 		return;
+	if (key >= KEY_ARRAY_MAX) {	/* a key set by hand: no array */
+		char d[24];
+		size_t len = key_digits(d, sizeof d, key);
+		uint32_t i = idmap_intern(w->big_keys, d, len, NULL);
+		if (i >= w->big_cap) {
+			uint32_t n = w->big_cap ? w->big_cap * 2 : 16;
+			w->big_slot = xreallocarray(w->big_slot, n,
+						    sizeof *w->big_slot);
+			w->big_cap = n;
+		}
+		w->big_slot[i] = slot + 1;
+		return;
+	}
 	if (key >= w->key_cap) {
 		int64_t n = key < 512 ? 1024 : key * 2;
 		w->slot_of_key = xreallocarray(w->slot_of_key, (size_t)n,
@@ -128,14 +157,30 @@ static uint32_t slot_for(store_sql_writer *w, const char *name, size_t len)
 	return slot;
 }
 
+/* The slot the table gave key, or IDMAP_NONE. */
+static uint32_t key_slot(const store_sql_writer *w, int64_t key)
+{
+	if (key <= 0)
+		return IDMAP_NONE;
+	if (key >= KEY_ARRAY_MAX) {
+		char d[24];
+		size_t len = key_digits(d, sizeof d, key);
+		uint32_t i = idmap_find(w->big_keys, d, len);
+		return i == IDMAP_NONE || w->big_slot[i] == 0 ? IDMAP_NONE
+							     : w->big_slot[i] - 1;
+	}
+	if (key >= w->key_cap || w->slot_of_key[key] == 0)
+		return IDMAP_NONE;
+	return w->slot_of_key[key] - 1;
+}
+
 /* The known slot a caller's key hint names, if it names this id. */
 static uint32_t slot_of_hint(const store_sql_writer *w, uint32_t key,
 			     const char *name, size_t len)
 {
-	if (key == 0 || (int64_t)key >= w->key_cap || w->slot_of_key[key] == 0)
-		return IDMAP_NONE;
-	uint32_t slot = w->slot_of_key[key] - 1;
-	return idmap_is(w->names, slot, name, len) ? slot : IDMAP_NONE;
+	uint32_t slot = key_slot(w, key);
+	return slot != IDMAP_NONE && idmap_is(w->names, slot, name, len)
+	       ? slot : IDMAP_NONE;
 }
 
 /* The stream's entry, read from its row when the table does not know it. */
@@ -190,10 +235,8 @@ static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
 		    event_type type, int64_t amount)
 {
 	store_sql_writer *w = ctx;
-	uint32_t slot = IDMAP_NONE;
-	if (key > 0 && key < w->key_cap && w->slot_of_key[key] != 0)
-		slot = w->slot_of_key[key] - 1;
-	else if (name)
+	uint32_t slot = key_slot(w, key);
+	if (slot == IDMAP_NONE && name)
 		slot = idmap_find(w->names, name, strlen(name));
 	if ((slot == IDMAP_NONE || !(w->flags[slot] & KNOWN)) && w->complete &&
 	    name && version == 1 && type == EVENT_CREDITED && amount > 0) {

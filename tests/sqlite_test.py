@@ -969,6 +969,52 @@ def test_old_program_refused():
           'taken at version 2' in out[0].get('message', ''), (p.returncode, out))
 
 
+# ---- a stream number set by hand far past the others ----
+
+def test_large_stream_id():
+    """Someone gives a stream a number of 2^24 or more by hand (the ids'
+    arrays stop there): a shell that knows the stream must still catch up
+    on another shell's write to it, and write on at the next version (it
+    wrote at a version already there: a UNIQUE error, exit 3)."""
+    for big in (1 << 24, (1 << 40) + 5):
+        path = fresh(f'big-id-{big}.db')
+        ledger_with(path, 'deposit A 10\ndeposit B 1\n')
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("UPDATE streams SET id = ? WHERE name = 'A'", (big,))
+        db.execute("UPDATE event_log SET stream = ? WHERE stream = 1", (big,))
+        db.close()
+        p = subprocess.Popen([BIN, '--store', 'sqlite:' + path, '--json'],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=ENV)
+
+        def ask(line):
+            p.stdin.write((line + '\n').encode())
+            p.stdin.flush()
+            return json.loads(p.stdout.readline() or b'{}')
+
+        try:
+            first = ask('deposit A 1')
+            check(f'id {big}: the shell writes on it', first.get('version') == 2, first)
+            _, out = js(path, 'deposit A 2\ntransfer A B 3\n')
+            check(f'id {big}: another shell writes on it',
+                  [(o.get('ok'), o.get('position')) for o in out] == [(True, 4), (True, 6)],
+                  out)
+            again = ask('deposit A 4')
+            check(f'id {big}: the first shell catches up and writes at version 5',
+                  again.get('ok') and again.get('version') == 5 and
+                  again.get('position') == 7, again)
+            after = ask('withdraw A 15')
+            check(f'id {big}: and decides on the caught-up balance (14)',
+                  after.get('message') == 'A has 14, cannot withdraw 15', after)
+        finally:
+            p.stdin.close()
+            p.wait(timeout=60)
+        check(f'id {big}: exit 1 (one refusal)', p.returncode == 1, p.stderr.read())
+        check(f'id {big}: the kept rows are the replay',
+              dict(rows(path, 'select name, balance from streams')) == replay(path) ==
+              {'A': 14, 'B': 4})
+
+
 # ---- a reopened hot account answers as a replay does ----
 
 def test_hot_account_reopened():
@@ -1057,7 +1103,8 @@ def main():
               test_backup_while_writing, test_backup_of_memory, test_backup_refused,
               test_backup_half_written, test_busy, test_damaged,
               test_upgrade_from_schema_1, test_upgrade_shells_at_once,
-              test_upgrade_that_fails, test_old_program_refused, test_hot_account_reopened,
+              test_upgrade_that_fails, test_old_program_refused, test_large_stream_id,
+              test_hot_account_reopened,
               test_kept_balance_edited):
         if sys.argv[2:] and t.__name__ not in sys.argv[2:]:
             continue
