@@ -163,7 +163,7 @@ static const query queries[Q_COUNT] = {
 		"WHERE e.stream = n.name) FROM (SELECT name FROM streams UNION "
 		"SELECT stream FROM events) n LEFT JOIN streams s USING (name)", 0 },
 	[Q_EVENTS_AFTER] = { "events_after",
-		"SELECT stream, version, type, amount FROM events "
+		"SELECT stream, version, type, amount, position FROM events "
 		"WHERE position > $1 ORDER BY position", 1 },
 	/* a batch of queued events: each column one array (text parameters) */
 	[Q_EVENTS_PUT] = { "events_put",
@@ -699,8 +699,9 @@ static error_code pg_event_add(store *s, const store_sql_event *ev)
 
 static error_code pg_events_after(store *s, uint64_t after,
 				  int (*fn)(void *ctx, int64_t key,
-					    const char *name, uint64_t version,
-					    event_type type, int64_t amount),
+					    const char *name, uint64_t position,
+					    uint64_t version, event_type type,
+					    int64_t amount),
 				  void *ctx)
 {
 	pg_store *g = (pg_store *)s;
@@ -712,9 +713,11 @@ static error_code pg_events_after(store *s, uint64_t after,
 		return ERR_STORAGE;
 	for (int r = 0; r < PQntuples(res); r++) {
 		const char *type = PQgetvalue(res, r, 2);
-		if (fn(ctx, 0, PQgetvalue(res, r, 0), (uint64_t)int_at(res, r, 1),
+		if (fn(ctx, 0, PQgetvalue(res, r, 0), (uint64_t)int_at(res, r, 4),
+		       (uint64_t)int_at(res, r, 1),
 		       strcmp(type, "AccountDebited") == 0 ? EVENT_DEBITED
-							   : EVENT_CREDITED,
+		       : strcmp(type, "AccountCredited") == 0 ? EVENT_CREDITED
+		       : (event_type)0,	/* a damaged ledger's: the catch-up says */
 		       int_at(res, r, 3)))
 			break;
 	}

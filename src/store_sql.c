@@ -226,18 +226,44 @@ static uint32_t slot_of(const store_sql_writer *w, const store_sql_stream *st)
 }
 
 typedef struct catchup {
+	store *s;
 	store_sql_writer *w;
+	error_code rc;		/* ERR_STORAGE: a damaged ledger, errmsg says */
 } catchup;
 
 /* One event another shell wrote: a stream the table knows moves on with
- * it; one it does not know is read from its row when next asked. */
-static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
-		    event_type type, int64_t amount)
+ * it; one it does not know is read from its row when next asked. An event
+ * of neither type is a damaged ledger (as store.c's checked reads say it),
+ * not a credit. */
+static int catch_up(void *ctx, int64_t key, const char *name, uint64_t position,
+		    uint64_t version, event_type type, int64_t amount)
 {
-	store_sql_writer *w = ctx;
+	catchup *c = ctx;
+	store_sql_writer *w = c->w;
 	uint32_t slot = key_slot(w, key);
 	if (slot == IDMAP_NONE && name)
 		slot = idmap_find(w->names, name, strlen(name));
+	if (type != EVENT_CREDITED && type != EVENT_DEBITED) {
+		const char *id = name ? name : slot != IDMAP_NONE
+				 ? w->st[slot].name : NULL;
+		if (id)
+			store_base_fail(c->s, "damaged ledger: account %.64s "
+					"version %llu (position %llu) has type "
+					"%d, neither AccountCredited (1) nor "
+					"AccountDebited (2)", id,
+					(unsigned long long)version,
+					(unsigned long long)position, (int)type);
+		else
+			store_base_fail(c->s, "damaged ledger: the event at "
+					"position %llu (stream number %lld, "
+					"version %llu) has type %d, neither "
+					"AccountCredited (1) nor AccountDebited "
+					"(2)", (unsigned long long)position,
+					(long long)key,
+					(unsigned long long)version, (int)type);
+		c->rc = ERR_STORAGE;
+		return 1;
+	}
 	if ((slot == IDMAP_NONE || !(w->flags[slot] & KNOWN)) && w->complete &&
 	    name && version == 1 && type == EVENT_CREDITED && amount > 0) {
 		/* a stream another shell began: the table stays complete */
@@ -298,7 +324,10 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 			if ((w->flags[i] & KNOWN) && w->st[i].version == 0 &&
 			    !w->st[i].stored && !w->complete)
 				w->flags[i] = 0;
-		if ((rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+		catchup c = { .s = s, .w = w, .rc = ERR_OK };
+		if ((rc = p->events_after(s, w->seen, catch_up, &c)) == ERR_OK)
+			rc = c.rc;
+		if (rc != ERR_OK) {
 			forget_streams(w);
 			return rc;
 		}

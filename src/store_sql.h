@@ -97,13 +97,15 @@ typedef struct store_sql_prims {
 	/* Writes (or, in a backend that sends them in bulk, queues) one event
 	 * whose position and version are decided. */
 	error_code (*event_add)(store *s, const store_sql_event *ev);
-	/* Calls fn(ctx, key-or-0, name, version, type, amount) for each event
-	 * with position > after, in position order: the events other shells
-	 * wrote between this shell's groups. name may be NULL when key names
-	 * the stream. A non-zero return stops the read. */
+	/* Calls fn(ctx, key-or-0, name, position, version, type, amount) for
+	 * each event with position > after, in position order: the events
+	 * other shells wrote between this shell's groups. name may be NULL
+	 * when key names the stream. type is the row's as read (a damaged
+	 * ledger's may be neither credit nor debit: 0 for one whose type has
+	 * no number). A non-zero return stops the read. */
 	error_code (*events_after)(store *s, uint64_t after,
 				   int (*fn)(void *ctx, int64_t key,
-					     const char *name,
+					     const char *name, uint64_t position,
 					     uint64_t version, event_type type,
 					     int64_t amount),
 				   void *ctx);

@@ -143,8 +143,8 @@ static const char *const sql[Q_COUNT] = {
 			  "FROM streams s WHERE s.name = ?1",
 	[Q_STREAM_SAVE] = "UPDATE streams SET version = ?2, balance = ?3, "
 			  "balance_version = ?2 WHERE id = ?1",
-	[Q_EVENTS_AFTER] = "SELECT stream, version, type, amount FROM event_log "
-			   "WHERE position > ?1 ORDER BY position",
+	[Q_EVENTS_AFTER] = "SELECT stream, version, type, amount, position "
+			   "FROM event_log WHERE position > ?1 ORDER BY position",
 	[Q_EVENT_ADD] = "INSERT INTO event_log (position, stream, version, type, "
 			"amount, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM event_log "
@@ -499,8 +499,9 @@ static error_code sql_event_add(store *s, const store_sql_event *ev)
 
 static error_code sql_events_after(store *s, uint64_t after,
 				   int (*fn)(void *ctx, int64_t key,
-					     const char *name, uint64_t version,
-					     event_type type, int64_t amount),
+					     const char *name, uint64_t position,
+					     uint64_t version, event_type type,
+					     int64_t amount),
 				   void *ctx)
 {
 	sql_store *q = (sql_store *)s;
@@ -508,10 +509,10 @@ static error_code sql_events_after(store *s, uint64_t after,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int type = sqlite3_column_int(st, 2);
 		if (fn(ctx, sqlite3_column_int64(st, 0), NULL,
+		       (uint64_t)sqlite3_column_int64(st, 4),
 		       (uint64_t)sqlite3_column_int64(st, 1),
-		       type == EVENT_DEBITED ? EVENT_DEBITED : EVENT_CREDITED,
+		       (event_type)sqlite3_column_int(st, 2),
 		       sqlite3_column_int64(st, 3)))
 			break;
 	}
