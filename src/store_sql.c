@@ -595,8 +595,9 @@ error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 	 * transaction makes one. */
 	bool snapshot = !s->in_group;
 	error_code rc = snapshot ? p->snapshot_begin(s) : store_sql_flush(s, p, w);
-	if (rc != ERR_OK)
-		return rc;
+	if (rc != ERR_OK)	/* a failed flush is a failed write: the group
+				   is lost, as store_append's would be */
+		return snapshot ? rc : store_group_wrote(s, rc);
 	rc = p->checkpoint(s, checkpoint);
 	if (rc == ERR_OK)
 		rc = p->balances(s, fn, ctx);
