@@ -969,6 +969,20 @@ def test_old_program_refused():
           'taken at version 2' in out[0].get('message', ''), (p.returncode, out))
 
 
+def open_shell(path):
+    """A --json shell fed line by line: (its process, ask(line) -> the
+    answer, {} once it has ended)."""
+    p = subprocess.Popen([BIN, '--store', 'sqlite:' + path, '--json'],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV)
+
+    def ask(line):
+        p.stdin.write((line + '\n').encode())
+        p.stdin.flush()
+        return json.loads(p.stdout.readline() or b'{}')
+    return p, ask
+
+
 # ---- a stream number set by hand far past the others ----
 
 def test_large_stream_id():
@@ -983,15 +997,7 @@ def test_large_stream_id():
         db.execute("UPDATE streams SET id = ? WHERE name = 'A'", (big,))
         db.execute("UPDATE event_log SET stream = ? WHERE stream = 1", (big,))
         db.close()
-        p = subprocess.Popen([BIN, '--store', 'sqlite:' + path, '--json'],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=ENV)
-
-        def ask(line):
-            p.stdin.write((line + '\n').encode())
-            p.stdin.flush()
-            return json.loads(p.stdout.readline() or b'{}')
-
+        p, ask = open_shell(path)
         try:
             first = ask('deposit A 1')
             check(f'id {big}: the shell writes on it', first.get('version') == 2, first)
