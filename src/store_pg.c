@@ -1347,9 +1347,26 @@ static error_code pg_schema_upgrade(store *s, int64_t from, char *why,
 			 (long long)from);
 		return ERR_STORAGE;
 	}
-	if (!command(g, upgrade_1_2, "cannot upgrade the ledger's tables"))
-		return schema_failed(g, why, why_len);
-	return ERR_OK;	/* schema_end commits it */
+	if (command(g, upgrade_1_2, "cannot upgrade the ledger's tables"))
+		return ERR_OK;	/* schema_end commits it */
+	schema_failed(g, why, why_len);
+	if (strstr(why, "check constraint") == NULL)
+		return ERR_STORAGE;
+	/* the kept balance's check: which account (a new transaction, as the
+	 * failed one answers nothing more; schema_end drops it) */
+	abandon(g);
+	PQclear(PQexec(g->conn, "BEGIN"));
+	PGresult *res = PQexec(g->conn,
+		"SELECT stream, sum(CASE type WHEN 'AccountCredited' THEN amount "
+		"ELSE -amount END) AS b FROM events GROUP BY stream "
+		"HAVING sum(CASE type WHEN 'AccountCredited' THEN amount "
+		"ELSE -amount END) < 0 ORDER BY stream LIMIT 1");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		snprintf(why, why_len, "account %.64s's events add up to a "
+			 "balance of %s, below 0 (a damaged ledger)",
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return ERR_STORAGE;
 }
 
 /* Commits what was read, made or upgraded, or drops it; and lets the lock

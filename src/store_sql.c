@@ -636,8 +636,15 @@ bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 	} else if (found == STORE_SQL_FOUND_OTHER) {
 		how = STORE_SQL_REFUSED;
 	} else if (version < p->schema_version) {
-		if (p->schema_upgrade(s, version, why, why_len) != ERR_OK)
+		if (p->schema_upgrade(s, version, why, why_len) != ERR_OK) {
+			/* schema_end rolls the upgrade's one transaction back */
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", why);
+			snprintf(why, why_len, "cannot upgrade the ledger from "
+				 "schema %lld: %s; nothing was changed",
+				 (long long)version, inner);
 			goto end;
+		}
 		how = STORE_SQL_UPGRADED;
 	} else if (version > p->schema_version) {
 		snprintf(why, why_len, "ledger schema version %lld is newer than "

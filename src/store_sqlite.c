@@ -950,6 +950,28 @@ static error_code sql_schema_create(store *s, char *why, size_t why_len)
 	return ERR_OK;
 }
 
+/* Why the 1->2 upgrade failed, in words: the account whose events add up
+ * below 0 (the kept balance's CHECK), else SQLite's own message. */
+static void upgrade_why(sqlite3 *db, char *why, size_t why_len)
+{
+	say_why(db, why, why_len);	/* before anything else runs */
+	if (strstr(why, "CHECK constraint failed") == NULL)
+		return;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT s.name, sum(CASE e.type WHEN 1 THEN "
+			       "e.amount ELSE -e.amount END) AS b FROM event_log e "
+			       "JOIN streams s ON s.id = e.stream GROUP BY e.stream "
+			       "HAVING b < 0 ORDER BY s.name LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(why, why_len, "account %.64s's events add up to a "
+			 "balance of %lld, below 0 (a damaged ledger)",
+			 (const char *)sqlite3_column_text(st, 0),
+			 (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+}
+
 static error_code sql_schema_upgrade(store *s, int64_t from, char *why,
 				     size_t why_len)
 {
@@ -962,7 +984,7 @@ static error_code sql_schema_upgrade(store *s, int64_t from, char *why,
 			snprintf(why, why_len, "no upgrade from schema version %lld",
 				 (long long)from);
 		else
-			say_why(db, why, why_len);	/* schema_end rolls back */
+			upgrade_why(db, why, why_len);	/* schema_end rolls back */
 		return ERR_STORAGE;
 	}
 	return ERR_OK;

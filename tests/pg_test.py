@@ -1391,6 +1391,10 @@ def test_upgrade(checks):
             err = p.stderr.decode(errors='replace')
             check(p.returncode == 2 and err.startswith('simplecqrs: cannot open store'),
                   f'exit {p.returncode}: {err!r}')
+            check(err.count('\n') == 1 and err.endswith(
+                "cannot upgrade the ledger from schema 1: account B's events add up to "
+                "a balance of -10, below 0 (a damaged ledger); nothing was changed\n"),
+                  f'the message: {err!r}')
             check(whole(db) == before, 'the damaged schema-1 ledger was changed '
                   '(half an upgrade?)')
         checks('upgrade: a schema-1 ledger the upgrade cannot sum (a balance below 0) '

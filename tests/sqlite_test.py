@@ -861,11 +861,14 @@ def test_upgrade_shells_at_once():
 def test_upgrade_that_fails():
     """A schema-1 ledger whose events take a balance below 0 cannot be
     upgraded (the kept balance's CHECK fails): the file is refused, exit 2,
-    and left exactly as it was, still schema 1."""
+    saying so in words (not SQLite's CHECK text), and left exactly as it
+    was, still schema 1."""
     path = fresh('schema-1-overdrawn.db')
     schema_1_ledger(path, {'A': 1, 'B': 2}, [('A', CREDIT, 5), ('B', CREDIT, 3),
                                              ('A', DEBIT, 8)], checkpoint=2)
-    refused('schema 1 that cannot be upgraded', path, 'CHECK constraint failed')
+    refused('schema 1 that cannot be upgraded', path,
+            "cannot upgrade the ledger from schema 1: account A's events add up to a "
+            'balance of -3, below 0 (a damaged ledger); nothing was changed')
     check('schema 1 that cannot be upgraded: still schema 1', user_version(path) == 1)
     check('schema 1 that cannot be upgraded: streams has no balance column',
           [r[1] for r in rows(path, 'pragma table_info(streams)')] == ['id', 'name', 'version'])
