@@ -1,10 +1,15 @@
 /* store_sql.c — the SQL stores' algorithms, written once over their
- * primitives (see store_sql.h): the append with its version claims, the
- * guarded save of the balance sheet, its load from one snapshot, and the
- * schema decision at open. The SQL text is the backends'; the order of
- * the steps, what a conflict puts back and when to refuse a database are
- * here. It calls nothing but the primitives and store_base_fail: no write
- * group is opened or rolled back here, that is the caller's. */
+ * primitives (see store_sql.h): the writer's table that an append checks
+ * its expected versions against in memory (caught up at each group's
+ * start on what other shells wrote, each moved stream's row written once,
+ * at the group's flush), the guarded save of the balance sheet, its load
+ * from one snapshot, and the schema decision at open. The SQL text is the
+ * backends'; the order of the steps, what is checked before anything is
+ * written (a conflict writes nothing) and when to refuse a database are
+ * here. It calls the primitives, store_base_fail and, for a flush that
+ * fails inside a read, store_group_wrote (the group is lost as after any
+ * failed write); it opens and commits no write group, that is the
+ * caller's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +24,7 @@
  * with what others wrote before it, what this table says of a stream is
  * what its row and its events say: an append checks its expected version
  * here, decides the event's position (head + 1) and version, and writes
- * one row. Each stream's row (version and balance) and the sheet's rows
+ * (or queues) the event's row. Each stream's row (version and balance) and the sheet's rows
  * are written once per group, by flush, before the commit. A rollback
  * forgets the whole table: rows are read again when next needed. */
 
