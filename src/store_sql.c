@@ -6,10 +6,8 @@
  * from one snapshot, and the schema decision at open. The SQL text is the
  * backends'; the order of the steps, what is checked before anything is
  * written (a conflict writes nothing) and when to refuse a database are
- * here. It calls the primitives, store_base_fail and, for a flush that
- * fails inside a read, store_group_wrote (the group is lost as after any
- * failed write); it opens and commits no write group, that is the
- * caller's. */
+ * here. It calls nothing but the primitives and store_base_fail: no write
+ * group is opened or rolled back here, that is the caller's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +51,11 @@ struct store_sql_writer {
 	uint64_t head;		/* in a group: the last position */
 	uint64_t seen;		/* the head after this shell's last group */
 	bool seen_valid;
+	/* a flush of this group failed (one in a read, the sheet's load, too):
+	 * what is written of it is not known, so every later write of the
+	 * group, and its commit, fails with that first failure's reason */
+	bool broken;
+	char broken_why[256];
 	/* the sheet's save, coalesced: the first save of a group moved the
 	 * checkpoint in the backend; the rest is here until flush */
 	bool sheet_saved;	/* in this group */
@@ -346,15 +349,24 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 		w->complete = true;
 	}
 	w->in_group = true;
+	w->broken = false;
 	w->head = head;
 	w->nmoved = 0;
 	forget_rows(w);
 	return ERR_OK;
 }
 
+/* A group whose flush failed fails every later write and its commit. */
+static error_code broken(store *s, const store_sql_writer *w)
+{
+	return w->broken ? store_base_fail(s, "%s", w->broken_why) : ERR_OK;
+}
+
 error_code store_sql_flush(store *s, const store_sql_prims *p,
 			   store_sql_writer *w)
 {
+	if (w->broken)
+		return broken(s, w);
 	if (w->nmoved == 0 && !w->sheet_saved)
 		return ERR_OK;
 	const store_sql_stream *stack[64];
@@ -370,8 +382,11 @@ error_code store_sql_flush(store *s, const store_sql_prims *p,
 								  : NULL);
 	if (list != stack)
 		free(list);
-	if (rc != ERR_OK)
+	if (rc != ERR_OK) {
+		w->broken = w->in_group;
+		snprintf(w->broken_why, sizeof w->broken_why, "%s", s->errmsg);
 		return rc;
+	}
 	for (size_t i = 0; i < w->nmoved; i++) {
 		w->flags[w->moved[i]] &= (uint8_t)~MOVED;
 		w->st[w->moved[i]].stored = true;
@@ -391,6 +406,7 @@ error_code store_sql_flush(store *s, const store_sql_prims *p,
 void store_sql_committed(store_sql_writer *w)
 {
 	w->in_group = false;
+	w->broken = false;
 	w->seen = w->head;
 	w->seen_valid = true;
 	forget_rows(w);
@@ -399,6 +415,7 @@ void store_sql_committed(store_sql_writer *w)
 void store_sql_rolled_back(store_sql_writer *w)
 {
 	w->in_group = false;
+	w->broken = false;
 	w->seen_valid = false;
 	forget_streams(w);
 	forget_rows(w);
@@ -417,6 +434,8 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 		return store_base_fail(s, "an append of %zu events", n);
 	if (!w->in_group)
 		return store_base_fail(s, "an append outside a write group");
+	if (w->broken)
+		return broken(s, w);
 	/* everything is checked before anything is written */
 	for (size_t i = 0; i < n; i++) {
 		const store_new_event *ev = &evs[i];
@@ -535,6 +554,8 @@ error_code store_sql_sheet_save(store *s, const store_sql_prims *p,
 				const sheet_store_row *rows, size_t n,
 				bool replace)
 {
+	if (w->broken)
+		return broken(s, w);
 	if (!w->sheet_saved) {
 		/* A second shell's refresh waits for this group to commit (its
 		 * write lock, or the row lock the move takes), then finds it
@@ -600,9 +621,8 @@ error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 	 * transaction makes one. */
 	bool snapshot = !s->in_group;
 	error_code rc = snapshot ? p->snapshot_begin(s) : store_sql_flush(s, p, w);
-	if (rc != ERR_OK)	/* a failed flush is a failed write: the group
-				   is lost, as store_append's would be */
-		return snapshot ? rc : store_group_wrote(s, rc);
+	if (rc != ERR_OK)	/* a failed flush broke the group (flush) */
+		return rc;
 	rc = p->checkpoint(s, checkpoint);
 	if (rc == ERR_OK)
 		rc = p->balances(s, fn, ctx);

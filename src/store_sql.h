@@ -14,8 +14,10 @@
  * group may also give ERR_BUSY (a lock waited for too long). The algorithms
  * never open or commit a write group: an append or a save runs inside the
  * caller's group; ERR_CONFLICT leaves that group as it was, and on
- * ERR_STORAGE the caller rolls the whole group back (the sheet's load in a
- * group, whose flush failed, has done so itself: store_group_wrote). */
+ * ERR_STORAGE the caller rolls the whole group back. A flush that fails
+ * (the commit's, or one inside a read: the sheet's load) breaks the
+ * group: each later write of it, and its commit, fails with that reason,
+ * so the caller drops it as after any failed write. */
 #ifndef SIMPLECQRS_STORE_SQL_H
 #define SIMPLECQRS_STORE_SQL_H
 
@@ -178,7 +180,9 @@ typedef struct store_sql_prims {
 error_code store_sql_begun(store *s, const store_sql_prims *p,
 			   store_sql_writer *w);
 /* Before the backend's COMMIT: writes what the group queued (flush). A
- * backend that queues events calls it before a read in the group, too. */
+ * backend that queues events calls it before a read in the group, too.
+ * Once it failed in a group, it (and every append and sheet save) fails
+ * again with that reason until the group is rolled back. */
 error_code store_sql_flush(store *s, const store_sql_prims *p,
 			   store_sql_writer *w);
 /* After the COMMIT worked, or after a rollback (the table forgets what the
@@ -228,7 +232,8 @@ error_code store_sql_sheet_checkpoint(store *s, const store_sql_prims *p,
 
 /* store_ops.sheet_load: the checkpoint and the rows from one snapshot, the
  * open group's (its queued rows written first: if that write fails, the
- * group is lost, store_group_wrote) or a read transaction's of its own. */
+ * group is broken, see store_sql_flush) or a read transaction's of its
+ * own. */
 error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 				store_sql_writer *w, uint64_t *checkpoint,
 				sheet_store_row_fn fn, void *ctx);
