@@ -68,6 +68,13 @@ static const char session_setup[] =
 	"WHERE name = 'search_path' AND source <> 'client'; "
 	"LISTEN " CHANNEL;
 
+/* streams.balance is the account's kept state, taken at balance_version,
+ * which must be the row's version: a program of schema 1 still connected
+ * to an upgraded ledger moves version (or adds a row) without balance, and
+ * so fails (its transaction rolls back) rather than leave a stale balance
+ * that this one would decide on. The column has no default. */
+#define BALANCE_TAKEN "streams_balance_taken"
+
 static const char schema[] =
 	"CREATE TABLE simplecqrs_meta (\n"
 	"  key text PRIMARY KEY,\n"
@@ -76,7 +83,9 @@ static const char schema[] =
 	"CREATE TABLE streams (\n"
 	"  name text PRIMARY KEY,\n"
 	"  version bigint NOT NULL CHECK (version > 0),\n"
-	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
+	"  balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0),\n"
+	"  balance_version bigint NOT NULL,\n"
+	"  CONSTRAINT " BALANCE_TAKEN " CHECK (balance_version = version)\n"
 	") WITH (fillfactor = 50);\n"
 	"CREATE TABLE events (\n"
 	"  position bigint PRIMARY KEY CHECK (position > 0),\n"
@@ -111,10 +120,13 @@ static const char schema[] =
  * update, no index entry), three times cheaper. */
 static const char upgrade_1_2[] =
 	"ALTER TABLE streams ADD COLUMN balance bigint NOT NULL DEFAULT 0 "
-	"CHECK (balance >= 0);\n"
+	"CHECK (balance >= 0), ADD COLUMN balance_version bigint;\n"
 	"UPDATE streams SET balance = e.balance FROM (SELECT stream, "
 	"sum(CASE type WHEN 'AccountCredited' THEN amount ELSE -amount END) "
 	"AS balance FROM events GROUP BY stream) e WHERE e.stream = streams.name;\n"
+	"UPDATE streams SET balance_version = version;\n"
+	"ALTER TABLE streams ALTER COLUMN balance_version SET NOT NULL, "
+	"ADD CONSTRAINT " BALANCE_TAKEN " CHECK (balance_version = version);\n"
 	"ALTER TABLE events DROP CONSTRAINT IF EXISTS events_stream_fkey;\n"
 	"ALTER TABLE streams SET (fillfactor = 50);\n"
 	"ALTER TABLE balances SET (fillfactor = 50);\n"
@@ -151,7 +163,7 @@ static const query queries[Q_COUNT] = {
 		"WHERE e.stream = n.name) FROM (SELECT name FROM streams UNION "
 		"SELECT stream FROM events) n LEFT JOIN streams s USING (name)", 0 },
 	[Q_EVENTS_AFTER] = { "events_after",
-		"SELECT stream, version, type, amount FROM events "
+		"SELECT stream, version, type, amount, position FROM events "
 		"WHERE position > $1 ORDER BY position", 1 },
 	/* a batch of queued events: each column one array (text parameters) */
 	[Q_EVENTS_PUT] = { "events_put",
@@ -164,10 +176,12 @@ static const query queries[Q_COUNT] = {
 	/* the group's moved streams: the rows of new ones (streams go by
 	 * name), the others' new versions and balances */
 	[Q_STREAMS_NEW] = { "streams_new",
-		"INSERT INTO streams (name, version, balance) "
-		"SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])", 3 },
+		"INSERT INTO streams (name, version, balance, balance_version) "
+		"SELECT n, v, b, v FROM unnest($1::text[], $2::bigint[], "
+		"$3::bigint[]) AS u (n, v, b)", 3 },
 	[Q_STREAMS_SET] = { "streams_set",
-		"UPDATE streams s SET version = u.v, balance = u.b "
+		"UPDATE streams s SET version = u.v, balance = u.b, "
+		"balance_version = u.v "
 		"FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u (n, v, b) "
 		"WHERE s.name = u.n", 3 },
 	[Q_READ_STREAM] = { "read_stream",
@@ -685,8 +699,9 @@ static error_code pg_event_add(store *s, const store_sql_event *ev)
 
 static error_code pg_events_after(store *s, uint64_t after,
 				  int (*fn)(void *ctx, int64_t key,
-					    const char *name, uint64_t version,
-					    event_type type, int64_t amount),
+					    const char *name, uint64_t position,
+					    uint64_t version, event_type type,
+					    int64_t amount),
 				  void *ctx)
 {
 	pg_store *g = (pg_store *)s;
@@ -698,9 +713,11 @@ static error_code pg_events_after(store *s, uint64_t after,
 		return ERR_STORAGE;
 	for (int r = 0; r < PQntuples(res); r++) {
 		const char *type = PQgetvalue(res, r, 2);
-		if (fn(ctx, 0, PQgetvalue(res, r, 0), (uint64_t)int_at(res, r, 1),
+		if (fn(ctx, 0, PQgetvalue(res, r, 0), (uint64_t)int_at(res, r, 4),
+		       (uint64_t)int_at(res, r, 1),
 		       strcmp(type, "AccountDebited") == 0 ? EVENT_DEBITED
-							   : EVENT_CREDITED,
+		       : strcmp(type, "AccountCredited") == 0 ? EVENT_CREDITED
+		       : (event_type)0,	/* a damaged ledger's: the catch-up says */
 		       int_at(res, r, 3)))
 			break;
 	}
@@ -1331,9 +1348,26 @@ static error_code pg_schema_upgrade(store *s, int64_t from, char *why,
 			 (long long)from);
 		return ERR_STORAGE;
 	}
-	if (!command(g, upgrade_1_2, "cannot upgrade the ledger's tables"))
-		return schema_failed(g, why, why_len);
-	return ERR_OK;	/* schema_end commits it */
+	if (command(g, upgrade_1_2, "cannot upgrade the ledger's tables"))
+		return ERR_OK;	/* schema_end commits it */
+	schema_failed(g, why, why_len);
+	if (strstr(why, "check constraint") == NULL)
+		return ERR_STORAGE;
+	/* the kept balance's check: which account (a new transaction, as the
+	 * failed one answers nothing more; schema_end drops it) */
+	abandon(g);
+	PQclear(PQexec(g->conn, "BEGIN"));
+	PGresult *res = PQexec(g->conn,
+		"SELECT stream, sum(CASE type WHEN 'AccountCredited' THEN amount "
+		"ELSE -amount END) AS b FROM events GROUP BY stream "
+		"HAVING sum(CASE type WHEN 'AccountCredited' THEN amount "
+		"ELSE -amount END) < 0 ORDER BY stream LIMIT 1");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		snprintf(why, why_len, "account %.64s's events add up to a "
+			 "balance of %s, below 0 (a damaged ledger)",
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return ERR_STORAGE;
 }
 
 /* Commits what was read, made or upgraded, or drops it; and lets the lock

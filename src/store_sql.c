@@ -1,8 +1,11 @@
 /* store_sql.c — the SQL stores' algorithms, written once over their
- * primitives (see store_sql.h): the append with its version claims, the
- * guarded save of the balance sheet, its load from one snapshot, and the
- * schema decision at open. The SQL text is the backends'; the order of
- * the steps, what a conflict puts back and when to refuse a database are
+ * primitives (see store_sql.h): the writer's table that an append checks
+ * its expected versions against in memory (caught up at each group's
+ * start on what other shells wrote, each moved stream's row written once,
+ * at the group's flush), the guarded save of the balance sheet, its load
+ * from one snapshot, and the schema decision at open. The SQL text is the
+ * backends'; the order of the steps, what is checked before anything is
+ * written (a conflict writes nothing) and when to refuse a database are
  * here. It calls nothing but the primitives and store_base_fail: no write
  * group is opened or rolled back here, that is the caller's. */
 #include <stdio.h>
@@ -19,12 +22,13 @@
  * with what others wrote before it, what this table says of a stream is
  * what its row and its events say: an append checks its expected version
  * here, decides the event's position (head + 1) and version, and writes
- * one row. Each stream's row (version and balance) and the sheet's rows
+ * (or queues) the event's row. Each stream's row (version and balance) and the sheet's rows
  * are written once per group, by flush, before the commit. A rollback
  * forgets the whole table: rows are read again when next needed. */
 
 #define CATCHUP_MAX 4096	/* more events from others: forget, reread */
 #define COMPLETE_MAX 65536	/* at most so many events: read every stream */
+#define KEY_ARRAY_MAX (1 << 24)	/* keys below it: a plain array */
 
 enum { KNOWN = 1, MOVED = 2 };
 
@@ -35,6 +39,10 @@ struct store_sql_writer {
 	uint32_t cap;
 	uint32_t *slot_of_key;	/* by key < key_cap: slot + 1, 0 if none */
 	int64_t key_cap;
+	/* keys of KEY_ARRAY_MAX or more (given by hand): by their digits */
+	idmap *big_keys;	/* key's digits -> index */
+	uint32_t *big_slot;	/* by index: slot + 1, 0 if none */
+	uint32_t big_cap;
 	uint32_t *moved;	/* slots MOVED in this group */
 	size_t nmoved, moved_cap;
 	bool in_group;
@@ -43,6 +51,11 @@ struct store_sql_writer {
 	uint64_t head;		/* in a group: the last position */
 	uint64_t seen;		/* the head after this shell's last group */
 	bool seen_valid;
+	/* a flush of this group failed (one in a read, the sheet's load, too):
+	 * what is written of it is not known, so every later write of the
+	 * group, and its commit, fails with that first failure's reason */
+	bool broken;
+	char broken_why[256];
 	/* the sheet's save, coalesced: the first save of a group moved the
 	 * checkpoint in the backend; the rest is here until flush */
 	bool sheet_saved;	/* in this group */
@@ -58,6 +71,7 @@ store_sql_writer *store_sql_writer_new(void)
 	store_sql_writer *w = xcalloc(1, sizeof *w);
 	w->names = idmap_new();
 	w->row_ids = idmap_new();
+	w->big_keys = idmap_new();
 	return w;
 }
 
@@ -77,6 +91,8 @@ static void forget_streams(store_sql_writer *w)
 	w->names = idmap_new();
 	if (w->slot_of_key)
 		memset(w->slot_of_key, 0, (size_t)w->key_cap * sizeof *w->slot_of_key);
+	idmap_free(w->big_keys);
+	w->big_keys = idmap_new();
 	w->nmoved = 0;
 	w->complete = false;
 }
@@ -90,15 +106,36 @@ void store_sql_writer_free(store_sql_writer *w)
 	free(w->st);
 	free(w->flags);
 	free(w->slot_of_key);
+	idmap_free(w->big_keys);
+	free(w->big_slot);
 	free(w->moved);
 	free(w->rows);
 	free(w);
 }
 
+/* A key past the array's (one given by hand), as the big_keys map's name. */
+static size_t key_digits(char *buf, size_t size, int64_t key)
+{
+	return (size_t)snprintf(buf, size, "%lld", (long long)key);
+}
+
 static void note_key(store_sql_writer *w, int64_t key, uint32_t slot)
 {
-	if (key <= 0 || key >= (1 << 24))	/* a key set by hand: no array */
+	if (key <= 0)
 		return;
+	if (key >= KEY_ARRAY_MAX) {	/* a key set by hand: no array */
+		char d[24];
+		size_t len = key_digits(d, sizeof d, key);
+		uint32_t i = idmap_intern(w->big_keys, d, len, NULL);
+		if (i >= w->big_cap) {
+			uint32_t n = w->big_cap ? w->big_cap * 2 : 16;
+			w->big_slot = xreallocarray(w->big_slot, n,
+						    sizeof *w->big_slot);
+			w->big_cap = n;
+		}
+		w->big_slot[i] = slot + 1;
+		return;
+	}
 	if (key >= w->key_cap) {
 		int64_t n = key < 512 ? 1024 : key * 2;
 		w->slot_of_key = xreallocarray(w->slot_of_key, (size_t)n,
@@ -128,14 +165,30 @@ static uint32_t slot_for(store_sql_writer *w, const char *name, size_t len)
 	return slot;
 }
 
+/* The slot the table gave key, or IDMAP_NONE. */
+static uint32_t key_slot(const store_sql_writer *w, int64_t key)
+{
+	if (key <= 0)
+		return IDMAP_NONE;
+	if (key >= KEY_ARRAY_MAX) {
+		char d[24];
+		size_t len = key_digits(d, sizeof d, key);
+		uint32_t i = idmap_find(w->big_keys, d, len);
+		return i == IDMAP_NONE || w->big_slot[i] == 0 ? IDMAP_NONE
+							     : w->big_slot[i] - 1;
+	}
+	if (key >= w->key_cap || w->slot_of_key[key] == 0)
+		return IDMAP_NONE;
+	return w->slot_of_key[key] - 1;
+}
+
 /* The known slot a caller's key hint names, if it names this id. */
 static uint32_t slot_of_hint(const store_sql_writer *w, uint32_t key,
 			     const char *name, size_t len)
 {
-	if (key == 0 || (int64_t)key >= w->key_cap || w->slot_of_key[key] == 0)
-		return IDMAP_NONE;
-	uint32_t slot = w->slot_of_key[key] - 1;
-	return idmap_is(w->names, slot, name, len) ? slot : IDMAP_NONE;
+	uint32_t slot = key_slot(w, key);
+	return slot != IDMAP_NONE && idmap_is(w->names, slot, name, len)
+	       ? slot : IDMAP_NONE;
 }
 
 /* The stream's entry, read from its row when the table does not know it. */
@@ -181,20 +234,44 @@ static uint32_t slot_of(const store_sql_writer *w, const store_sql_stream *st)
 }
 
 typedef struct catchup {
+	store *s;
 	store_sql_writer *w;
+	error_code rc;		/* ERR_STORAGE: a damaged ledger, errmsg says */
 } catchup;
 
 /* One event another shell wrote: a stream the table knows moves on with
- * it; one it does not know is read from its row when next asked. */
-static int catch_up(void *ctx, int64_t key, const char *name, uint64_t version,
-		    event_type type, int64_t amount)
+ * it; one it does not know is read from its row when next asked. An event
+ * of neither type is a damaged ledger (as store.c's checked reads say it),
+ * not a credit. */
+static int catch_up(void *ctx, int64_t key, const char *name, uint64_t position,
+		    uint64_t version, event_type type, int64_t amount)
 {
-	store_sql_writer *w = ctx;
-	uint32_t slot = IDMAP_NONE;
-	if (key > 0 && key < w->key_cap && w->slot_of_key[key] != 0)
-		slot = w->slot_of_key[key] - 1;
-	else if (name)
+	catchup *c = ctx;
+	store_sql_writer *w = c->w;
+	uint32_t slot = key_slot(w, key);
+	if (slot == IDMAP_NONE && name)
 		slot = idmap_find(w->names, name, strlen(name));
+	if (type != EVENT_CREDITED && type != EVENT_DEBITED) {
+		const char *id = name ? name : slot != IDMAP_NONE
+				 ? w->st[slot].name : NULL;
+		if (id)
+			store_base_fail(c->s, "damaged ledger: account %.64s "
+					"version %llu (position %llu) has type "
+					"%d, neither AccountCredited (1) nor "
+					"AccountDebited (2)", id,
+					(unsigned long long)version,
+					(unsigned long long)position, (int)type);
+		else
+			store_base_fail(c->s, "damaged ledger: the event at "
+					"position %llu (stream number %lld, "
+					"version %llu) has type %d, neither "
+					"AccountCredited (1) nor AccountDebited "
+					"(2)", (unsigned long long)position,
+					(long long)key,
+					(unsigned long long)version, (int)type);
+		c->rc = ERR_STORAGE;
+		return 1;
+	}
 	if ((slot == IDMAP_NONE || !(w->flags[slot] & KNOWN)) && w->complete &&
 	    name && version == 1 && type == EVENT_CREDITED && amount > 0) {
 		/* a stream another shell began: the table stays complete */
@@ -255,7 +332,10 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 			if ((w->flags[i] & KNOWN) && w->st[i].version == 0 &&
 			    !w->st[i].stored && !w->complete)
 				w->flags[i] = 0;
-		if ((rc = p->events_after(s, w->seen, catch_up, w)) != ERR_OK) {
+		catchup c = { .s = s, .w = w, .rc = ERR_OK };
+		if ((rc = p->events_after(s, w->seen, catch_up, &c)) == ERR_OK)
+			rc = c.rc;
+		if (rc != ERR_OK) {
 			forget_streams(w);
 			return rc;
 		}
@@ -269,15 +349,24 @@ error_code store_sql_begun(store *s, const store_sql_prims *p,
 		w->complete = true;
 	}
 	w->in_group = true;
+	w->broken = false;
 	w->head = head;
 	w->nmoved = 0;
 	forget_rows(w);
 	return ERR_OK;
 }
 
+/* A group whose flush failed fails every later write and its commit. */
+static error_code broken(store *s, const store_sql_writer *w)
+{
+	return w->broken ? store_base_fail(s, "%s", w->broken_why) : ERR_OK;
+}
+
 error_code store_sql_flush(store *s, const store_sql_prims *p,
 			   store_sql_writer *w)
 {
+	if (w->broken)
+		return broken(s, w);
 	if (w->nmoved == 0 && !w->sheet_saved)
 		return ERR_OK;
 	const store_sql_stream *stack[64];
@@ -293,8 +382,11 @@ error_code store_sql_flush(store *s, const store_sql_prims *p,
 								  : NULL);
 	if (list != stack)
 		free(list);
-	if (rc != ERR_OK)
+	if (rc != ERR_OK) {
+		w->broken = w->in_group;
+		snprintf(w->broken_why, sizeof w->broken_why, "%s", s->errmsg);
 		return rc;
+	}
 	for (size_t i = 0; i < w->nmoved; i++) {
 		w->flags[w->moved[i]] &= (uint8_t)~MOVED;
 		w->st[w->moved[i]].stored = true;
@@ -314,6 +406,7 @@ error_code store_sql_flush(store *s, const store_sql_prims *p,
 void store_sql_committed(store_sql_writer *w)
 {
 	w->in_group = false;
+	w->broken = false;
 	w->seen = w->head;
 	w->seen_valid = true;
 	forget_rows(w);
@@ -322,6 +415,7 @@ void store_sql_committed(store_sql_writer *w)
 void store_sql_rolled_back(store_sql_writer *w)
 {
 	w->in_group = false;
+	w->broken = false;
 	w->seen_valid = false;
 	forget_streams(w);
 	forget_rows(w);
@@ -340,6 +434,8 @@ error_code store_sql_append(store *s, const store_sql_prims *p,
 		return store_base_fail(s, "an append of %zu events", n);
 	if (!w->in_group)
 		return store_base_fail(s, "an append outside a write group");
+	if (w->broken)
+		return broken(s, w);
 	/* everything is checked before anything is written */
 	for (size_t i = 0; i < n; i++) {
 		const store_new_event *ev = &evs[i];
@@ -458,6 +554,8 @@ error_code store_sql_sheet_save(store *s, const store_sql_prims *p,
 				const sheet_store_row *rows, size_t n,
 				bool replace)
 {
+	if (w->broken)
+		return broken(s, w);
 	if (!w->sheet_saved) {
 		/* A second shell's refresh waits for this group to commit (its
 		 * write lock, or the row lock the move takes), then finds it
@@ -523,7 +621,7 @@ error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 	 * transaction makes one. */
 	bool snapshot = !s->in_group;
 	error_code rc = snapshot ? p->snapshot_begin(s) : store_sql_flush(s, p, w);
-	if (rc != ERR_OK)
+	if (rc != ERR_OK)	/* a failed flush broke the group (flush) */
 		return rc;
 	rc = p->checkpoint(s, checkpoint);
 	if (rc == ERR_OK)
@@ -563,8 +661,15 @@ bool store_sql_schema(store *s, const store_sql_prims *p, bool *made,
 	} else if (found == STORE_SQL_FOUND_OTHER) {
 		how = STORE_SQL_REFUSED;
 	} else if (version < p->schema_version) {
-		if (p->schema_upgrade(s, version, why, why_len) != ERR_OK)
+		if (p->schema_upgrade(s, version, why, why_len) != ERR_OK) {
+			/* schema_end rolls the upgrade's one transaction back */
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", why);
+			snprintf(why, why_len, "cannot upgrade the ledger from "
+				 "schema %lld: %s; nothing was changed",
+				 (long long)version, inner);
 			goto end;
+		}
 		how = STORE_SQL_UPGRADED;
 	} else if (version > p->schema_version) {
 		snprintf(why, why_len, "ledger schema version %lld is newer than "

@@ -5,15 +5,19 @@
  * the writer's table of streams that the write lock keeps true (so an
  * append checks its expected versions in memory and each stream's row is
  * written once a group), the sheet's rows coalesced per group, its load
- * from one snapshot, and the schema decision (and upgrade) at open. A backend fills a const store_sql_prims with its statements (the
- * SQL text stays in the backend) and calls these from its store_ops.
+ * from one snapshot, and the schema decision (and upgrade) at open. A
+ * backend fills a const store_sql_prims with its statements (the SQL text
+ * stays in the backend) and calls these from its store_ops.
  *
  * Every primitive returns ERR_OK or ERR_STORAGE with s->errmsg set (the
  * schema ones: with why set), unless it says otherwise; a read outside a
  * group may also give ERR_BUSY (a lock waited for too long). The algorithms
- * never open, commit or roll back a write group: an append or a save runs
- * inside the caller's group; ERR_CONFLICT leaves that group as it was, and
- * on ERR_STORAGE the caller rolls the whole group back. */
+ * never open or commit a write group: an append or a save runs inside the
+ * caller's group; ERR_CONFLICT leaves that group as it was, and on
+ * ERR_STORAGE the caller rolls the whole group back. A flush that fails
+ * (the commit's, or one inside a read: the sheet's load) breaks the
+ * group: each later write of it, and its commit, fails with that reason,
+ * so the caller drops it as after any failed write. */
 #ifndef SIMPLECQRS_STORE_SQL_H
 #define SIMPLECQRS_STORE_SQL_H
 
@@ -22,9 +26,13 @@
 /* The most events one append takes (a transfer's two). */
 #define STORE_SQL_APPEND_MAX 2
 
-/* The writer's table (store_sql.c): each stream this shell has written or
- * asked about, with its key, version and balance, kept true by the write
- * lock. A backend makes one at open and frees it with itself. */
+/* The writer's table (store_sql.c): the streams with a row that this
+ * shell's groups have read or written since the table last forgot (a
+ * rollback, or too many events of other shells), or on a small ledger
+ * every stream; each with its key, version and balance, kept true by the
+ * write lock and caught up at group start. A stream asked about that has
+ * no row is not kept. A backend makes one at open and frees it with
+ * itself. */
 typedef struct store_sql_writer store_sql_writer;
 store_sql_writer *store_sql_writer_new(void);
 void store_sql_writer_free(store_sql_writer *w);
@@ -84,8 +92,8 @@ typedef struct store_sql_prims {
 	 * and balance (all 0, stored false, when it has no row). */
 	error_code (*stream_load)(store *s, store_sql_stream *st);
 	/* NULL in a backend whose flush writes new streams' rows; else makes
-	 * the row of a new stream now (at version 1, balance 0: flush writes
-	 * the real ones) and sets st->key, stored true. */
+	 * the row of a new stream now (at version 1, balance 0 taken at
+	 * version 1: flush writes the real ones) and sets st->key, stored true. */
 	error_code (*stream_add)(store *s, store_sql_stream *st);
 	/* Optional (NULL: each stream is read when first asked): calls fn per
 	 * stream row, each checked as stream_load checks one, so that the
@@ -97,13 +105,15 @@ typedef struct store_sql_prims {
 	/* Writes (or, in a backend that sends them in bulk, queues) one event
 	 * whose position and version are decided. */
 	error_code (*event_add)(store *s, const store_sql_event *ev);
-	/* Calls fn(ctx, key-or-0, name, version, type, amount) for each event
-	 * with position > after, in position order: the events other shells
-	 * wrote between this shell's groups. name may be NULL when key names
-	 * the stream. A non-zero return stops the read. */
+	/* Calls fn(ctx, key-or-0, name, position, version, type, amount) for
+	 * each event with position > after, in position order: the events
+	 * other shells wrote between this shell's groups. name may be NULL
+	 * when key names the stream. type is the row's as read (a damaged
+	 * ledger's may be neither credit nor debit: 0 for one whose type has
+	 * no number). A non-zero return stops the read. */
 	error_code (*events_after)(store *s, uint64_t after,
 				   int (*fn)(void *ctx, int64_t key,
-					     const char *name,
+					     const char *name, uint64_t position,
 					     uint64_t version, event_type type,
 					     int64_t amount),
 				   void *ctx);
@@ -170,7 +180,9 @@ typedef struct store_sql_prims {
 error_code store_sql_begun(store *s, const store_sql_prims *p,
 			   store_sql_writer *w);
 /* Before the backend's COMMIT: writes what the group queued (flush). A
- * backend that queues events calls it before a read in the group, too. */
+ * backend that queues events calls it before a read in the group, too.
+ * Once it failed in a group, it (and every append and sheet save) fails
+ * again with that reason until the group is rolled back. */
 error_code store_sql_flush(store *s, const store_sql_prims *p,
 			   store_sql_writer *w);
 /* After the COMMIT worked, or after a rollback (the table forgets what the
@@ -219,8 +231,9 @@ error_code store_sql_sheet_checkpoint(store *s, const store_sql_prims *p,
 				      store_sql_writer *w, uint64_t *checkpoint);
 
 /* store_ops.sheet_load: the checkpoint and the rows from one snapshot, the
- * open group's (its queued rows written first) or a read transaction's of
- * its own. */
+ * open group's (its queued rows written first: if that write fails, the
+ * group is broken, see store_sql_flush) or a read transaction's of its
+ * own. */
 error_code store_sql_sheet_load(store *s, const store_sql_prims *p,
 				store_sql_writer *w, uint64_t *checkpoint,
 				sheet_store_row_fn fn, void *ctx);

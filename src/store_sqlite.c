@@ -54,13 +54,30 @@
 #define BUSY_TELL_MS 100		/* how often the wait hook hears of it */
 #define BACKUP_STEP_PAGES 1024		/* pages a backup copies per step */
 
-static const char schema[] =
-	"CREATE TABLE streams (\n"
-	"  id INTEGER PRIMARY KEY,\n"
-	"  name TEXT NOT NULL UNIQUE,\n"
-	"  version INTEGER NOT NULL CHECK (version > 0),\n"
-	"  balance INTEGER NOT NULL DEFAULT 0 CHECK (balance >= 0)\n"
+/* Each stream's row. balance is the account's kept state, taken at
+ * balance_version, which must be the row's version: a program of schema 1
+ * still open on an upgraded ledger moves version (or adds a row) without
+ * balance, and so fails (its group rolls back) rather than leave a stale
+ * balance that this one would decide on. No default satisfies it. */
+#define STREAMS_TABLE(name) \
+	"CREATE TABLE " name " (\n" \
+	"  id INTEGER PRIMARY KEY,\n" \
+	"  name TEXT NOT NULL UNIQUE,\n" \
+	"  version INTEGER NOT NULL CHECK (version > 0),\n" \
+	"  balance INTEGER NOT NULL CHECK (balance >= 0),\n" \
+	"  balance_version INTEGER NOT NULL CHECK (balance_version = version)\n" \
 	");\n"
+
+#define EVENTS_VIEW \
+	"CREATE VIEW events AS\n" \
+	"  SELECT e.position, s.name AS stream, e.version,\n" \
+	"         CASE e.type WHEN 1 THEN 'AccountCredited' ELSE 'AccountDebited' END AS type,\n" \
+	"         e.amount,\n" \
+	"         strftime('%Y-%m-%dT%H:%M:%fZ', e.time / 1000.0, 'unixepoch') AS time\n" \
+	"  FROM event_log e JOIN streams s ON s.id = e.stream;\n"
+
+static const char schema[] =
+	STREAMS_TABLE("streams")
 	"CREATE TABLE event_log (\n"
 	"  position INTEGER PRIMARY KEY,\n"
 	"  stream INTEGER NOT NULL REFERENCES streams (id),\n"
@@ -70,12 +87,7 @@ static const char schema[] =
 	"  time INTEGER NOT NULL,\n"
 	"  UNIQUE (stream, version)\n"
 	");\n"
-	"CREATE VIEW events AS\n"
-	"  SELECT e.position, s.name AS stream, e.version,\n"
-	"         CASE e.type WHEN 1 THEN 'AccountCredited' ELSE 'AccountDebited' END AS type,\n"
-	"         e.amount,\n"
-	"         strftime('%Y-%m-%dT%H:%M:%fZ', e.time / 1000.0, 'unixepoch') AS time\n"
-	"  FROM event_log e JOIN streams s ON s.id = e.stream;\n"
+	EVENTS_VIEW
 	"CREATE TABLE balances (\n"
 	"  account TEXT PRIMARY KEY,\n"
 	"  balance INTEGER NOT NULL CHECK (balance >= 0)\n"
@@ -87,13 +99,21 @@ static const char schema[] =
 	"INSERT INTO checkpoint VALUES (1, 0);\n";
 
 /* Schema 1 to 2: each stream's balance beside its version, added up from
- * its events (the upgrade's one transaction is schema_lock's). */
+ * its events, taken at its version (the upgrade's one transaction is
+ * schema_lock's). SQLite adds no column with a CHECK that the rows already
+ * there fail, so streams is made anew (SQLite's way: a new table, the rows
+ * copied, the old one dropped and the new one renamed; the ids stay, and
+ * the view, which names the table, is made again). */
 static const char upgrade_1_2[] =
-	"ALTER TABLE streams ADD COLUMN balance INTEGER NOT NULL DEFAULT 0 "
-	"CHECK (balance >= 0);\n"
-	"UPDATE streams SET balance = coalesce((SELECT sum(CASE e.type WHEN 1 "
+	"DROP VIEW events;\n"
+	STREAMS_TABLE("streams_2")
+	"INSERT INTO streams_2 (id, name, version, balance, balance_version) "
+	"SELECT id, name, version, coalesce((SELECT sum(CASE e.type WHEN 1 "
 	"THEN e.amount ELSE -e.amount END) FROM event_log e "
-	"WHERE e.stream = streams.id), 0);\n";
+	"WHERE e.stream = streams.id), 0), version FROM streams;\n"
+	"DROP TABLE streams;\n"
+	"ALTER TABLE streams_2 RENAME TO streams;\n"
+	EVENTS_VIEW;
 
 /* Every statement, prepared once at open. */
 enum {
@@ -114,15 +134,17 @@ static const char *const sql[Q_COUNT] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_STREAM_ID] = "SELECT id FROM streams WHERE name = ?1",
 	[Q_STREAM_NAME] = "SELECT name FROM streams WHERE id = ?1",
-	[Q_STREAM_NEW] = "INSERT INTO streams (name, version) VALUES (?1, 1)",
+	[Q_STREAM_NEW] = "INSERT INTO streams (name, version, balance, "
+			 "balance_version) VALUES (?1, 1, 0, 1)",
 	/* the row, and where its events end (one seek of the unique index) */
 	[Q_STREAM_LOAD] = "SELECT s.id, s.version, s.balance, (SELECT "
 			  "coalesce(max(e.version), 0) FROM event_log e "
-			  "WHERE e.stream = s.id) FROM streams s WHERE s.name = ?1",
-	[Q_STREAM_SAVE] = "UPDATE streams SET version = ?2, balance = ?3 "
-			  "WHERE id = ?1",
-	[Q_EVENTS_AFTER] = "SELECT stream, version, type, amount FROM event_log "
-			   "WHERE position > ?1 ORDER BY position",
+			  "WHERE e.stream = s.id), s.balance_version "
+			  "FROM streams s WHERE s.name = ?1",
+	[Q_STREAM_SAVE] = "UPDATE streams SET version = ?2, balance = ?3, "
+			  "balance_version = ?2 WHERE id = ?1",
+	[Q_EVENTS_AFTER] = "SELECT stream, version, type, amount, position "
+			   "FROM event_log WHERE position > ?1 ORDER BY position",
 	[Q_EVENT_ADD] = "INSERT INTO event_log (position, stream, version, type, "
 			"amount, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[Q_READ_STREAM] = "SELECT position, version, type, amount, time FROM event_log "
@@ -411,7 +433,7 @@ static error_code sql_stream_load(store *s, store_sql_stream *st)
 	sqlite3_stmt *st_ = stmt(q, Q_STREAM_LOAD);
 	sqlite3_bind_text(st_, 1, st->name, (int)st->len, SQLITE_STATIC);
 	int rc = sqlite3_step(st_);
-	int64_t events = 0, version = 0;
+	int64_t events = 0, version = 0, taken = 0;
 	st->key = 0;
 	st->version = 0;
 	st->balance = 0;
@@ -421,6 +443,7 @@ static error_code sql_stream_load(store *s, store_sql_stream *st)
 		version = sqlite3_column_int64(st_, 1);
 		st->balance = sqlite3_column_int64(st_, 2);
 		events = sqlite3_column_int64(st_, 3);
+		taken = sqlite3_column_int64(st_, 4);
 	}
 	sqlite3_reset(st_);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -432,6 +455,11 @@ static error_code sql_stream_load(store *s, store_sql_stream *st)
 				       "is kept at version %lld but its events "
 				       "end at version %lld", st->name,
 				       (long long)version, (long long)events);
+	if (taken != version)	/* its CHECK was got round */
+		return store_base_fail(&q->base, "damaged ledger: account %.64s "
+				       "is kept at version %lld but its balance "
+				       "was taken at version %lld", st->name,
+				       (long long)version, (long long)taken);
 	st->version = (uint64_t)version;
 	remember(q, st->name, st->key);
 	return ERR_OK;
@@ -471,8 +499,9 @@ static error_code sql_event_add(store *s, const store_sql_event *ev)
 
 static error_code sql_events_after(store *s, uint64_t after,
 				   int (*fn)(void *ctx, int64_t key,
-					     const char *name, uint64_t version,
-					     event_type type, int64_t amount),
+					     const char *name, uint64_t position,
+					     uint64_t version, event_type type,
+					     int64_t amount),
 				   void *ctx)
 {
 	sql_store *q = (sql_store *)s;
@@ -480,10 +509,10 @@ static error_code sql_events_after(store *s, uint64_t after,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int type = sqlite3_column_int(st, 2);
 		if (fn(ctx, sqlite3_column_int64(st, 0), NULL,
+		       (uint64_t)sqlite3_column_int64(st, 4),
 		       (uint64_t)sqlite3_column_int64(st, 1),
-		       type == EVENT_DEBITED ? EVENT_DEBITED : EVENT_CREDITED,
+		       (event_type)sqlite3_column_int(st, 2),
 		       sqlite3_column_int64(st, 3)))
 			break;
 	}
@@ -921,6 +950,28 @@ static error_code sql_schema_create(store *s, char *why, size_t why_len)
 	return ERR_OK;
 }
 
+/* Why the 1->2 upgrade failed, in words: the account whose events add up
+ * below 0 (the kept balance's CHECK), else SQLite's own message. */
+static void upgrade_why(sqlite3 *db, char *why, size_t why_len)
+{
+	say_why(db, why, why_len);	/* before anything else runs */
+	if (strstr(why, "CHECK constraint failed") == NULL)
+		return;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT s.name, sum(CASE e.type WHEN 1 THEN "
+			       "e.amount ELSE -e.amount END) AS b FROM event_log e "
+			       "JOIN streams s ON s.id = e.stream GROUP BY e.stream "
+			       "HAVING b < 0 ORDER BY s.name LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(why, why_len, "account %.64s's events add up to a "
+			 "balance of %lld, below 0 (a damaged ledger)",
+			 (const char *)sqlite3_column_text(st, 0),
+			 (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+}
+
 static error_code sql_schema_upgrade(store *s, int64_t from, char *why,
 				     size_t why_len)
 {
@@ -933,7 +984,7 @@ static error_code sql_schema_upgrade(store *s, int64_t from, char *why,
 			snprintf(why, why_len, "no upgrade from schema version %lld",
 				 (long long)from);
 		else
-			say_why(db, why, why_len);	/* schema_end rolls back */
+			upgrade_why(db, why, why_len);	/* schema_end rolls back */
 		return ERR_STORAGE;
 	}
 	return ERR_OK;
@@ -1380,7 +1431,8 @@ error_code store_sqlite_file_new(store *report, const char *path,
 				"(?1, ?2, ?3, ?4, ?5, ?6)", -1, &f->event,
 				NULL) != SQLITE_OK ||
 	     sqlite3_prepare_v2(f->db, "INSERT INTO streams (id, name, version, "
-				"balance) VALUES (?1, ?2, ?3, ?4)", -1, &f->stream,
+				"balance, balance_version) VALUES (?1, ?2, ?3, "
+				"?4, ?3)", -1, &f->stream,
 				NULL) != SQLITE_OK ||
 	     sqlite3_prepare_v2(f->db, sql[Q_BALANCE_PUT], -1, &f->balance,
 				NULL) != SQLITE_OK))

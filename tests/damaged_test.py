@@ -207,7 +207,7 @@ def test_cached_state():
     sid = db.execute("select id from streams where name = 'XX1'").fetchone()[0]
     db.execute('insert into event_log (stream, version, type, amount, time) '
                'values (?, 2, 2, 5000, 0)', (sid,))
-    db.execute('update streams set version = 2 where id = ?', (sid,))
+    db.execute('update streams set version = 2, balance_version = 2 where id = ?', (sid,))
     db.commit()
     db.close()
     got = ask('withdraw XX1 1')

@@ -77,7 +77,10 @@ Tests (NAME for --only):
   upgrade      a schema-1 ledger (the old schema's SQL, rows made by hand)
                opens upgraded in one transaction: events, stream versions,
                checkpoint and sheet as they were, the new streams.balance
-               column each stream's sum; it then decides as a replay does;
+               column each stream's sum, balance_version its version; a
+               schema-1 program's statements (still connected) fail, on it
+               and on a new ledger, nothing of them kept; it then decides
+               as a replay does;
                schema 3 is refused and left alone; a schema-1 ledger whose
                sum breaks the balance check is refused and left as it was.
 
@@ -1231,6 +1234,41 @@ def make_ledger_1(db, events=LEDGER_1, checkpoint=4):
     db.rows(f'UPDATE checkpoint SET position = {checkpoint}')
 
 
+# The statements a schema-1 program runs on a ledger it is connected to,
+# exactly as its SQL had them (git show 4b64e3d:src/store_pg.c): an append
+# claimed each stream's next version (a new stream inserted at version 1),
+# then wrote the event; a conflict put the claim back. It never wrote
+# balance.
+OLD_STREAM_NEW = "INSERT INTO streams (name, version) VALUES ('{n}', 1) ON CONFLICT DO NOTHING"
+OLD_STREAM_BUMP = "UPDATE streams SET version = version + 1 WHERE name = '{n}' AND version = {v}"
+OLD_STREAM_UNDO = "UPDATE streams SET version = version - 1 WHERE name = '{n}'"
+OLD_EVENT_ADD = ("INSERT INTO events (position, stream, version, type, amount, time) "
+                 "VALUES ({p}, '{n}', {v1}, 'AccountDebited', 1, "
+                 "timestamptz 'epoch' + 1795899784000 * interval '1 millisecond')")
+
+
+def old_program_refused(db, name, version, head):
+    """Each of the old program's groups on stream name (at version; the
+    ledger's last position head), as one transaction (psql -1: the first
+    failure rolls it all back), fails with a constraint's error; nothing
+    of them is kept."""
+    before = whole(db)
+    fields = dict(n=name, v=version, v1=version + 1, p=head + 1)
+    groups = {'a withdrawal (claim, then the event)': [OLD_STREAM_BUMP, OLD_EVENT_ADD],
+              'a new account': [OLD_STREAM_NEW.replace("'{n}'", "'NEWBIE'"),
+                                OLD_EVENT_ADD.replace("'{n}'", "'NEWBIE'")],
+              "a conflict's undo": [OLD_STREAM_UNDO]}
+    for what, steps in groups.items():
+        p = subprocess.run(['psql', '-XAtq1', '-v', 'ON_ERROR_STOP=1', '-d', db.name,
+                            '-c', '; '.join(x.format(**fields) for x in steps)],
+                           env=CLUSTER.env, capture_output=True, timeout=TIMEOUT)
+        err = p.stderr.decode(errors='replace')
+        check(p.returncode != 0 and ('streams_balance_taken' in err or
+                                     'balance_version' in err),
+              f'the old program\'s {what}: exit {p.returncode} {err!r}')
+    check(whole(db) == before, f'{name}: the old program\'s groups left something')
+
+
 def whole(db):
     """Every row of every table, and the columns: what `left alone` means."""
     tables = ('simplecqrs_meta', 'streams', 'events', 'balances', 'checkpoint')
@@ -1265,6 +1303,12 @@ def test_upgrade(checks):
                           "information_schema.columns WHERE table_name = 'streams' "
                           "AND column_name = 'balance'")
             check(col == [['bigint', 'NO', '0']], f'the balance column: {col}')
+            col = db.rows("SELECT data_type, is_nullable, column_default FROM "
+                          "information_schema.columns WHERE table_name = 'streams' "
+                          "AND column_name = 'balance_version'")
+            check(col == [['bigint', 'NO', '']], f'the balance_version column: {col}')
+            taken = db.rows('SELECT count(*) FROM streams WHERE balance_version = version')
+            check(taken == [['3']], f'rows whose balance is taken at their version: {taken}')
             fk = db.rows("SELECT count(*) FROM pg_constraint WHERE conname = "
                          "'events_stream_fkey'")
             check(fk == [['0']], 'the events\' foreign key is still there')
@@ -1276,6 +1320,10 @@ def test_upgrade(checks):
         checks('upgrade: a schema-1 ledger opens upgraded in place: events, stream '
                'versions, balances (the new column), checkpoint and sheet as they were',
                upgraded)
+
+        checks('upgrade: the statements of a schema-1 program still connected fail '
+               '(its transaction rolls back), nothing of them kept',
+               lambda: old_program_refused(db, 'A', 3, 6))
 
         def decides():
             status, objs, err = run_json(db, 'withdraw A 75\nwithdraw B 1\n'
@@ -1305,6 +1353,17 @@ def test_upgrade(checks):
             check(whole(db) == before, 'the ledger at schema 3 was changed')
         checks('upgrade: a ledger at schema 3 is refused and left alone', newer)
 
+    with Database('old_program_new') as db:
+        def fresh_refuses():
+            status, _, err = run_json(db, 'deposit A 10\n')
+            check(status == 0, f'making the ledger: {err[:200]!r}')
+            old_program_refused(db, 'A', 1, 1)
+            status, objs, err = run_json(db, 'withdraw A 10\nwithdraw A 1\n')
+            check(len(objs) == 2 and objs[0].get('ok') and
+                  objs[1].get('message') == 'A has 0, cannot withdraw 1', f'{objs}')
+        checks('upgrade: a new ledger refuses a schema-1 program\'s statements too; '
+               'decisions stay on the true balance', fresh_refuses)
+
     with Database('orphan') as db:
         def orphan():
             """An event whose stream has no row (the foreign key is gone):
@@ -1332,6 +1391,10 @@ def test_upgrade(checks):
             err = p.stderr.decode(errors='replace')
             check(p.returncode == 2 and err.startswith('simplecqrs: cannot open store'),
                   f'exit {p.returncode}: {err!r}')
+            check(err.count('\n') == 1 and err.endswith(
+                "cannot upgrade the ledger from schema 1: account B's events add up to "
+                "a balance of -10, below 0 (a damaged ledger); nothing was changed\n"),
+                  f'the message: {err!r}')
             check(whole(db) == before, 'the damaged schema-1 ledger was changed '
                   '(half an upgrade?)')
         checks('upgrade: a schema-1 ledger the upgrade cannot sum (a balance below 0) '

@@ -2,7 +2,7 @@
 """The sqlite:PATH store against real files: reopening, bad files, a full disk,
 two shells on one file.
 
-usage: sqlite_test.py BIN
+usage: sqlite_test.py BIN [TEST...]  (TEST: a test function's name; none: all)
 
 Each check runs the real binary on files in a temporary folder and reads them
 back with Python's own sqlite3 module, as a curious user would.
@@ -661,7 +661,7 @@ def test_damaged():
     path = fresh('bad-version.db')
     ledger_with(path, 'deposit A 10\n')
     db = sqlite3.connect(path)
-    db.execute('update streams set version = 5')
+    db.execute('update streams set version = 5, balance_version = 5')
     db.commit()
     db.close()
     p, out = js(path, 'withdraw A 1\n')
@@ -734,6 +734,9 @@ def schema_1_ledger(path, ids, events, checkpoint):
     return sheet
 
 
+NEW_LEDGER = fresh('new-for-columns.db')
+
+
 def user_version(path):
     return rows(path, 'pragma user_version')[0][0]
 
@@ -750,6 +753,7 @@ def test_upgrade_from_schema_1():
               ('BOB', DEBIT, 50), ('DAVE', CREDIT, 9), ('DAVE', DEBIT, 9),
               ('CAROL', CREDIT, 7), ('ALICE', CREDIT, 1)]
     sheet = schema_1_ledger(path, ids, events, checkpoint=5)
+    ledger_with(NEW_LEDGER, 'status\n')
     log = rows(path, 'select * from event_log order by position')
     streams = rows(path, 'select id, name, version from streams order by id')
     want = replay(path)
@@ -768,6 +772,14 @@ def test_upgrade_from_schema_1():
           rows(path, 'select id, name, version from streams order by id') == streams)
     kept = dict(rows(path, 'select name, balance from streams'))
     check("schema 1: each stream's kept balance is its events added up", kept == want, kept)
+    check("schema 1: each stream's balance is taken at its version",
+          rows(path, 'select count(*) from streams where balance_version = version') == [(4,)])
+    check('schema 1: streams has the columns of a new ledger',
+          [r[1:] for r in rows(path, 'pragma table_info(streams)')] ==
+          [r[1:] for r in rows(NEW_LEDGER, 'pragma table_info(streams)')],
+          rows(path, 'pragma table_info(streams)'))
+    check('schema 1: the events view is there again',
+          len(rows(path, 'select * from events')) == len(log))
     check('schema 1: the sheet rows unchanged',
           dict(rows(path, 'select account, balance from balances')) == sheet ==
           {'ALICE': 500, 'BOB': 500, 'CAROL': 300})
@@ -849,14 +861,167 @@ def test_upgrade_shells_at_once():
 def test_upgrade_that_fails():
     """A schema-1 ledger whose events take a balance below 0 cannot be
     upgraded (the kept balance's CHECK fails): the file is refused, exit 2,
-    and left exactly as it was, still schema 1."""
+    saying so in words (not SQLite's CHECK text), and left exactly as it
+    was, still schema 1."""
     path = fresh('schema-1-overdrawn.db')
     schema_1_ledger(path, {'A': 1, 'B': 2}, [('A', CREDIT, 5), ('B', CREDIT, 3),
                                              ('A', DEBIT, 8)], checkpoint=2)
-    refused('schema 1 that cannot be upgraded', path, 'CHECK constraint failed')
+    refused('schema 1 that cannot be upgraded', path,
+            "cannot upgrade the ledger from schema 1: account A's events add up to a "
+            'balance of -3, below 0 (a damaged ledger); nothing was changed')
     check('schema 1 that cannot be upgraded: still schema 1', user_version(path) == 1)
     check('schema 1 that cannot be upgraded: streams has no balance column',
           [r[1] for r in rows(path, 'pragma table_info(streams)')] == ['id', 'name', 'version'])
+
+
+# The statements a schema-1 program runs on a ledger it has open, exactly as
+# its SQL had them (git show 4b64e3d:src/store_sqlite.c): an append claimed
+# each stream's next version (a new stream inserted at version 1), then
+# wrote the event; a conflict put the claim back. It never wrote balance.
+OLD_STREAM_NEW = 'INSERT INTO streams (name, version) VALUES (?1, 1)'
+OLD_STREAM_BUMP = 'UPDATE streams SET version = ?2 + 1 WHERE id = ?1 AND version = ?2'
+OLD_STREAM_UNDO = 'UPDATE streams SET version = version - 1 WHERE id = ?1'
+OLD_EVENT_ADD = ('INSERT INTO event_log (stream, version, type, amount, time) '
+                 'VALUES (?1, ?2, ?3, ?4, ?5)')
+
+
+def old_program_group(path, steps):
+    """Runs steps (sql, params) in one write group as the schema-1 program
+    did: the first failure rolls the whole group back. Returns the error
+    of the step that failed, or None if all of them ran and committed."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute('BEGIN IMMEDIATE')
+        for sql, params in steps:
+            try:
+                db.execute(sql, params)
+            except sqlite3.Error as e:
+                db.execute('ROLLBACK')
+                return str(e)
+        db.execute('COMMIT')
+        return None
+    finally:
+        db.close()
+
+
+def check_old_program_refused(name, path, sid, version):
+    """The old program's writes on stream sid (at version) all fail, and
+    leave the file as it was."""
+    log = rows(path, 'select * from event_log order by position')
+    streams = rows(path, 'select * from streams order by id')
+    groups = {
+        'a withdrawal (claim, then the event)':
+            [(OLD_STREAM_BUMP, (sid, version)),
+             (OLD_EVENT_ADD, (sid, version + 1, DEBIT, 1, 1795899784000))],
+        'a new account': [(OLD_STREAM_NEW, ('NEWBIE',)),
+                          (OLD_EVENT_ADD, (999, 1, CREDIT, 5, 1795899784000))],
+        "a conflict's undo": [(OLD_STREAM_UNDO, (sid,))],
+    }
+    for what, steps in groups.items():
+        err = old_program_group(path, steps)
+        check(f'{name}: the old program\'s {what} fails', err is not None and
+              ('CHECK constraint failed' in err or 'NOT NULL constraint failed' in err), err)
+    check(f'{name}: nothing of the old program\'s groups is kept',
+          rows(path, 'select * from event_log order by position') == log and
+          rows(path, 'select * from streams order by id') == streams)
+
+
+def test_old_program_refused():
+    """A schema-1 program still open on a ledger that a newer one upgrades
+    writes on: it moves streams.version (and adds streams at version 1)
+    but never balance, so the new program would decide on a stale balance
+    and let money be spent twice. Schema 2 makes its statements fail, on
+    an upgraded ledger and on a new one; the new program then decides on
+    the true balance."""
+    path = fresh('old-program.db')
+    schema_1_ledger(path, {'A': 4}, [('A', CREDIT, 10)], checkpoint=0)
+    p, out = js(path, 'status\n')
+    check('old program: the upgrade ran', p.returncode == 0 and user_version(path) == 2,
+          (p.returncode, p.stderr))
+    check('old program: each upgraded row says its balance is taken at its version',
+          rows(path, 'select name, version, balance, balance_version from streams') ==
+          [('A', 1, 10, 1)])
+    check_old_program_refused('old program, upgraded ledger', path, 4, 1)
+    p, out = js(path, 'withdraw A 10\nwithdraw A 1\n')
+    check('old program, upgraded ledger: the new program decides on the true balance',
+          len(out) == 2 and out[0].get('ok') and
+          out[1].get('message') == 'A has 0, cannot withdraw 1', out)
+
+    path = fresh('old-program-new.db')
+    ledger_with(path, 'deposit A 10\n')
+    sid = rows(path, "select id from streams where name = 'A'")[0][0]
+    check('old program: a new ledger\'s row says its balance is taken at its version',
+          rows(path, 'select name, version, balance, balance_version from streams') ==
+          [('A', 1, 10, 1)])
+    check_old_program_refused('old program, new ledger', path, sid, 1)
+    p, out = js(path, 'withdraw A 10\nwithdraw A 1\n')
+    check('old program, new ledger: the new program decides on the true balance',
+          len(out) == 2 and out[0].get('ok') and
+          out[1].get('message') == 'A has 0, cannot withdraw 1', out)
+
+    # got round the CHECK (by hand): a row whose balance is not taken at its
+    # version is a damaged ledger, not a balance to decide on
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute('pragma ignore_check_constraints = 1')
+    db.execute(OLD_STREAM_BUMP, (sid, 2))
+    db.execute(OLD_EVENT_ADD, (sid, 3, CREDIT, 5, 1795899784000))
+    db.close()
+    p, out = js(path, 'withdraw A 1\n')
+    check('old program, CHECK got round: a damaged ledger, exit 3',
+          p.returncode == 3 and out and 'is kept at version 3 but its balance was '
+          'taken at version 2' in out[0].get('message', ''), (p.returncode, out))
+
+
+def open_shell(path):
+    """A --json shell fed line by line: (its process, ask(line) -> the
+    answer, {} once it has ended)."""
+    p = subprocess.Popen([BIN, '--store', 'sqlite:' + path, '--json'],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV)
+
+    def ask(line):
+        p.stdin.write((line + '\n').encode())
+        p.stdin.flush()
+        return json.loads(p.stdout.readline() or b'{}')
+    return p, ask
+
+
+# ---- a stream number set by hand far past the others ----
+
+def test_large_stream_id():
+    """Someone gives a stream a number of 2^24 or more by hand (the ids'
+    arrays stop there): a shell that knows the stream must still catch up
+    on another shell's write to it, and write on at the next version (it
+    wrote at a version already there: a UNIQUE error, exit 3)."""
+    for big in (1 << 24, (1 << 40) + 5):
+        path = fresh(f'big-id-{big}.db')
+        ledger_with(path, 'deposit A 10\ndeposit B 1\n')
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("UPDATE streams SET id = ? WHERE name = 'A'", (big,))
+        db.execute("UPDATE event_log SET stream = ? WHERE stream = 1", (big,))
+        db.close()
+        p, ask = open_shell(path)
+        try:
+            first = ask('deposit A 1')
+            check(f'id {big}: the shell writes on it', first.get('version') == 2, first)
+            _, out = js(path, 'deposit A 2\ntransfer A B 3\n')
+            check(f'id {big}: another shell writes on it',
+                  [(o.get('ok'), o.get('position')) for o in out] == [(True, 4), (True, 6)],
+                  out)
+            again = ask('deposit A 4')
+            check(f'id {big}: the first shell catches up and writes at version 5',
+                  again.get('ok') and again.get('version') == 5 and
+                  again.get('position') == 7, again)
+            after = ask('withdraw A 15')
+            check(f'id {big}: and decides on the caught-up balance (14)',
+                  after.get('message') == 'A has 14, cannot withdraw 15', after)
+        finally:
+            p.stdin.close()
+            p.wait(timeout=60)
+        check(f'id {big}: exit 1 (one refusal)', p.returncode == 1, p.stderr.read())
+        check(f'id {big}: the kept rows are the replay',
+              dict(rows(path, 'select name, balance from streams')) == replay(path) ==
+              {'A': 14, 'B': 4})
 
 
 # ---- a reopened hot account answers as a replay does ----
@@ -947,7 +1112,11 @@ def main():
               test_backup_while_writing, test_backup_of_memory, test_backup_refused,
               test_backup_half_written, test_busy, test_damaged,
               test_upgrade_from_schema_1, test_upgrade_shells_at_once,
-              test_upgrade_that_fails, test_hot_account_reopened, test_kept_balance_edited):
+              test_upgrade_that_fails, test_old_program_refused, test_large_stream_id,
+              test_hot_account_reopened,
+              test_kept_balance_edited):
+        if sys.argv[2:] and t.__name__ not in sys.argv[2:]:
+            continue
         try:
             t()
         except Exception as e:	# a crash of the test is a failure, not a pass
