@@ -15,7 +15,7 @@
 
 struct lines {
 	int fd;
-	void (*before_read)(void *ctx);
+	bool (*before_read)(void *ctx);
 	void *ctx;
 	size_t keep;		/* the longest line kept: the limit, plus a
 				   CR the parser drops */
@@ -27,7 +27,7 @@ struct lines {
 };
 
 lines *lines_new(int fd, size_t max_len, size_t slack,
-		 void (*before_read)(void *ctx), void *ctx)
+		 bool (*before_read)(void *ctx), void *ctx)
 {
 	if (max_len > BLOCK - 3)
 		max_len = BLOCK - 3;	/* the line, its CR and the NUL fit */
@@ -105,12 +105,16 @@ int lines_next(lines *r, lines_line *line)
 		memmove(r->buf, p, pending);
 		r->start = 0;
 		r->end = pending;
-		if (r->before_read)
-			r->before_read(r->ctx);
 		ssize_t n;
-		do
+		do {
+			if (r->before_read && !r->before_read(r->ctx)) {
+				r->eof = true;	/* ended here: drop the rest */
+				r->start = r->end = 0;
+				r->skipping = false;
+				return 0;
+			}
 			n = read(r->fd, r->buf + r->end, BLOCK - 1 - r->end);
-		while (n < 0 && (errno == EINTR || wait_readable(r->fd)));
+		} while (n < 0 && (errno == EINTR || wait_readable(r->fd)));
 		if (n < 0)
 			return -1;
 		if (n == 0)

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,10 +234,67 @@ static store *open_store(const char *uri)
 	return NULL;
 }
 
+/* ---- ended by a signal ----
+ *
+ * SIGTERM, SIGHUP (the terminal closed) and, while scripts run, SIGINT end
+ * the run as the end of its input would: the command running finishes (a
+ * wait for another program's lock ends at once), its group commits and
+ * its results are shown, the store is closed (SQLite puts the write-ahead
+ * log into the file, so the file alone holds every event), and then the
+ * signal is raised again, so the caller sees the program ended by it. The
+ * prompt takes SIGINT for itself (Ctrl-C ends a line, not the shell). */
+
+static session *running;	/* what the handler tells */
+
+static void on_end_signal(int sig)
+{
+	if (running && !running->ended_by)
+		running->ended_by = sig;
+}
+
+static const int end_signals[] = { SIGTERM, SIGHUP, SIGINT };
+
+static void catch_end_signals(session *s)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_end_signal;	/* no SA_RESTART: a read ends */
+	sigemptyset(&sa.sa_mask);
+	running = s;
+	for (size_t i = 0; i < sizeof end_signals / sizeof *end_signals; i++) {
+		struct sigaction old;
+		/* one ignored by whoever started us (nohup) stays ignored */
+		if (sigaction(end_signals[i], NULL, &old) == 0 &&
+		    old.sa_handler != SIG_IGN)
+			sigaction(end_signals[i], &sa, NULL);
+	}
+}
+
+/* The store's wait for a lock, in a script: a signal ends it. */
+static bool wait_unless_ended(void *ctx, unsigned waited_ms)
+{
+	(void)waited_ms;
+	return !((session *)ctx)->ended_by;
+}
+
+/* After everything is closed: ends the program by the signal that ended
+ * the run, if one did. */
+static void end_by_signal(int sig)
+{
+	if (sig == 0)
+		return;
+	signal(sig, SIG_DFL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+}
+
 /* Runs scripts [from, to) in order; EXIT_FAILED if one could not be read. */
 static int run_scripts(session *s, const run_opts *o, int from, int to)
 {
-	for (int i = from; i < to && !s->stop; i++) {
+	for (int i = from; i < to && !s->stop && !s->ended_by; i++) {
 		out_set_input(s->ctx.out, o->nscripts > 1 ? o->names[i] : NULL, false);
 		if (session_run_fd(s, o->fds[i]) == 0)
 			continue;
@@ -342,14 +400,22 @@ int main(int argc, char **argv)
 	session_open(&s, st, &o.oo);
 	s.bail = o.bail;
 	s.echo = o.echo;
+	catch_end_signals(&s);
 	/* the scripts, then the prompt if a "-" is the terminal */
+	store_set_wait(st, wait_unless_ended, &s);
 	status = run_scripts(&s, &o, 0, o.prompt_at);
-	if (o.prompt_at < o.nscripts && status == EXIT_OK && !s.stop)
+	store_set_wait(st, NULL, NULL);
+	if (o.prompt_at < o.nscripts && status == EXIT_OK && !s.stop &&
+	    !s.ended_by)
 		run_prompt(&s, st, &o);
 	close_scripts(&o, o.nscripts);
 	int write_error = session_close(&s);
 	if (getenv("SIMPLECQRS_STATS"))
 		print_stats(st);
 	store_free(st);
-	return exit_status(status, write_error, &s);
+	running = NULL;
+	int ended_by = s.ended_by;
+	status = exit_status(status, write_error, &s);
+	end_by_signal(ended_by);
+	return status;
 }

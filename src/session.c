@@ -103,9 +103,11 @@ void session_flush(session *s)
 	}
 }
 
-static void flush_output(void *vs)
+static bool flush_output(void *vs)
 {
-	session_flush(vs);
+	session *s = vs;
+	session_flush(s);
+	return !s->ended_by;
 }
 
 int session_run_fd(session *s, int fd)
@@ -117,7 +119,7 @@ int session_run_fd(session *s, int fd)
 	s->ctx.line = 0;
 	/* output that cannot be delivered ends the run: no more results
 	 * would be acknowledged */
-	while (!s->stop && out_write_error(s->ctx.out) == 0 &&
+	while (!s->stop && !s->ended_by && out_write_error(s->ctx.out) == 0 &&
 	       (rc = lines_next(r, &l)) == 1) {
 		if (w && w->before)
 			w->before(w->ctx, s, l.text, l.len, l.too_long);

@@ -33,7 +33,7 @@
 static session *active;		/* what readline's line handler serves */
 static bool color;		/* escape codes allowed in the prompt */
 static bool handler_installed;
-static volatile sig_atomic_t got_int, got_tstp, got_winch;
+static volatile sig_atomic_t got_int, got_tstp, got_winch, got_end;
 static char prompt[96];		/* the lag as last measured */
 static char shown[96];		/* the prompt readline has now */
 
@@ -43,8 +43,10 @@ static void on_signal(int sig)
 		got_int = 1;
 	else if (sig == SIGTSTP)
 		got_tstp = 1;
-	else
+	else if (sig == SIGWINCH)
 		got_winch = 1;
+	else
+		got_end = sig;	/* SIGTERM, SIGHUP: the session ends */
 }
 
 /* "simplecqrs> ", or "simplecqrs [3 behind]> " while the sheet lags; colour
@@ -538,14 +540,16 @@ static void resize(session *sh)
 
 void shell_run_interactive(session *sh, const char *banner, bool colour)
 {
-	static const int sigs[3] = { SIGINT, SIGTSTP, SIGWINCH };
-	struct sigaction sa, old[3];
+	/* SIGTERM and SIGHUP end the session as Ctrl-D does (main raises
+	 * them again once the store is closed) */
+	static const int sigs[5] = { SIGINT, SIGTSTP, SIGWINCH, SIGTERM, SIGHUP };
+	struct sigaction sa, old[5];
 	sigset_t blocked, waiting;	/* waiting: the mask while in pselect */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&blocked);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		sigaction(sigs[i], &sa, &old[i]);
 		sigaddset(&blocked, sigs[i]);
 	}
@@ -580,6 +584,11 @@ void shell_run_interactive(session *sh, const char *banner, bool colour)
 		int n = pselect(STDIN_FILENO + 1, &fds, NULL, NULL, &tick, &waiting);
 		if (n < 0 && errno != EINTR)
 			break;
+		if (got_end) {
+			sh->ended_by = got_end;
+			got_end = 0;
+			break;
+		}
 		if (got_int) {
 			got_int = 0;
 			interrupt_line();
@@ -610,7 +619,7 @@ void shell_run_interactive(session *sh, const char *banner, bool colour)
 	history_close();
 	drop_candidates();
 	sigprocmask(SIG_SETMASK, &waiting, NULL);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		sigaction(sigs[i], &old[i], NULL);
 	sh->prompt = false;
 	active = NULL;

@@ -36,6 +36,7 @@
  * (sqlite_prims). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1074,6 +1075,19 @@ static const char *file_kind(mode_t mode)
 	     : S_ISSOCK(mode) ? "a socket" : "not a regular file";
 }
 
+/* A ledger renamed or removed while a shell had it open, and that shell
+ * killed before it could put its last events into the file, leaves them in
+ * PATH-wal. A new ledger made under PATH would have SQLite delete that log:
+ * acknowledged events lost. (An empty one, left by a shell that ended
+ * well, holds nothing.) */
+static bool stranded_wal(const char *path)
+{
+	char wal[PATH_MAX + 8];
+	struct stat st;
+	return snprintf(wal, sizeof wal, "%s-wal", path) < (int)sizeof wal &&
+	       lstat(wal, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > 0);
+}
+
 /* Checks that path is a ledger's kind of file, or creates it 0600 if it is
  * not there (*created says so). Only stat and an exclusive create: nothing
  * is opened that could block (a FIFO) or be made beside it (a journal). */
@@ -1085,6 +1099,15 @@ static bool prepare_file(const char *path, bool *created, char *why,
 	for (int tries = 0; stat(path, &st) != 0; tries++) {
 		if (errno != ENOENT) {
 			snprintf(why, why_len, "cannot use it: %s", strerror(errno));
+			return false;
+		}
+		if (stranded_wal(path)) {
+			snprintf(why, why_len, "it is not there, but its write-ahead "
+				 "log %s-wal is, holding events of a ledger that had "
+				 "this name (renamed or removed while a shell had it "
+				 "open): put that ledger back under this name and open "
+				 "it, so that they go into it; nothing was changed",
+				 path);
 			return false;
 		}
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

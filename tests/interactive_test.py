@@ -335,6 +335,29 @@ def test_two_shells_append_to_one_history(sb):
         assert want in lines, f'{want!r} lost from {lines!r}'
 
 
+def test_hangup_and_term_end_the_session_cleanly(sb):
+    """A closed terminal (SIGHUP) or a kill (SIGTERM) ends the prompt as
+    Ctrl-D does: the store is closed, so the ledger file alone holds every
+    event (no -wal beside it: cp is safe), and the program then ends by
+    that signal."""
+    import sqlite3
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        ledger = os.path.join(sb.cwd, f'end-{sig.name}.db')
+        with sb.spawn(args=['--store', 'sqlite:' + ledger]) as s:
+            s.run('deposit XX1 5')
+            s.send('withdraw XX1 ')	# half typed: dropped
+            os.kill(s.pid, sig)
+            status = s.wait_exit()
+            assert status == -sig, f'{sig.name}: exit status {status}'
+        assert not os.path.exists(ledger + '-wal'), f'{sig.name}: the -wal is left'
+        db = sqlite3.connect(f'file:{ledger}?mode=ro', uri=True)
+        try:
+            rows = db.execute('SELECT type, amount FROM event_log').fetchall()
+        finally:
+            db.close()
+        assert rows == [(1, 5)], f'{sig.name}: {rows}'
+
+
 def test_ctrl_z_and_fg(sb):
     """Under a job-control shell: Ctrl-Z stops the shell, fg brings back a
     working prompt (raw mode again: Tab completes at once)."""

@@ -7,7 +7,7 @@ usage: sqlite_test.py BIN [TEST...]  (TEST: a test function's name; none: all)
 Each check runs the real binary on files in a temporary folder and reads them
 back with Python's own sqlite3 module, as a curious user would.
 """
-import hashlib, json, os, random, resource, shutil, signal, sqlite3, subprocess, sys, tempfile
+import hashlib, json, os, random, resource, shutil, signal, sqlite3, subprocess, sys, tempfile, threading
 
 BIN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix='simplecqrs-sqlite-')
@@ -350,6 +350,98 @@ def test_renamed_while_open():
     check('renamed: what was acknowledged is what the file holds',
           withdrawals(b) == len(acked) == 2, (withdrawals(b), acked))
     check('renamed: the balance is 850', out[-1].get('balance') == 850, out)
+
+
+def file_alone(path):
+    """The events a copy of the file alone holds (cp, without its -wal)."""
+    copy = path + '.copy'
+    shutil.copyfile(path, copy)
+    try:
+        db = sqlite3.connect(copy)
+        try:
+            return db.execute('SELECT count(*) FROM event_log').fetchone()[0]
+        finally:
+            db.close()
+    finally:
+        for f in (copy, copy + '-wal', copy + '-shm'):
+            if os.path.exists(f):
+                os.remove(f)
+
+
+def test_ended_by_a_signal():
+    """SIGTERM, SIGHUP (a closed terminal) and SIGINT end a piped run as
+    its end would: what ran is committed and shown, the store is closed, so
+    the file alone (no -wal beside it) holds every event and cp is safe, and
+    the program then ends by that signal. Both while it waits for input and
+    in the middle of a long script."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        name = signal.Signals(sig).name
+        path = fresh(f'signal-{name}.db')
+        sh = Shell(path)
+        r = sh.ask('deposit A 5')
+        check(f'{name} while waiting: the deposit', r.get('ok'), r)
+        sh.p.send_signal(sig)
+        code = sh.p.wait(timeout=60)
+        check(f'{name} while waiting: ended by the signal', code == -sig, code)
+        check(f'{name} while waiting: no write-ahead log left',
+              not os.path.exists(path + '-wal'), sorted(os.listdir(TMP)))
+        check(f'{name} while waiting: the file alone holds the event',
+              file_alone(path) == 1)
+
+        path = fresh(f'signal-long-{name}.db')
+        p = subprocess.Popen([BIN, '--store', 'sqlite:' + path, '--json'],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=ENV)
+        got = {}
+        reader = threading.Thread(target=lambda: got.update(out=p.stdout.read()),
+                                  daemon=True)
+        reader.start()
+        try:
+            for i in range(40):	# a long script, still coming
+                p.stdin.write(b''.join(b'deposit A%d 1\n' % (j % 50)
+                                       for j in range(5000)))
+                p.stdin.flush()
+                if i == 20:
+                    p.send_signal(sig)
+        except OSError:	# it ended: its status says why
+            pass
+        code = p.wait(timeout=60)
+        reader.join(timeout=60)
+        shown = len(got.get('out', b'').splitlines())
+        check(f'{name} mid-script: ended by the signal', code == -sig, code)
+        check(f'{name} mid-script: it stopped early', 0 < shown < 200000, shown)
+        check(f'{name} mid-script: no write-ahead log left',
+              not os.path.exists(path + '-wal'))
+        check(f'{name} mid-script: the file alone holds each result shown',
+              file_alone(path) == shown, (file_alone(path), shown))
+
+
+def test_stranded_wal_is_not_overwritten():
+    """A ledger renamed while a shell had it open, that shell killed (-9,
+    so it could not put its last events into the file): those events are in
+    OLD-wal. Opening OLD must not make a new ledger there (SQLite would
+    delete the log, and the events with it): refused, exit 2, nothing
+    touched; moved back, the ledger opens with every event."""
+    old, new = fresh('stranded.db'), fresh('stranded-moved.db')
+    ledger_with(old, 'deposit A 5\n')
+    sh = Shell(old)
+    r = sh.ask('deposit A 7')
+    check('stranded: the second deposit', r.get('ok') and r['position'] == 2, r)
+    os.rename(old, new)
+    sh.p.kill()
+    sh.p.wait(timeout=60)
+    wal = digest(old + '-wal')
+    p = run(old, 'status\n')
+    check('stranded: the old name is refused, exit 2, naming the log',
+          p.returncode == 2 and b'write-ahead log' in p.stderr and
+          b'nothing was changed' in p.stderr, (p.returncode, p.stderr))
+    check('stranded: no new ledger made', not os.path.exists(old))
+    check('stranded: the log is untouched', digest(old + '-wal') == wal)
+    os.rename(new, old)
+    p, out = js(old, 'history A\n')
+    check('stranded: moved back, both events are there',
+          p.returncode == 0 and [e['version'] for e in out[0].get('events', [])] == [1, 2],
+          (p.returncode, out, p.stderr))
 
 
 def test_removed_while_open():
@@ -1107,7 +1199,8 @@ def test_kept_balance_edited():
 def main():
     for t in (test_new_file, test_reopen, test_bad_files, test_full_disk, test_two_shells,
               test_first_open_race, test_refresh_always_beaten, test_hard_link,
-              test_renamed_while_open, test_removed_while_open, test_url_form_refused,
+              test_renamed_while_open, test_removed_while_open, test_ended_by_a_signal,
+              test_stranded_wal_is_not_overwritten, test_url_form_refused,
               test_uri_like_names_are_files, test_location, test_not_regular_files,
               test_backup_while_writing, test_backup_of_memory, test_backup_refused,
               test_backup_half_written, test_busy, test_damaged,

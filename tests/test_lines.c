@@ -127,10 +127,36 @@ START_TEST(many_lines_across_blocks)
 }
 END_TEST
 
-static void count_call(void *ctx)
+static bool count_call(void *ctx)
 {
 	(*(int *)ctx)++;
+	return true;
 }
+
+static bool end_on_second_call(void *ctx)
+{
+	return ++*(int *)ctx < 2;
+}
+
+START_TEST(the_hook_can_end_the_input)
+{
+	int fds[2], calls = 0;
+	ck_assert_int_eq(pipe(fds), 0);
+	lines *r = lines_new(fds[0], LIMIT, SLACK, end_on_second_call, &calls);
+	lines_line l;
+	ck_assert_int_eq(write(fds[1], "a\nb", 3), 3);
+	expect(r, "a", false);
+	ck_assert_int_eq(write(fds[1], "\nc\n", 3), 3);
+	/* the hook says no before the read that would finish b: the input
+	 * ends there, b dropped, c never read */
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	ck_assert_int_eq(calls, 2);
+	ck_assert_int_eq(lines_next(r, &l), 0);
+	lines_free(r);
+	close(fds[1]);
+	close(fds[0]);
+}
+END_TEST
 
 START_TEST(the_hook_runs_before_each_read)
 {
@@ -173,6 +199,7 @@ static Suite *lines_suite(void)
 	tcase_add_test(t, many_lines_across_blocks);
 	tcase_add_test(t, read_errors_are_reported);
 	tcase_add_test(t, the_hook_runs_before_each_read);
+	tcase_add_test(t, the_hook_can_end_the_input);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -28,9 +28,11 @@ typedef struct lines_line {
  * and PARSE_SLACK). A max_len too big for the reader's 1 MiB block is cut to
  * fit. before_read, if not NULL, is called just before each read(2) that
  * may block: the moment to flush output, so a program talking to the shell
- * line by line gets each answer at once. */
+ * line by line gets each answer at once; and again when a signal cut a
+ * read short. If it returns false the input ends there, as at its end
+ * (lines not yet handed over are dropped). */
 lines *lines_new(int fd, size_t max_len, size_t slack,
-		 void (*before_read)(void *ctx), void *ctx);
+		 bool (*before_read)(void *ctx), void *ctx);
 void lines_free(lines *r);
 /* 1 and *line set, 0 at end of input, -1 on a read error (errno set). */
 int lines_next(lines *r, lines_line *line);

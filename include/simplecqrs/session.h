@@ -12,6 +12,7 @@
 #define SIMPLECQRS_SESSION_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include "simplecqrs/cmd.h"
 
@@ -41,6 +42,10 @@ struct session {
 	bool failed;		/* some command failed */
 	bool fatal;		/* the store failed: exit 3 */
 	bool stop;		/* quit, exit, --bail or a store failure */
+	/* a signal's number (SIGTERM, SIGHUP; SIGINT in a script), set by the
+	 * program's handler: the input ends before the next line, and the
+	 * session closes as at its end */
+	volatile sig_atomic_t ended_by;
 	/* private */
 	bool lost;		/* the gate's commit failed, not yet said */
 };
