@@ -23,6 +23,16 @@ Tests (NAME for --only):
          well before A finishes (within 1.5 s), and its position lies inside
          A's range; A exits 0 with every deposit kept.
 
+  patient  another program holds the write lock for HOLD_S (14) seconds
+         but commits all the while (sqlite: a Python connection that
+         inserts into a table of its own and re-takes the lock at once
+         after each commit, 20 commits a second;
+         postgresql: a psql session holding the advisory lock across
+         transactions that each append an event): a shell that wants to
+         write meanwhile waits on past the 10 s after which a lock without
+         progress is busy, and its deposit goes through when the holder lets
+         go (exit 0, answered after more than 11 s).
+
 The SQLite file lives in a fresh temporary folder; the PostgreSQL cluster is
 a private one, started as tests/pg_test.py starts its own. Prints
 'share: P passed, F failed'; exits 1 on failure.
@@ -209,6 +219,102 @@ def test_bound(checks):
            b_between)
 
 
+HOLD_S = 14
+
+
+def hold_with_progress(uri, seconds):
+    """Starts the foreign writer of `patient`; returns (thread or process,
+    a function that waits for it to end and returns what went wrong)."""
+    if STORE == 'sqlite':
+        errors = []
+        started = threading.Event()
+
+        def run():
+            try:
+                c = sqlite3.connect(uri[len('sqlite:'):], isolation_level=None,
+                                    timeout=30)
+                # a table of its own: each commit changes a page (a no-op
+                # UPDATE writes nothing to the WAL)
+                c.execute('CREATE TABLE ticks (n INTEGER)')
+                end = time.monotonic() + seconds
+                c.execute('BEGIN IMMEDIATE')
+                started.set()
+                while time.monotonic() < end:
+                    c.execute('INSERT INTO ticks VALUES (1)')
+                    time.sleep(0.05)
+                    c.execute('COMMIT')
+                    c.execute('BEGIN IMMEDIATE')    # at once: no turn given
+                c.execute('COMMIT')
+                c.close()
+            except Exception as e:
+                errors.append(repr(e))
+                started.set()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        started.wait(10)
+
+        def done():
+            t.join(seconds + 30)
+            return errors
+        return done
+    import pg_test
+    loop = (f"SELECT pg_advisory_lock({pg_test.LOCK_KEY});\n"
+            "DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN\n"
+            f"  WHILE clock_timestamp() < t0 + interval '{seconds} seconds' LOOP\n"
+            "    INSERT INTO events SELECT coalesce(max(position), 0) + 1, 'X',\n"
+            "      (SELECT version + 1 FROM streams WHERE name = 'X'),\n"
+            "      'AccountCredited', 1, now() FROM events;\n"
+            "    UPDATE streams SET version = version + 1, balance = balance + 1\n"
+            "      WHERE name = 'X';\n"
+            "    COMMIT;\n"
+            "    PERFORM pg_sleep(0.05);\n"
+            "  END LOOP; END $$;\n"
+            f"SELECT pg_advisory_unlock({pg_test.LOCK_KEY});\n")
+    p = subprocess.Popen(['psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', DB.name],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=ENV)
+    p.stdin.write(loop.encode())
+    p.stdin.close()
+    deadline = time.monotonic() + 10
+    while not DB.rows(pg_test.ADVISORY_HELD) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def done():
+        err = p.stderr.read()
+        p.wait(seconds + 30)
+        return [err.decode(errors='replace')] if p.returncode else []
+    return done
+
+
+def test_patient(checks):
+    uri = fresh_uri('patient')
+    seed = subprocess.run([BIN, '--store', uri], input=b'deposit W 1\ndeposit X 1\n',
+                          capture_output=True, env=ENV, timeout=LIMIT)
+    check(seed.returncode == 0, f'seeding: {seed.returncode} {seed.stderr[:200]!r}')
+    t0 = time.monotonic()
+    done = hold_with_progress(uri, HOLD_S)
+    time.sleep(1)
+    tw = time.monotonic()
+    w = subprocess.run([BIN, '--json', '--store', uri], input=b'deposit W 2\n',
+                       capture_output=True, env=ENV, timeout=LIMIT)
+    w_took = time.monotonic() - tw
+    errors = done()
+    print(f'patient: the holder held {time.monotonic() - t0:.1f} s, the shell '
+          f'answered after {w_took:.1f} s', flush=True)
+
+    def waited_on():
+        check(not errors, f'the holder failed: {errors}')
+        check(w.returncode == 0 and not w.stderr,
+              f'exit {w.returncode}, stdout {w.stdout[:300]!r}, stderr {w.stderr[:300]!r}')
+        check(b'"ok":true' in w.stdout, f'answer {w.stdout[:300]!r}')
+        check(w_took > 11, f'answered after {w_took:.1f} s: the holder let go early?')
+        kept = dict(ledger_rows(uri, 'SELECT name, balance FROM streams',
+                                'SELECT name, balance FROM streams'))
+        check(kept.get('W') == 3, f'W kept at {kept.get("W")}, want 3')
+    checks('patient: a shell waits past 10 s while the holder commits, and writes '
+           'when it lets go', waited_on)
+
+
 def main():
     global BIN, STORE, TMP, ENV, DB
     argv = sys.argv[1:]
@@ -221,7 +327,7 @@ def main():
     shells = opt('--shells', 32 if STORE == 'sqlite' else 8)
     each = opt('--each', 60000 if STORE == 'sqlite' else 33000)
     only = (argv[argv.index('--only') + 1].split(',') if '--only' in argv
-            else ['many', 'bound'])
+            else ['many', 'bound', 'patient'])
     checks = Checks()
     TMP = tempfile.mkdtemp(prefix='simplecqrs-share-')
     ENV = {k: v for k, v in os.environ.items()
@@ -268,8 +374,10 @@ def run_one(checks, name, shells, each):
             test_many(checks, shells, each)
         elif name == 'bound':
             test_bound(checks)
+        elif name == 'patient':
+            test_patient(checks)
         else:
-            raise Failed(f'no test {name!r} (many, bound)')
+            raise Failed(f'no test {name!r} (many, bound, patient)')
     except Failed as e:
         checks.failed += 1
         print(f'FAIL {name}: {e}', flush=True)
