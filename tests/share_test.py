@@ -26,12 +26,15 @@ Tests (NAME for --only):
   patient  another program holds the write lock for HOLD_S (14) seconds
          but commits all the while (sqlite: a Python connection that
          inserts into a table of its own and re-takes the lock at once
-         after each commit, 20 commits a second;
+         after each commit, 2 commits a second;
          postgresql: a psql session holding the advisory lock across
          transactions that each append an event): a shell that wants to
          write meanwhile waits on past the 10 s after which a lock without
          progress is busy, and its deposit goes through when the holder lets
-         go (exit 0, answered after more than 11 s).
+         go (exit 0, answered after more than 11 s). A shell that slips in
+         between the Python connection's COMMIT and its next BEGIN (a few
+         microseconds, but it can happen) proves nothing: the round is run
+         again, up to 3 times.
 
 The SQLite file lives in a fresh temporary folder; the PostgreSQL cluster is
 a private one, started as tests/pg_test.py starts its own. Prints
@@ -241,7 +244,7 @@ def hold_with_progress(uri, seconds):
                 started.set()
                 while time.monotonic() < end:
                     c.execute('INSERT INTO ticks VALUES (1)')
-                    time.sleep(0.05)
+                    time.sleep(0.5)
                     c.execute('COMMIT')
                     c.execute('BEGIN IMMEDIATE')    # at once: no turn given
                 c.execute('COMMIT')
@@ -287,7 +290,17 @@ def hold_with_progress(uri, seconds):
 
 
 def test_patient(checks):
-    uri = fresh_uri('patient')
+    for attempt in range(3):
+        if patient_round(checks, attempt, last=attempt == 2):
+            return
+
+
+def patient_round(checks, attempt, last):
+    """False: the shell got the lock early; nothing was shown either way."""
+    uri = fresh_uri(f'patient{attempt}')
+    if STORE == 'postgresql':
+        DB.rows('DROP TABLE IF EXISTS events, streams, balances, checkpoint, '
+                'simplecqrs_meta')
     seed = subprocess.run([BIN, '--store', uri], input=b'deposit W 1\ndeposit X 1\n',
                           capture_output=True, env=ENV, timeout=LIMIT)
     check(seed.returncode == 0, f'seeding: {seed.returncode} {seed.stderr[:200]!r}')
@@ -301,6 +314,10 @@ def test_patient(checks):
     errors = done()
     print(f'patient: the holder held {time.monotonic() - t0:.1f} s, the shell '
           f'answered after {w_took:.1f} s', flush=True)
+    if not last and w.returncode == 0 and w_took <= 11:
+        print('patient: the shell slipped in between two of the holder\'s '
+              'transactions: again', flush=True)
+        return False
 
     def waited_on():
         check(not errors, f'the holder failed: {errors}')
@@ -313,6 +330,7 @@ def test_patient(checks):
         check(kept.get('W') == 3, f'W kept at {kept.get("W")}, want 3')
     checks('patient: a shell waits past 10 s while the holder commits, and writes '
            'when it lets go', waited_on)
+    return True
 
 
 def main():
