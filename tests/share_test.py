@@ -13,7 +13,10 @@ Tests (NAME for --only):
          every command is applied once (each shell's own account has N
          events, versions 1..N, and the sum of its amounts; a shared account
          has one event a shell each 100 lines); positions are 1..total
-         without gaps. Printed: commands/s in all, and the longest gap
+         without gaps; the shells took turns: while all ran, no shell wrote
+         more than 2 x 16,384 events (two full groups) in a row (a shell
+         that re-took the lock at once after each commit would write its
+         whole script so). Printed: commands/s in all, and the longest gap
          between two events of one shell's account (what the longest single
          wait for the lock came to, from the events' own times).
   bound  a group that hits its time bound: shell A is given a long script
@@ -176,7 +179,34 @@ def test_many(checks, shells, each):
             'FROM events) g')[0][0] or 0
     gap = longest_wait()
     print(f'many: longest gap between two events of one account: {gap} ms', flush=True)
+
+    def longest_run():
+        """The most events of one shell's account in a row (the shared
+        account's left out), before the first shell finished: how many
+        groups one shell had in a row while the others waited."""
+        sql = ('SELECT max(n) FROM (SELECT count(*) AS n FROM (SELECT sum(new) OVER '
+               '(ORDER BY position) AS run FROM (SELECT position, CASE WHEN '
+               'lag(stream) OVER (ORDER BY position) = stream THEN 0 ELSE 1 END '
+               'AS new FROM {t} WHERE stream <> {shared} AND position < (SELECT '
+               'min(last) FROM (SELECT max(position) AS last FROM {t} GROUP BY '
+               'stream) l)) a) b GROUP BY run) c')
+        return ledger_rows(uri, sql.format(t='event_log', shared=(
+            "(SELECT id FROM streams WHERE name = 'shared')")),
+            sql.format(t='events', shared="'shared'"))[0][0] or 0
+    run = checks('many: the shells took turns: no shell wrote more than two full groups '
+                 f'({2 * GROUP_MAX} events) in a row while the others waited', took_turns,
+                 longest_run)
+    print(f'many: longest run of one shell\'s events while all ran: {run}', flush=True)
     return took, gap
+
+
+GROUP_MAX = 16384     # src/store.c: the most events in one group
+
+
+def took_turns(longest_run):
+    run = longest_run()
+    check(run <= 2 * GROUP_MAX, f'{run} events of one shell in a row')
+    return run
 
 
 def test_bound(checks):
