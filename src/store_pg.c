@@ -213,9 +213,10 @@ typedef struct queue {
 typedef struct pg_store {
 	struct store base;
 	PGconn *conn;
-	PGconn *watch;		/* made when a wait for the write lock lasts:
-				   reads the head while conn waits in the
-				   server's queue (NULL until then) */
+	PGconn *watch;		/* made when a wait for the write lock lasts a
+				   second: reads the head while conn waits in
+				   the server's queue; closed when the wait
+				   ends (a server backend less per shell) */
 	char *uri;		/* as given: what messages are scrubbed of */
 	store_sql_writer *writer;	/* the streams, true under the lock */
 	queue q;		/* in a group: events not sent yet */
@@ -468,6 +469,8 @@ static error_code take_lock(pg_store *g, const char *sql, bool watch)
 		struct pollfd fd = { .fd = PQsocket(g->conn), .events = POLLIN };
 		poll(&fd, 1, 100);
 	}
+	PQfinish(g->watch);
+	g->watch = NULL;
 	error_code rc = ERR_OK;
 	for (PGresult *res; (res = PQgetResult(g->conn)) != NULL; PQclear(res)) {
 		if (rc != ERR_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
