@@ -43,7 +43,6 @@
  * The append, the sheet's save and load and the schema decision at open are
  * store_sql.c's algorithms; this file gives them its statements
  * (sqlite_prims). */
-#define _GNU_SOURCE	/* F_OFD_SETLK, F_OFD_GETLK (Linux; else no turns) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -227,9 +226,16 @@ static uint64_t now_ms(void)
 
 /* An OFD lock of type on one byte of fd: F_OFD_SETLK, or with get
  * F_OFD_GETLK (then true: another holds a lock that conflicts). */
+/* <fcntl.h> names OFD locks only under _GNU_SOURCE: Linux's numbers
+ * (since 3.15); elsewhere fcntl fails and waiters do not take turns. */
 #ifndef F_OFD_SETLK
-#define F_OFD_SETLK (-1)	/* fcntl fails: waiters do not take turns */
+#ifdef __linux__
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#else
 #define F_OFD_GETLK (-2)
+#define F_OFD_SETLK (-1)
+#endif
 #endif
 
 static bool ofd_lock(int fd, int cmd, short type, off_t at)
