@@ -14,9 +14,10 @@ Tests (NAME for --only):
          events, versions 1..N, and the sum of its amounts; a shared account
          has one event a shell each 100 lines); positions are 1..total
          without gaps; the shells took turns: while all ran, no shell wrote
-         more than 2 x 16,384 events (two full groups) in a row (a shell
-         that re-took the lock at once after each commit would write its
-         whole script so). Printed: commands/s in all, and the longest gap
+         more than 16,384 events (one full group) in a row (a group ends when
+         its pipe runs empty, about 4,700 deposits here; a shell that
+         re-takes the lock at once after each commit writes several groups,
+         or its whole script, in a row). Printed: commands/s in all, and the longest gap
          between two events of one shell's account (what the longest single
          wait for the lock came to, from the events' own times).
   bound  a group that hits its time bound: shell A is given a long script
@@ -193,10 +194,12 @@ def test_many(checks, shells, each):
         return ledger_rows(uri, sql.format(t='event_log', shared=(
             "(SELECT id FROM streams WHERE name = 'shared')")),
             sql.format(t='events', shared="'shared'"))[0][0] or 0
-    run = checks('many: the shells took turns: no shell wrote more than two full groups '
-                 f'({2 * GROUP_MAX} events) in a row while the others waited', took_turns,
+    run = checks('many: the shells took turns: no shell wrote more than one full group '
+                 f'({GROUP_MAX} events) in a row while the others waited', took_turns,
                  longest_run)
-    print(f'many: longest run of one shell\'s events while all ran: {run}', flush=True)
+    if run is not None:
+        print(f'many: longest run of one shell\'s events while all ran: {run}',
+              flush=True)
     return took, gap
 
 
@@ -205,7 +208,7 @@ GROUP_MAX = 16384     # src/store.c: the most events in one group
 
 def took_turns(longest_run):
     run = longest_run()
-    check(run <= 2 * GROUP_MAX, f'{run} events of one shell in a row')
+    check(run <= GROUP_MAX, f'{run} events of one shell in a row')
     return run
 
 
