@@ -248,6 +248,7 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 
 error_code store_commit_early(store *s)
 {
+	s->stats.early_commits += s->in_group;
 	error_code rc = store_commit(s);
 	if (rc != ERR_OK)
 		s->lost = true;	/* results of the group wait in the session */

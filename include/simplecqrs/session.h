@@ -43,6 +43,7 @@ struct session {
 	bool stop;		/* quit, exit, --bail or a store failure */
 	/* private */
 	bool lost;		/* the gate's commit failed, not yet said */
+	uint64_t early_seen;	/* the store's early_commits when last looked */
 };
 
 /* Starts a session on st (borrowed: it must outlive the session), with a
