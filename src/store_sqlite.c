@@ -224,8 +224,6 @@ static uint64_t now_ms(void)
 
 /* ---- waiting for the write lock, and taking turns ---- */
 
-/* An OFD lock of type on one byte of fd: F_OFD_SETLK, or with get
- * F_OFD_GETLK (then true: another holds a lock that conflicts). */
 /* <fcntl.h> names OFD locks only under _GNU_SOURCE: Linux's numbers
  * (since 3.15); elsewhere fcntl fails and waiters do not take turns. */
 #ifndef F_OFD_SETLK
@@ -238,6 +236,8 @@ static uint64_t now_ms(void)
 #endif
 #endif
 
+/* An OFD lock of type on one byte of fd, by F_OFD_SETLK (true: done), or
+ * asked about by F_OFD_GETLK (true: another holds a lock that conflicts). */
 static bool ofd_lock(int fd, int cmd, short type, off_t at)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = at,
@@ -254,14 +254,14 @@ static void mark_waiting(sql_store *q, bool on)
 		q->marked = on;
 }
 
-/* The WAL changed since last seen (a commit, or a checkpoint's restart;
- * a WAL that cannot be seen counts as moved: no progress is then known,
- * so nobody is failed for the lack of it). */
+/* The WAL changed since last seen (a commit, or a checkpoint's restart).
+ * A WAL that cannot be seen shows no progress: the wait is then the old
+ * one, busy after BUSY_TIMEOUT_MS. */
 static bool wal_moved(sql_store *q, bool first)
 {
 	struct stat st;
 	if (q->wal_path == NULL || stat(q->wal_path, &st) != 0)
-		return true;
+		return false;
 	bool moved = !first && (st.st_ino != q->busy_wal.st_ino ||
 				st.st_size != q->busy_wal.st_size ||
 				st.st_mtim.tv_sec != q->busy_wal.st_mtim.tv_sec ||
