@@ -70,6 +70,14 @@ cmd_status session_run_line(session *s, char *text, size_t len, bool too_long)
 				 len - (len > 0 && text[len - 1] == '\r'));
 		st = cmd_run(&s->ctx, text, len);
 	}
+	/* The store committed a group on its own (full, or past its time):
+	 * the results held so far are kept, so they go out now, before a
+	 * later group's failure could hold them back with its own. */
+	uint64_t early = store_get_stats(s->ctx.store).early_commits;
+	if (early != s->early_seen) {
+		s->early_seen = early;
+		out_flush(s->ctx.out);
+	}
 	/* A flush in the middle could not commit. A command that stopped
 	 * for it (backup) returns CMD_FATAL itself; the loss is then said by
 	 * the session_flush that follows every line and every run. */

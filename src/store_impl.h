@@ -89,6 +89,8 @@ struct store {
 				   through store_commit: results of it may
 				   be waiting */
 	size_t group_events;	/* events appended in the open group */
+	uint64_t group_began_ms;	/* monotonic ms: the group's lock taken */
+	long test_append_delay_ms;	/* tests only: a nap before each append */
 	char *location;		/* store_location's answer; the backend sets
 				   it (xmalloc'd), store_free frees it */
 	bool created;		/* this open made a new ledger */

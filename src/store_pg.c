@@ -54,7 +54,8 @@
 #define SCHEMA_VERSION 2	/* simplecqrs_meta's schema_version this build writes */
 #define WRITE_LOCK "1396920658"	/* the advisory lock key: "SCQR" */
 #define CHANNEL "simplecqrs"	/* LISTEN/NOTIFY: a write group committed */
-#define LOCK_WAIT_MS 10000	/* as long as SQLite's busy timeout */
+#define LOCK_WAIT_MS 10000	/* a wait with no commit by anyone: busy */
+#define PROGRESS_EVERY_MS 1000	/* how often a waiter looks at the head */
 #define RECONNECT_EVERY_MS 2000	/* an idle prompt's tries at a lost server */
 
 /* Every session, at connect and after a reconnect. search_path is set
@@ -226,6 +227,10 @@ typedef struct queue {
 typedef struct pg_store {
 	struct store base;
 	PGconn *conn;
+	PGconn *watch;		/* made when a wait for the write lock lasts a
+				   second: reads the head while conn waits in
+				   the server's queue; closed when the wait
+				   ends (a server backend less per shell) */
 	char *uri;		/* as given: what messages are scrubbed of */
 	store_sql_writer *writer;	/* the streams, true under the lock */
 	queue q;		/* in a group: events not sent yet */
@@ -409,12 +414,37 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The head as another session sees it, read on the watch connection
+ * (made at the first call; its lock waits are short, so a foreign table
+ * lock cannot hold the waiter here). false: not known. */
+static bool watch_head(pg_store *g, int64_t *head)
+{
+	if (g->watch == NULL) {
+		g->watch = PQconnectdb(g->uri);
+		if (g->watch && PQstatus(g->watch) == CONNECTION_OK)
+			PQclear(PQexec(g->watch, "SET lock_timeout = '200ms'; "
+				       "SET statement_timeout = '500ms'"));
+	}
+	if (g->watch == NULL || PQstatus(g->watch) != CONNECTION_OK)
+		return false;
+	PGresult *res = PQexec(g->watch, "SELECT coalesce(max(position), 0) "
+			       "FROM events");
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+	if (ok)
+		*head = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return ok;
+}
+
 /* Runs sql, the statement that takes the write lock (it waits in the
  * server's queue for the lock, so waiting writers take turns fairly), and
  * while it waits asks the wait hook about every 100 ms (Ctrl-C at the
- * prompt) and gives up after LOCK_WAIT_MS: the statement is cancelled
- * and the answer is ERR_BUSY, with nothing written. */
-static error_code take_lock(pg_store *g, const char *sql)
+ * prompt). With watch, every PROGRESS_EVERY_MS it reads the head on a
+ * second connection: the wait goes on, its place in the queue kept, as
+ * long as others commit, and gives up only when the head has not moved
+ * for LOCK_WAIT_MS (without watch: after LOCK_WAIT_MS). Given up, the
+ * statement is cancelled and the answer is ERR_BUSY, nothing written. */
+static error_code take_lock(pg_store *g, const char *sql, bool watch)
 {
 	g->busy = false;
 	if (!PQsendQuery(g->conn, sql)) {
@@ -424,10 +454,24 @@ static error_code take_lock(pg_store *g, const char *sql)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	bool cancelled = false;
+	unsigned moved = 0, looked = 0;	/* ms waited when the head last
+					   moved, when it was last read */
+	int64_t seen = -1;
 	while (PQconsumeInput(g->conn) && PQisBusy(g->conn)) {
 		unsigned waited = ms_since(&t0);
+		int64_t head;
+		if (watch && !cancelled && waited >= looked + PROGRESS_EVERY_MS) {
+			looked = waited;
+			if (watch_head(g, &head)) {
+				if (seen >= 0 && head != seen)
+					moved = waited;
+				seen = head;
+			}
+			waited = ms_since(&t0);
+		}
 		if (!cancelled && waited > 0 &&
-		    (waited >= LOCK_WAIT_MS || !store_base_waiting(&g->base, waited))) {
+		    (waited - moved >= LOCK_WAIT_MS ||
+		     !store_base_waiting(&g->base, waited))) {
 			char ignored[256];
 			PGcancel *c = PQgetCancel(g->conn);
 			if (c) {	/* a cancel that finds it done does nothing */
@@ -439,6 +483,8 @@ static error_code take_lock(pg_store *g, const char *sql)
 		struct pollfd fd = { .fd = PQsocket(g->conn), .events = POLLIN };
 		poll(&fd, 1, 100);
 	}
+	PQfinish(g->watch);
+	g->watch = NULL;
 	error_code rc = ERR_OK;
 	for (PGresult *res; (res = PQgetResult(g->conn)) != NULL; PQclear(res)) {
 		if (rc != ERR_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
@@ -533,10 +579,14 @@ static error_code pg_begin(store *s)
 	pg_store *g = (pg_store *)s;
 	/* read committed whatever the session says: the head is read after
 	 * the lock is granted, in a snapshot taken then */
-	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED",
-		     "cannot start a transaction"))
+	/* the server's lock_timeout off for the write lock: take_lock's
+	 * watch decides, and lock_timeout is back for the group's own waits
+	 * (a foreign table lock) once the lock is granted */
+	if (!command(g, "BEGIN ISOLATION LEVEL READ COMMITTED; "
+		     "SET LOCAL lock_timeout = 0", "cannot start a transaction"))
 		return ERR_STORAGE;
-	error_code rc = take_lock(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
+	error_code rc = take_lock(g, "SELECT pg_advisory_xact_lock(" WRITE_LOCK "), "
+				  "set_config('lock_timeout', '10s', true)", true);
 	if (rc == ERR_OK)
 		rc = store_sql_begun(s, &pg_prims, g->writer);
 	if (rc != ERR_OK) {
@@ -1196,6 +1246,7 @@ static error_code pg_poll(store *s, bool *changed)
 static void pg_free(store *s)
 {
 	pg_store *g = (pg_store *)s;
+	PQfinish(g->watch);
 	PQfinish(g->conn);	/* an open group ends with the connection:
 				   the shell commits what it showed */
 	store_sql_writer_free(g->writer);
@@ -1321,7 +1372,7 @@ static error_code pg_schema_lock(store *s, char *why, size_t why_len)
 {
 	pg_store *g = (pg_store *)s;
 	abandon(g);	/* schema_read's transaction: look again under the lock */
-	if (take_lock(g, "SELECT pg_advisory_lock(" WRITE_LOCK ")") != ERR_OK)
+	if (take_lock(g, "SELECT pg_advisory_lock(" WRITE_LOCK ")", false) != ERR_OK)
 		return schema_failed(g, why, why_len);
 	return ERR_OK;
 }

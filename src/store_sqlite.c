@@ -19,7 +19,16 @@
  * memory, and each moved stream's row is written once, at the commit.
  * Another shell waits (the
  * busy handler, which asks the shell's wait hook every 100 ms) until the
- * group commits, for at most 10 s, then the write fails as busy.
+ * group commits (store.c ends a group within about 100 ms). The wait goes
+ * on as long as the ledger moves: the WAL file changes at every commit, so
+ * the handler stats it (it may run no statement on its connection), and a
+ * write fails as busy only when nobody committed for 10 s (a holder that
+ * keeps the lock without progress). Waiters take turns: a waiting shell
+ * holds a shared OFD lock on a byte of the file's lock page that SQLite
+ * never uses (WAIT_BYTE), and a shell that commits while someone waits
+ * lets the lock go to one of them (it waits, up to YIELD_MS, until SQLite's
+ * WAL write lock in the -shm file is taken by another) before it takes the
+ * lock again, rather than winning it back at once.
  *
  * The file is opened by its absolute path (never as a URI name), must be a
  * regular file with one name: SQLite keeps the WAL and its lock by name, so
@@ -53,6 +62,15 @@
 #define SCHEMA_VERSION 2		/* PRAGMA user_version this build writes */
 #define BUSY_TIMEOUT_MS 10000		/* how long to wait for another writer */
 #define BUSY_TELL_MS 100		/* how often the wait hook hears of it */
+#define BUSY_STEP_US 5000		/* a waiter's sleep between tries */
+#define YIELD_MS 20			/* a committer's wait for a waiter to take
+					   the lock before it takes it again */
+/* In the lock-byte page (1 GiB in; SQLite locks 0x40000000..+511 there
+ * and never reads or writes the page), far from SQLite's own bytes. */
+#define WAIT_BYTE 0x40000400
+/* SQLite's WAL write lock: the first lock byte of the -shm file (unix VFS:
+ * 120 + WAL_WRITE_LOCK, which is 0). */
+#define SHM_WRITE_BYTE 120
 #define BACKUP_STEP_PAGES 1024		/* pages a backup copies per step */
 
 /* Each stream's row. balance is the account's kept state, taken at
@@ -181,6 +199,16 @@ typedef struct sql_store {
 	uint64_t busy_since;	/* ms, monotonic: when this wait began */
 	unsigned busy_told;	/* ms waited when the hook was last asked */
 	bool busy_stopped;	/* the hook ended the wait */
+	uint64_t busy_moved;	/* ms: when the WAL was last seen to change */
+	struct stat busy_wal;	/* the WAL as last seen */
+	/* taking turns: own descriptors of the file and its -shm (O_RDONLY,
+	 * for OFD locks only; closed only when no SQLite connection of this
+	 * process may hold POSIX locks on them, since a close drops those) */
+	char *wal_path, *shm_path;
+	int turn_fd, shm_fd;
+	bool beginning;		/* in BEGIN IMMEDIATE: a wait marks WAIT_BYTE */
+	bool marked;		/* this shell's wait mark is on WAIT_BYTE */
+	bool yield;		/* others waited at this shell's last commit */
 	/* store_poll: data_version moves on others' commits, commits on ours */
 	int64_t data_version;
 	uint64_t commits, polled_commits;
@@ -217,30 +245,99 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* ---- waiting for the write lock, and taking turns ---- */
+
+/* <fcntl.h> names OFD locks only under _GNU_SOURCE: Linux's numbers
+ * (since 3.15); elsewhere fcntl fails and waiters do not take turns. */
+#ifndef F_OFD_SETLK
+#ifdef __linux__
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#else
+#define F_OFD_GETLK (-2)
+#define F_OFD_SETLK (-1)
+#endif
+#endif
+
+/* An OFD lock of type on one byte of fd, by F_OFD_SETLK (true: done), or
+ * asked about by F_OFD_GETLK (true: another holds a lock that conflicts). */
+static bool ofd_lock(int fd, int cmd, short type, off_t at)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = at,
+			    .l_len = 1 };
+	if (fd < 0 || fcntl(fd, cmd, &fl) != 0)
+		return false;
+	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : true;
+}
+
+static void mark_waiting(sql_store *q, bool on)
+{
+	if (q->marked != on &&
+	    ofd_lock(q->turn_fd, F_OFD_SETLK, on ? F_RDLCK : F_UNLCK, WAIT_BYTE))
+		q->marked = on;
+}
+
+/* The WAL changed since last seen (a commit, or a checkpoint's restart).
+ * A WAL that cannot be seen shows no progress: the wait is then the old
+ * one, busy after BUSY_TIMEOUT_MS. */
+static bool wal_moved(sql_store *q, bool first)
+{
+	struct stat st;
+	if (q->wal_path == NULL || stat(q->wal_path, &st) != 0)
+		return false;
+	bool moved = !first && (st.st_ino != q->busy_wal.st_ino ||
+				st.st_size != q->busy_wal.st_size ||
+				st.st_mtim.tv_sec != q->busy_wal.st_mtim.tv_sec ||
+				st.st_mtim.tv_nsec != q->busy_wal.st_mtim.tv_nsec);
+	q->busy_wal = st;
+	return moved;
+}
+
+/* After a commit that others waited for: lets one of them take the write
+ * lock first (it is woken within a BUSY_STEP_US), for at most YIELD_MS. */
+static void let_waiter_in(sql_store *q)
+{
+	q->yield = false;
+	if (q->shm_fd < 0 && q->shm_path)
+		q->shm_fd = open(q->shm_path, O_RDONLY | O_CLOEXEC);
+	uint64_t until = now_ms() + YIELD_MS;
+	struct timespec step = { 0, 250 * 1000 };
+	while (!ofd_lock(q->shm_fd, F_OFD_GETLK, F_WRLCK, SHM_WRITE_BYTE) &&
+	       now_ms() < until)
+		nanosleep(&step, NULL);
+}
+
 /* SQLite's busy handler: another connection holds a lock this one needs.
  * Sleeps in short steps (a signal cuts one short), asks the wait hook every
- * BUSY_TELL_MS, and gives up at BUSY_TIMEOUT_MS or when the hook says so;
- * SQLite then fails the statement with SQLITE_BUSY, having written nothing. */
+ * BUSY_TELL_MS, and gives up when the hook says so or when the WAL has not
+ * moved for BUSY_TIMEOUT_MS (nobody committed: the holder makes no
+ * progress); SQLite then fails the statement with SQLITE_BUSY, having
+ * written nothing. While others commit it waits on. */
 static int on_busy(void *ctx, int count)
 {
 	sql_store *q = ctx;
 	uint64_t now = now_ms();
 	if (count == 0) {
-		q->busy_since = now;
+		q->busy_since = q->busy_moved = now;
 		q->busy_told = 0;
 		q->busy_stopped = false;
+		wal_moved(q, true);
+		if (q->beginning)
+			mark_waiting(q, true);
 	}
 	unsigned waited = (unsigned)(now - q->busy_since);
-	if (waited >= BUSY_TIMEOUT_MS)
-		return 0;
 	if (waited >= q->busy_told + BUSY_TELL_MS) {
 		q->busy_told = waited;
+		if (wal_moved(q, false))
+			q->busy_moved = now;
+		if (now - q->busy_moved >= BUSY_TIMEOUT_MS)
+			return 0;
 		if (!store_base_waiting(&q->base, waited)) {
 			q->busy_stopped = true;
 			return 0;
 		}
 	}
-	struct timespec step = { 0, 10 * 1000000 };
+	struct timespec step = { 0, BUSY_STEP_US * 1000L };
 	nanosleep(&step, NULL);
 	return 1;
 }
@@ -251,7 +348,8 @@ static error_code busy_fail(sql_store *q)
 	store_base_fail(&q->base, q->busy_stopped
 			? "the wait for the ledger's write lock was ended (another "
 			  "program holds it)"
-			: "another program holds the ledger's write lock (waited %d s)",
+			: "another program holds the ledger's write lock (nobody "
+			  "committed for %d s)",
 			BUSY_TIMEOUT_MS / 1000);
 	return ERR_BUSY;
 }
@@ -369,7 +467,12 @@ static error_code sql_begin(store *s)
 {
 	sql_store *q = (sql_store *)s;
 	q->busy_stopped = false;	/* SQLite may fail busy without asking */
+	if (q->yield)
+		let_waiter_in(q);
+	q->beginning = true;
 	int rc = run(q, Q_BEGIN);
+	q->beginning = false;
+	mark_waiting(q, false);
 	if (is_busy(rc))
 		return busy_fail(q);
 	if (rc != SQLITE_DONE)
@@ -399,6 +502,8 @@ static error_code sql_commit(store *s)
 		return db_fail(q, "cannot commit");
 	store_sql_committed(q->writer);
 	q->commits++;
+	/* someone waited: the next group lets one of them in first */
+	q->yield = ofd_lock(q->turn_fd, F_OFD_GETLK, F_WRLCK, WAIT_BYTE);
 	return ERR_OK;
 }
 
@@ -798,6 +903,51 @@ static error_code sql_poll(store *s, bool *changed)
 
 /* ---- opening ---- */
 
+/* Descriptors of closed stores' files, kept open while another store of
+ * this process may have a connection to the same file: closing one would
+ * drop that connection's POSIX locks (SQLite's shared lock on the file, its
+ * -shm locks), and other programs would then take the ledger for unused. */
+static int spare_fds[32];
+static size_t spare_count;
+
+static void close_later(int fd)
+{
+	if (fd < 0)
+		return;
+	if (open_ledgers > 0 && spare_count < sizeof spare_fds / sizeof *spare_fds)
+		spare_fds[spare_count++] = fd;	/* else kept open till exit */
+	else if (open_ledgers == 0)
+		close(fd);
+	if (open_ledgers == 0)
+		while (spare_count > 0)
+			close(spare_fds[--spare_count]);
+}
+
+/* The turn-taking's descriptors and names (see the top of the file);
+ * without them a shell waits as it did before, without taking turns. */
+static void turns_open(sql_store *q, const char *abs)
+{
+	char *path = realpath(abs, NULL);	/* as SQLite names the -wal */
+	if (path == NULL)
+		return;
+	size_t n = strlen(path);
+	q->wal_path = xmalloc(n + 5);
+	q->shm_path = xmalloc(n + 5);
+	strcpy(stpcpy(q->wal_path, path), "-wal");
+	strcpy(stpcpy(q->shm_path, path), "-shm");
+	q->turn_fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+}
+
+/* After the connection is closed, with open_ledgers counting the others. */
+static void turns_close(sql_store *q)
+{
+	close_later(q->turn_fd);
+	close_later(q->shm_fd);
+	free(q->wal_path);
+	free(q->shm_path);
+}
+
 static void sql_free(store *s)
 {
 	sql_store *q = (sql_store *)s;
@@ -814,12 +964,13 @@ static void sql_free(store *s)
 		sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
 					  NULL, NULL);
 	sqlite3_close(q->db);
+	open_ledgers--;
+	turns_close(q);
 	idmap_free(q->names);
 	store_sql_writer_free(q->writer);
 	free(q->id_of);
 	free(q->slot_of);
 	free(q);
-	open_ledgers--;
 }
 
 static const sheet_store_ops sql_sheet_ops = {
@@ -1297,8 +1448,10 @@ store *store_sqlite_open(const char *path, char *why, size_t why_len)
 	q->base.ops = &sqlite_ops;
 	q->names = idmap_new();
 	q->writer = store_sql_writer_new();
+	q->turn_fd = q->shm_fd = -1;
 	if (!open_db(q, abs, &made, why, why_len))
 		goto fail;
+	turns_open(q, abs);
 	if (one_int(q, Q_DATA_VERSION, &q->data_version,
 		    "cannot read the data version", NULL) != ERR_OK) {
 		snprintf(why, why_len, "%s", q->base.errmsg);
@@ -1312,6 +1465,7 @@ fail:
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(q->q[i]);
 	sqlite3_close(q->db);
+	turns_close(q);
 	idmap_free(q->names);
 	store_sql_writer_free(q->writer);
 	free(q);

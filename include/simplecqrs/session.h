@@ -48,6 +48,7 @@ struct session {
 	volatile sig_atomic_t ended_by;
 	/* private */
 	bool lost;		/* the gate's commit failed, not yet said */
+	uint64_t early_seen;	/* the store's early_commits when last looked */
 };
 
 /* Starts a session on st (borrowed: it must outlive the session), with a

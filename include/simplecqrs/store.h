@@ -149,10 +149,14 @@ error_code store_stream_count(store *s, uint64_t *count);
 error_code store_fail_balance(store *s, const store_event *ev, int64_t before);
 
 /* What a store was asked since it opened: appends that wrote, and appends
- * refused because a stream had moved (each one a handler's retry). */
+ * refused because a stream had moved (each one a handler's retry); and
+ * groups the store committed on its own (full, or past their time bound,
+ * or before a backup): the results of such a group are kept and may be
+ * shown at once. */
 typedef struct store_stats {
 	uint64_t appends;
 	uint64_t conflicts;
+	uint64_t early_commits;
 } store_stats;
 store_stats store_get_stats(const store *s);
 
