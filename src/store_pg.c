@@ -453,7 +453,7 @@ static error_code take_lock(pg_store *g, const char *sql, bool watch)
 	}
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	bool cancelled = false;
+	bool cancelled = false, stopped = false;	/* stopped: by the wait hook */
 	unsigned moved = 0, looked = 0;	/* ms waited when the head last
 					   moved, when it was last read */
 	int64_t seen = -1;
@@ -469,9 +469,11 @@ static error_code take_lock(pg_store *g, const char *sql, bool watch)
 			}
 			waited = ms_since(&t0);
 		}
+		if (!cancelled && waited > 0 && waited - moved < LOCK_WAIT_MS &&
+		    !store_base_waiting(&g->base, waited))
+			stopped = true;
 		if (!cancelled && waited > 0 &&
-		    (waited - moved >= LOCK_WAIT_MS ||
-		     !store_base_waiting(&g->base, waited))) {
+		    (waited - moved >= LOCK_WAIT_MS || stopped)) {
 			char ignored[256];
 			PGcancel *c = PQgetCancel(g->conn);
 			if (c) {	/* a cancel that finds it done does nothing */
@@ -503,7 +505,11 @@ static error_code take_lock(pg_store *g, const char *sql, bool watch)
 		rc = ERR_BUSY;	/* granted as it was given up: given up */
 	if (rc == ERR_BUSY) {
 		g->busy = true;
-		store_base_fail(&g->base, "another shell holds the ledger's write lock");
+		store_base_fail(&g->base, stopped
+				? "the wait for the ledger's write lock was "
+				  "ended (another program holds it)"
+				: "another program holds the ledger's write lock "
+				  "(nobody committed for %d s)", LOCK_WAIT_MS / 1000);
 	}
 	return rc;
 }

@@ -1750,7 +1750,8 @@ def test_busy(checks):
                 finally:
                     h.close()
                 check(not o['ok'] and o['error'] == 'busy', f'answer {o}')
-                check("another shell holds the ledger's write lock" in o['message'],
+                check("another program holds the ledger's write lock (nobody "
+                      "committed for 10 s)" in o['message'],
                       f'message {o["message"]!r}')
                 check(9.5 < took < 14, f'answered after {took:.1f}s')
                 o = s.ask('deposit B 3')
