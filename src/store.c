@@ -154,15 +154,20 @@ const char *store_errmsg(const store *s)
  * rules that keep "no result before its commit" true live here, once: a
  * group that failed halfway is rolled back and reported by the next
  * store_commit (exactly once), and a group never grows past GROUP_MAX
- * events nor lasts past GROUP_MAX_MS from its begin, when the write lock
- * was granted (committing early is always safe; late never is). The time
- * bound is what other shells waiting for the lock pay at most for a group
- * (one monotonic clock read per append: a vDSO call, nothing measurable). */
+ * events nor, while another shell waits for the lock, lasts past
+ * GROUP_MAX_MS from its begin, when the write lock was granted
+ * (committing early is always safe; late never is). The time bound is
+ * what other shells waiting for the lock pay at most for a group (one
+ * monotonic clock read per append: a vDSO call, nothing measurable); a
+ * shell alone keeps its group, since each commit costs an fsync and the
+ * index pages it rewrites (asking whether anyone waits at most every
+ * GROUP_ASK_MS). */
 
 #define GROUP_MAX 16384
 #ifndef GROUP_MAX_MS
 #define GROUP_MAX_MS 100
 #endif
+#define GROUP_ASK_MS 10
 
 static uint64_t group_clock_ms(void)
 {
@@ -222,6 +227,22 @@ error_code store_commit(store *s)
 	return rc;
 }
 
+/* The open group, n events longer now, is to be committed: it is full, or
+ * past its time bound while someone waits for the lock. */
+static bool group_is_over(store *s, size_t n)
+{
+	if ((s->group_events += n) >= GROUP_MAX)
+		return true;
+	uint64_t now = group_clock_ms();
+	if (now - s->group_began_ms < GROUP_MAX_MS ||
+	    now - s->group_asked_ms < GROUP_ASK_MS)
+		return false;
+	if (s->ops->others_waiting == NULL || s->ops->others_waiting(s))
+		return true;
+	s->group_asked_ms = now;
+	return false;
+}
+
 error_code store_append(store *s, const store_new_event *evs, size_t n,
 			int64_t time_ms, uint64_t *last_position)
 {
@@ -237,12 +258,9 @@ error_code store_append(store *s, const store_new_event *evs, size_t n,
 						  last_position));
 	s->stats.appends += rc == ERR_OK;
 	s->stats.conflicts += rc == ERR_CONFLICT;
-	if (rc == ERR_OK && s->in_group &&
-	    ((s->group_events += n) >= GROUP_MAX ||
-	     group_clock_ms() - s->group_began_ms >= GROUP_MAX_MS)) {
-		if (store_commit_early(s) != ERR_OK)
-			return ERR_STORAGE;
-	}
+	if (rc == ERR_OK && s->in_group && group_is_over(s, n) &&
+	    store_commit_early(s) != ERR_OK)
+		return ERR_STORAGE;
 	return rc;
 }
 

@@ -65,6 +65,10 @@ typedef struct store_ops {
 	error_code (*begin)(store *s);
 	error_code (*commit)(store *s);
 	void (*rollback)(store *s);
+	/* A group past its time bound is committed early only if someone
+	 * waits for the write lock; this says whether anyone does, cheaply
+	 * (asked at most every few ms). NULL: assume someone does. */
+	bool (*others_waiting)(store *s);
 	/* NULL: the store cannot tell cheaply (store_poll says changed). */
 	error_code (*poll)(store *s, bool *changed);
 	/* store_backup's work done by the store itself (the sqlite store, by
@@ -90,6 +94,7 @@ struct store {
 				   be waiting */
 	size_t group_events;	/* events appended in the open group */
 	uint64_t group_began_ms;	/* monotonic ms: the group's lock taken */
+	uint64_t group_asked_ms;	/* when others_waiting last said no */
 	long test_append_delay_ms;	/* tests only: a nap before each append */
 	char *location;		/* store_location's answer; the backend sets
 				   it (xmalloc'd), store_free frees it */

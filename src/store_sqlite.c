@@ -507,6 +507,18 @@ static error_code sql_commit(store *s)
 	return ERR_OK;
 }
 
+/* Whether another shell waits for the write lock: its mark on WAIT_BYTE.
+ * Without OFD locks this cannot be told, and someone may. */
+static bool sql_others_waiting(store *s)
+{
+	sql_store *q = (sql_store *)s;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = WAIT_BYTE, .l_len = 1 };
+	if (q->turn_fd < 0 || fcntl(q->turn_fd, F_OFD_GETLK, &fl) != 0)
+		return true;
+	return fl.l_type != F_UNLCK;
+}
+
 static void sql_rollback(store *s)
 {
 	sql_store *q = (sql_store *)s;
@@ -995,6 +1007,7 @@ static const store_ops sqlite_ops = {
 	.begin = sql_begin,
 	.commit = sql_commit,
 	.rollback = sql_rollback,
+	.others_waiting = sql_others_waiting,
 	.poll = sql_poll,
 	.backup = sql_backup,
 	.sheet = &sql_sheet_ops,
