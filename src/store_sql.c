@@ -252,23 +252,19 @@ static int catch_up(void *ctx, int64_t key, const char *name, uint64_t position,
 	if (slot == IDMAP_NONE && name)
 		slot = idmap_find(w->names, name, strlen(name));
 	if (type != EVENT_CREDITED && type != EVENT_DEBITED) {
+		char number[40];
 		const char *id = name ? name : slot != IDMAP_NONE
 				 ? w->st[slot].name : NULL;
-		if (id)
-			store_base_fail(c->s, "damaged ledger: account %.64s "
-					"version %llu (position %llu) has type "
-					"%d, neither AccountCredited (1) nor "
-					"AccountDebited (2)", id,
-					(unsigned long long)version,
-					(unsigned long long)position, (int)type);
-		else
-			store_base_fail(c->s, "damaged ledger: the event at "
-					"position %llu (stream number %lld, "
-					"version %llu) has type %d, neither "
-					"AccountCredited (1) nor AccountDebited "
-					"(2)", (unsigned long long)position,
-					(long long)key,
-					(unsigned long long)version, (int)type);
+		if (id == NULL) {	/* named by its stream number alone */
+			snprintf(number, sizeof number, "number %lld",
+				 (long long)key);
+			id = number;
+		}
+		store_base_fail(c->s, "damaged ledger: account %.64s version %llu "
+				"(position %llu) has type %d, neither "
+				"AccountCredited (1) nor AccountDebited (2)", id,
+				(unsigned long long)version,
+				(unsigned long long)position, (int)type);
 		c->rc = ERR_STORAGE;
 		return 1;
 	}

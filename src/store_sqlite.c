@@ -270,6 +270,17 @@ static bool ofd_lock(int fd, int cmd, short type, off_t at)
 	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : true;
 }
 
+/* Whether another shell waits for the write lock (its mark on WAIT_BYTE):
+ * 1 yes, 0 no, -1 cannot tell (no OFD locks here). */
+static int waiters(const sql_store *q)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = WAIT_BYTE, .l_len = 1 };
+	if (q->turn_fd < 0 || fcntl(q->turn_fd, F_OFD_GETLK, &fl) != 0)
+		return -1;
+	return fl.l_type != F_UNLCK;
+}
+
 static void mark_waiting(sql_store *q, bool on)
 {
 	if (q->marked != on &&
@@ -503,20 +514,14 @@ static error_code sql_commit(store *s)
 	store_sql_committed(q->writer);
 	q->commits++;
 	/* someone waited: the next group lets one of them in first */
-	q->yield = ofd_lock(q->turn_fd, F_OFD_GETLK, F_WRLCK, WAIT_BYTE);
+	q->yield = waiters(q) == 1;
 	return ERR_OK;
 }
 
-/* Whether another shell waits for the write lock: its mark on WAIT_BYTE.
- * Without OFD locks this cannot be told, and someone may. */
+/* A group past its time bound: someone may wait unless the mark says no. */
 static bool sql_others_waiting(store *s)
 {
-	sql_store *q = (sql_store *)s;
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-			    .l_start = WAIT_BYTE, .l_len = 1 };
-	if (q->turn_fd < 0 || fcntl(q->turn_fd, F_OFD_GETLK, &fl) != 0)
-		return true;
-	return fl.l_type != F_UNLCK;
+	return waiters((const sql_store *)s) != 0;
 }
 
 static void sql_rollback(store *s)
